@@ -1,0 +1,36 @@
+// Runs crier's SQL on whatever the caller's transaction is: a postgres.js `sql` / `sql.begin`
+// transaction, or a Drizzle database / `db.transaction` handle. This is how publishing joins the
+// caller's business transaction instead of opening its own.
+import { sql as drizzleSql, type SQL, type SQLWrapper } from 'drizzle-orm';
+import type postgres from 'postgres';
+
+/** Anything crier can publish through: postgres.js (`sql`, `tx`) or Drizzle (`db`, `tx`). */
+export type Executor = postgres.Sql<any> | postgres.TransactionSql<any> | DrizzleExecutor;
+
+export interface DrizzleExecutor {
+  execute(query: SQLWrapper | string): PromiseLike<unknown>;
+}
+
+export type Row = Record<string, unknown>;
+
+export async function runQuery(executor: Executor, text: string, params: unknown[]): Promise<Row[]> {
+  if (typeof executor === 'function' && 'unsafe' in executor) {
+    return (await executor.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })) as Row[];
+  }
+  if (executor && typeof (executor as DrizzleExecutor).execute === 'function') {
+    const result = await (executor as DrizzleExecutor).execute(toDrizzle(text, params));
+    // postgres-js returns the rows; node-postgres returns { rows }.
+    return (Array.isArray(result) ? result : ((result as { rows?: Row[] }).rows ?? [])) as Row[];
+  }
+  throw new TypeError('crier: expected a postgres.js sql/transaction or a Drizzle database/transaction');
+}
+
+/** "$1"-style SQL text and its parameters as a Drizzle SQL object. */
+function toDrizzle(text: string, params: unknown[]): SQL {
+  const parts = text.split(/\$(\d+)/);
+  const chunks: SQL[] = [];
+  parts.forEach((part, i) => {
+    chunks.push(i % 2 === 0 ? drizzleSql.raw(part) : drizzleSql`${params[Number(part) - 1]}`);
+  });
+  return drizzleSql.join(chunks);
+}

@@ -1,0 +1,107 @@
+// Publishing: one INSERT into crier.events on the caller's own transaction, whatever the number of
+// events. The statement trigger crier.fan_out does the rest (deliveries, wake-ups) in the same
+// transaction, so an event exists if and only if the business change committed.
+import { CrierError, fromDatabaseError } from './errors.ts';
+import { runQuery, type Executor } from './executor.ts';
+import { inSchema } from './schema-name.ts';
+import { assertTopic } from './topics.ts';
+
+/** Headers travel with an event. correlationId groups a conversation; causationId names the event that caused this one. */
+export interface EventHeaders {
+  correlationId?: string;
+  causationId?: string;
+  [name: string]: unknown;
+}
+
+export interface PublishOptions {
+  /** Events with the same key belong together (e.g. the order id). */
+  key?: string | null;
+  headers?: EventHeaders;
+}
+
+export interface EventInput<T extends string = string, P = unknown> extends PublishOptions {
+  topic: T;
+  payload: P;
+}
+
+export interface PublishedEvent {
+  /** Position in the log (a bigint, as a string). */
+  id: string;
+  uuid: string;
+  topic: string;
+  createdAt: Date;
+}
+
+const insertEvents = `
+INSERT INTO crier.events (topic, key, payload, headers)
+SELECT x.topic, x.key, x.payload, x.headers
+FROM jsonb_to_recordset($1::jsonb) AS x(topic text, key text, payload jsonb, headers jsonb)
+RETURNING id::text AS id, uuid::text AS uuid, topic, created_at`;
+
+export async function publishEvents(
+  executor: Executor,
+  schema: string,
+  events: readonly EventInput[],
+): Promise<PublishedEvent[]> {
+  if (events.length === 0) return [];
+  const batch = `[${events.map(encodeEvent).join(',')}]`;
+  try {
+    const rows = await runQuery(executor, inSchema(insertEvents, schema), [batch]);
+    return rows.map((row) => ({
+      id: row.id as string,
+      uuid: row.uuid as string,
+      topic: row.topic as string,
+      createdAt: row.created_at instanceof Date ? row.created_at : new Date(row.created_at as string),
+    }));
+  } catch (error) {
+    throw fromDatabaseError(error);
+  }
+}
+
+/** Validates one event and encodes it as the JSON row jsonb_to_recordset reads. */
+function encodeEvent(event: EventInput, index: number): string {
+  const where = (what: string) => `event ${index} (${JSON.stringify(event?.topic)}): ${what}`;
+  if (event === null || typeof event !== 'object') {
+    throw new CrierError('CRIER_INVALID_PAYLOAD', `event ${index} is not an object with topic and payload`);
+  }
+  assertTopic(event.topic);
+  const key = event.key ?? null;
+  if (key !== null && (typeof key !== 'string' || key.length > 1024)) {
+    throw new CrierError('CRIER_INVALID_KEY', where(`key must be a string of at most 1024 characters or null, got ${typeof key}`));
+  }
+  const headers = event.headers ?? {};
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
+    throw new CrierError('CRIER_INVALID_HEADERS', where('headers must be a plain object'));
+  }
+  for (const name of ['correlationId', 'causationId'] as const) {
+    if (headers[name] !== undefined && typeof headers[name] !== 'string') {
+      throw new CrierError('CRIER_INVALID_HEADERS', where(`headers.${name} must be a string`));
+    }
+  }
+  const payload = toJson(event.payload, where, 'CRIER_INVALID_PAYLOAD', 'payload');
+  const headersJson = toJson(headers, where, 'CRIER_INVALID_HEADERS', 'headers');
+  return `{"topic":${JSON.stringify(event.topic)},"key":${JSON.stringify(key)},"payload":${payload},"headers":${headersJson}}`;
+}
+
+function toJson(
+  value: unknown,
+  where: (what: string) => string,
+  code: 'CRIER_INVALID_PAYLOAD' | 'CRIER_INVALID_HEADERS',
+  what: string,
+): string {
+  if (value === undefined || value === null) {
+    throw new CrierError(code, where(`${what} is ${value}; publish an object (or {} for none)`));
+  }
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (error) {
+    throw new CrierError(code, where(`${what} is not JSON-serializable: ${(error as Error).message}`), { cause: error });
+  }
+  if (json === undefined) throw new CrierError(code, where(`${what} is not JSON-serializable (a ${typeof value})`));
+  // jsonb cannot store the NUL character; say so before Postgres rejects the whole batch.
+  if (/(^|[^\\])(\\\\)*\\u0000/.test(json)) {
+    throw new CrierError(code, where(`${what} contains the NUL character (\\u0000), which Postgres jsonb cannot store`));
+  }
+  return json;
+}

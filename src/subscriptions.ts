@@ -1,0 +1,92 @@
+// Subscriptions are declared from code: an idempotent upsert when a worker starts, visible as rows of
+// crier.subscriptions. Declaring never touches `paused`, which belongs to operators.
+import type postgres from 'postgres';
+import { toMilliseconds, type Duration } from './duration.ts';
+import { CrierError, fromDatabaseError } from './errors.ts';
+import { inSchema } from './schema-name.ts';
+import { assertPattern } from './topics.ts';
+
+export interface RetryPolicy {
+  /** Attempts before a delivery is dead (default 5). */
+  maxAttempts?: number;
+  /** Exponential backoff between attempts: base * 2^(attempt-1), capped at max, with jitter (defaults 1s, 5m). */
+  backoff?: { base?: Duration; max?: Duration };
+  /** How long a claimed delivery is held before another worker may take it over (default 30s). Heartbeats renew it. */
+  lease?: Duration;
+}
+
+export interface SubscriptionSpec extends RetryPolicy {
+  name: string;
+  /** Topic patterns: "order.created", "order.*" (one segment), "order.#" (zero or more), "#". */
+  topics: readonly string[];
+}
+
+export interface SubscriptionRow {
+  name: string;
+  topics: string[];
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  leaseMs: number;
+  paused: boolean;
+}
+
+export const subscriptionNamePattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$/;
+
+export function toSubscriptionRow(spec: SubscriptionSpec): Omit<SubscriptionRow, 'paused'> {
+  if (typeof spec.name !== 'string' || !subscriptionNamePattern.test(spec.name)) {
+    throw new CrierError(
+      'CRIER_INVALID_OPTION',
+      `subscription name ${JSON.stringify(spec.name)} is not valid: 1-100 letters, digits, "_", "." or "-"`,
+    );
+  }
+  if (!Array.isArray(spec.topics) || spec.topics.length === 0) {
+    throw new CrierError('CRIER_INVALID_OPTION', `subscription "${spec.name}": topics must be a non-empty array of patterns`);
+  }
+  spec.topics.forEach(assertPattern);
+  const maxAttempts = spec.maxAttempts ?? 5;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw new CrierError('CRIER_INVALID_OPTION', `subscription "${spec.name}": maxAttempts must be an integer >= 1`);
+  }
+  const backoffBaseMs = toMilliseconds(spec.backoff?.base ?? 1000, `subscription "${spec.name}" backoff.base`);
+  const backoffMaxMs = toMilliseconds(spec.backoff?.max ?? 300_000, `subscription "${spec.name}" backoff.max`);
+  if (backoffMaxMs < backoffBaseMs) {
+    throw new CrierError('CRIER_INVALID_OPTION', `subscription "${spec.name}": backoff.max must be >= backoff.base`);
+  }
+  const leaseMs = toMilliseconds(spec.lease ?? 30_000, `subscription "${spec.name}" lease`);
+  if (leaseMs < 100) throw new CrierError('CRIER_INVALID_OPTION', `subscription "${spec.name}": lease must be at least 100ms`);
+  return { name: spec.name, topics: [...spec.topics], maxAttempts, backoffBaseMs, backoffMaxMs, leaseMs };
+}
+
+const upsertSubscriptions = `
+INSERT INTO crier.subscriptions AS s (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms)
+SELECT x.name, x.topics, x.max_attempts, x.backoff_base_ms, x.backoff_max_ms, x.lease_ms
+FROM jsonb_to_recordset($1::jsonb)
+  AS x(name text, topics text[], max_attempts integer, backoff_base_ms integer, backoff_max_ms integer, lease_ms integer)
+ON CONFLICT (name) DO UPDATE
+SET topics = excluded.topics, max_attempts = excluded.max_attempts, backoff_base_ms = excluded.backoff_base_ms,
+    backoff_max_ms = excluded.backoff_max_ms, lease_ms = excluded.lease_ms, updated_at = now()
+WHERE (s.topics, s.max_attempts, s.backoff_base_ms, s.backoff_max_ms, s.lease_ms)
+  IS DISTINCT FROM (excluded.topics, excluded.max_attempts, excluded.backoff_base_ms, excluded.backoff_max_ms, excluded.lease_ms)`;
+
+/** Creates or updates subscriptions; unchanged ones are left alone (no write, no route invalidation). */
+export async function declareSubscriptions(
+  sql: postgres.Sql<any>,
+  schema: string,
+  specs: readonly SubscriptionSpec[],
+): Promise<void> {
+  const rows = specs.map(toSubscriptionRow).map((r) => ({
+    name: r.name,
+    topics: r.topics,
+    max_attempts: r.maxAttempts,
+    backoff_base_ms: r.backoffBaseMs,
+    backoff_max_ms: r.backoffMaxMs,
+    lease_ms: r.leaseMs,
+  }));
+  if (rows.length === 0) return;
+  try {
+    await sql.unsafe(inSchema(upsertSubscriptions, schema), [JSON.stringify(rows)]);
+  } catch (error) {
+    throw fromDatabaseError(error);
+  }
+}
