@@ -5,13 +5,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
-import postgres from 'postgres';
+import type postgres from 'postgres';
+import { openClient, type Connection } from './connection.ts';
 import { fromDatabaseError } from './errors.ts';
 import { checkSchemaName, defaultSchema, inSchema } from './schema-name.ts';
 
 export interface MigrateOptions {
-  /** A postgres.js client (its connection options are reused) or a connection URL. */
-  connection: postgres.Sql<any> | string;
+  /** A connection URL or a postgres.js client (its settings are reused for one dedicated connection). */
+  connection: Connection;
   schema?: string;
 }
 
@@ -49,10 +50,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const table = migrationsTable(schema);
 
   // One connection, so the session-level advisory lock covers every statement of the migration.
-  const client =
-    typeof options.connection === 'string'
-      ? postgres(options.connection, { max: 1, onnotice: () => {} })
-      : postgres({ ...(options.connection.options as postgres.Options<{}>), max: 1, onnotice: () => {} });
+  const client = openClient(options.connection, { max: 1 });
   try {
     await client`SELECT pg_advisory_lock(hashtext(${`crier.migrate:${schema}`}))`;
     const before = await lastApplied(client, table);

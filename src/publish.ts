@@ -35,7 +35,7 @@ export interface PublishedEvent {
 const insertEvents = `
 INSERT INTO crier.events (topic, key, payload, headers)
 SELECT x.topic, x.key, x.payload, x.headers
-FROM jsonb_to_recordset($1::jsonb) AS x(topic text, key text, payload jsonb, headers jsonb)
+FROM jsonb_to_recordset($1::text::jsonb) AS x(topic text, key text, payload jsonb, headers jsonb)
 RETURNING id::text AS id, uuid::text AS uuid, topic, created_at`;
 
 export async function publishEvents(

@@ -61,7 +61,7 @@ export function toSubscriptionRow(spec: SubscriptionSpec): Omit<SubscriptionRow,
 const upsertSubscriptions = `
 INSERT INTO crier.subscriptions AS s (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms)
 SELECT x.name, x.topics, x.max_attempts, x.backoff_base_ms, x.backoff_max_ms, x.lease_ms
-FROM jsonb_to_recordset($1::jsonb)
+FROM jsonb_to_recordset($1::text::jsonb)
   AS x(name text, topics text[], max_attempts integer, backoff_base_ms integer, backoff_max_ms integer, lease_ms integer)
 ON CONFLICT (name) DO UPDATE
 SET topics = excluded.topics, max_attempts = excluded.max_attempts, backoff_base_ms = excluded.backoff_base_ms,

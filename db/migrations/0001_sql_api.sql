@@ -210,11 +210,12 @@ BEGIN
   ORDER BY c.id;
 END $$;
 --> statement-breakpoint
--- When the next pending delivery of a subscription falls due (NULL when there is none), so an idle
--- worker can sleep exactly until then.
-CREATE FUNCTION crier.next_due(p_subscription text) RETURNS timestamptz
+-- Milliseconds until the next pending delivery of a subscription falls due (<= 0: due now; NULL:
+-- nothing pending), measured on the database clock so that worker clocks never matter. An idle
+-- worker sleeps exactly that long.
+CREATE FUNCTION crier.next_due_in(p_subscription text) RETURNS double precision
 LANGUAGE sql STABLE AS $$
-  SELECT min(available_at) FROM crier.deliveries
+  SELECT extract(epoch FROM min(available_at) - now()) * 1000 FROM crier.deliveries
   WHERE subscription = p_subscription AND state = 'pending'
 $$;
 --> statement-breakpoint

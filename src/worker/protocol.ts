@@ -25,19 +25,29 @@ export interface Failure {
   giveUp: boolean;
 }
 
+/**
+ * Encodes a Postgres array literal, sent as text and cast in SQL. postgres.js's own array
+ * parameters mangle some element types (booleans, NULLs), so crier never relies on them.
+ */
+export function pgArray(values: readonly (string | number | boolean | null)[]): string {
+  const element = (v: string | number | boolean | null) =>
+    v === null ? 'NULL' : typeof v === 'string' ? `"${v.replace(/[\\"]/g, '\\$&')}"` : typeof v === 'boolean' ? (v ? 't' : 'f') : String(v);
+  return `{${values.map(element).join(',')}}`;
+}
+
 const statements = {
   claim: `SELECT delivery_id::text, attempt, locked_until, event_id::text, event_uuid::text, topic, key,
                  payload, headers, created_at
           FROM crier.claim($1, $2, $3)`,
-  nextDue: `SELECT crier.next_due($1) AS due`,
-  complete: `SELECT id::text FROM crier.complete($1, $2::bigint[], $3::integer[]) AS id`,
+  nextDueIn: `SELECT crier.next_due_in($1) AS ms`,
+  complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   fail: `SELECT delivery_id::text, state, available_at
-         FROM crier.fail($1, $2::bigint[], $3::integer[], $4::text[], $5::text[], $6::boolean[])`,
-  extendLeases: `SELECT id::text FROM crier.extend_leases($1, $2::bigint[], $3::integer[]) AS id`,
-  release: `SELECT id::text FROM crier.release($1, $2::bigint[], $3::integer[]) AS id`,
+         FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[])`,
+  extendLeases: `SELECT id::text FROM crier.extend_leases($1, $2::text::bigint[], $3::text::integer[]) AS id`,
+  release: `SELECT id::text FROM crier.release($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   rescueExpired: `SELECT crier.rescue_expired() AS rescued`,
-  park: `SELECT crier.park($1, $2::text[])`,
-  unpark: `SELECT crier.unpark($1, $2::text[])`,
+  park: `SELECT crier.park($1, $2::text::text[])`,
+  unpark: `SELECT crier.unpark($1, $2::text::text[])`,
 } as const;
 
 export class Protocol {
@@ -73,36 +83,37 @@ export class Protocol {
     }));
   }
 
-  async nextDue(subscription: string): Promise<Date | null> {
-    const [row] = await this.run('nextDue', [subscription]);
-    return (row?.due as Date | null) ?? null;
+  /** Milliseconds until the subscription's next pending delivery is due; null when none is pending. */
+  async nextDueIn(subscription: string): Promise<number | null> {
+    const [row] = await this.run('nextDueIn', [subscription]);
+    return row?.ms == null ? null : Number(row.ms);
   }
 
   /** Returns the ids that were completed; the others had lost their lease. */
   async complete(ids: string[], attempts: number[]): Promise<Set<string>> {
-    const rows = await this.run('complete', [this.workerId, ids, attempts]);
+    const rows = await this.run('complete', [this.workerId, pgArray(ids), pgArray(attempts)]);
     return new Set(rows.map((r) => r.id as string));
   }
 
   async fail(failures: Failure[]): Promise<{ deliveryId: string; state: string; availableAt: Date }[]> {
     const rows = await this.run('fail', [
       this.workerId,
-      failures.map((f) => f.deliveryId),
-      failures.map((f) => f.attempt),
-      failures.map((f) => f.error),
-      failures.map((f) => f.stack),
-      failures.map((f) => f.giveUp),
+      pgArray(failures.map((f) => f.deliveryId)),
+      pgArray(failures.map((f) => f.attempt)),
+      pgArray(failures.map((f) => f.error)),
+      pgArray(failures.map((f) => f.stack)),
+      pgArray(failures.map((f) => f.giveUp)),
     ]);
     return rows.map((r) => ({ deliveryId: r.delivery_id, state: r.state, availableAt: r.available_at }));
   }
 
   async extendLeases(ids: string[], attempts: number[]): Promise<Set<string>> {
-    const rows = await this.run('extendLeases', [this.workerId, ids, attempts]);
+    const rows = await this.run('extendLeases', [this.workerId, pgArray(ids), pgArray(attempts)]);
     return new Set(rows.map((r) => r.id as string));
   }
 
   async release(ids: string[], attempts: number[]): Promise<Set<string>> {
-    const rows = await this.run('release', [this.workerId, ids, attempts]);
+    const rows = await this.run('release', [this.workerId, pgArray(ids), pgArray(attempts)]);
     return new Set(rows.map((r) => r.id as string));
   }
 
@@ -112,10 +123,10 @@ export class Protocol {
   }
 
   async park(subscriptions: string[]): Promise<void> {
-    await this.run('park', [this.workerId, subscriptions]);
+    await this.run('park', [this.workerId, pgArray(subscriptions)]);
   }
 
   async unpark(subscriptions: string[]): Promise<void> {
-    await this.run('unpark', [this.workerId, subscriptions]);
+    await this.run('unpark', [this.workerId, pgArray(subscriptions)]);
   }
 }

@@ -1,0 +1,13 @@
+// crier's public API. Everything not exported here is internal and may change.
+export { createCrier, subscription, type Crier, type CrierOptions } from './crier.ts';
+export { CrierError, type CrierErrorCode } from './errors.ts';
+export type { Executor } from './executor.ts';
+export type { Duration } from './duration.ts';
+export { migrate, type MigrateOptions, type MigrateResult } from './migrate.ts';
+export type { EventHeaders, EventInput, PublishedEvent, PublishOptions } from './publish.ts';
+export type { RetryPolicy, SubscriptionSpec } from './subscriptions.ts';
+export { isValidPattern, isValidTopic, topicMatches } from './topics.ts';
+export { consoleLogger, silentLogger, type Logger } from './logger.ts';
+export type { CrierEvent, Handler, HandlerContext } from './worker/event.ts';
+export { UnrecoverableError } from './worker/subscription-loop.ts';
+export { Worker, type SubscriptionDefinition, type WorkerOptions } from './worker/worker.ts';

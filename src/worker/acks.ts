@@ -1,0 +1,101 @@
+// Acks are batched: outcomes queue here and go to Postgres in one call per kind, one flush in flight
+// at a time, so the batch grows by itself under load and stays a single round trip when idle.
+// A flush that fails (connection lost) is retried; the (worker, attempt) guard in SQL makes a late
+// or repeated ack harmless.
+import { errorMessage, type Logger } from '../logger.ts';
+import type { Failure, Protocol } from './protocol.ts';
+
+interface Completion {
+  deliveryId: string;
+  attempt: number;
+}
+
+export class AckBuffer {
+  private completions: Completion[] = [];
+  private failures: Failure[] = [];
+  private flushing: Promise<void> | undefined;
+  private retryDelay = 0;
+
+  constructor(
+    private readonly protocol: Protocol,
+    private readonly logger: Logger,
+    private readonly onRefused: (deliveryIds: string[]) => void,
+  ) {}
+
+  complete(deliveryId: string, attempt: number): void {
+    this.completions.push({ deliveryId, attempt });
+    this.schedule();
+  }
+
+  fail(failure: Failure): void {
+    this.failures.push(failure);
+    this.schedule();
+  }
+
+  get size(): number {
+    return this.completions.length + this.failures.length;
+  }
+
+  /** Resolves when everything queued so far is written (or given up on after `deadline`). */
+  async drain(deadline = Infinity): Promise<void> {
+    while (this.size > 0 || this.flushing) {
+      if (Date.now() > deadline) {
+        this.logger.warn(`gave up writing ${this.size} acks; their leases will expire and they will be retried`);
+        return;
+      }
+      this.schedule();
+      await this.flushing;
+    }
+  }
+
+  private schedule(): void {
+    if (this.flushing) return;
+    this.flushing = this.flushLoop().finally(() => {
+      this.flushing = undefined;
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    // Let handlers that finish in the same tick join the batch.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.size > 0) {
+      const completions = this.completions.splice(0);
+      const failures = this.failures.splice(0);
+      let failed: unknown;
+      if (completions.length > 0) {
+        await this.writeCompletions(completions).catch((error) => {
+          this.completions.unshift(...completions);
+          failed = error;
+        });
+      }
+      if (failures.length > 0) {
+        await this.writeFailures(failures).catch((error) => {
+          this.failures.unshift(...failures);
+          failed = error;
+        });
+      }
+      if (failed === undefined) {
+        this.retryDelay = 0;
+      } else {
+        this.retryDelay = Math.min(5000, Math.max(50, this.retryDelay * 2));
+        this.logger.warn(`could not write acks (${errorMessage(failed)}); retrying in ${this.retryDelay}ms`);
+        await new Promise((resolve) => setTimeout(resolve, this.retryDelay));
+      }
+    }
+  }
+
+  private async writeCompletions(completions: Completion[]): Promise<void> {
+    const done = await this.protocol.complete(
+      completions.map((c) => c.deliveryId),
+      completions.map((c) => c.attempt),
+    );
+    const refused = completions.filter((c) => !done.has(c.deliveryId)).map((c) => c.deliveryId);
+    if (refused.length > 0) this.onRefused(refused);
+  }
+
+  private async writeFailures(failures: Failure[]): Promise<void> {
+    const written = new Set((await this.protocol.fail(failures)).map((r) => r.deliveryId));
+    const refused = failures.filter((f) => !written.has(f.deliveryId)).map((f) => f.deliveryId);
+    if (refused.length > 0) this.onRefused(refused);
+  }
+}

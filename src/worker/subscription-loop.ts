@@ -1,0 +1,214 @@
+// The claim loop of one subscription inside one worker process.
+//
+// States, and what moves between them:
+//   CLAIMING  claim up to the free handler slots (one round trip), start a handler per delivery.
+//             got a full batch          -> unpark if parked, CLAIMING again
+//             got less, not yet parked  -> PARK (producers will now NOTIFY), then CLAIMING again:
+//                                          the re-check closes the race with a producer that
+//                                          committed just before the park became visible
+//             got some, parked          -> CLAIMING again
+//             got none, parked          -> IDLE
+//   FULL      every slot busy: wait until a handler settles, then CLAIMING.
+//   IDLE      sleep until a NOTIFY names this subscription, the next delayed delivery falls due,
+//             or the poll interval passes (NOTIFY is a hint; the poll is the safety net).
+//   BACKOFF   a claim failed (connection lost, database restarting): wait, with growing delays.
+//   STOPPED   stop() was called: no more claims; handlers in flight are the worker's to finish.
+//
+// It never acks by itself: outcomes go to the worker's AckBuffer.
+import { CrierError } from '../errors.ts';
+import { errorMessage, type Logger } from '../logger.ts';
+import type { AckBuffer } from './acks.ts';
+import { toEvent, type Handler, type HandlerContext } from './event.ts';
+import type { ClaimedDelivery, Protocol } from './protocol.ts';
+
+export interface LoopSettings {
+  name: string;
+  handler: Handler<any, any>;
+  concurrency: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  pollIntervalMs: number;
+}
+
+/** Throw this from a handler when retrying cannot help: the delivery goes straight to dead. */
+export class UnrecoverableError extends Error {
+  override readonly name = 'UnrecoverableError';
+}
+
+export interface InFlight {
+  delivery: ClaimedDelivery;
+  controller: AbortController;
+  /** The lease was lost (heartbeat refused): the outcome must not be acked. */
+  lost: boolean;
+  settled: Promise<void>;
+}
+
+export class SubscriptionLoop {
+  readonly inFlight = new Map<string, InFlight>();
+  private parked = false;
+  private stopping = false;
+  private woken = false;
+  private wakeUp: (() => void) | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    readonly settings: LoopSettings,
+    private readonly protocol: Protocol,
+    private readonly acks: AckBuffer,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.running = this.run();
+  }
+
+  /** A hint that there may be work: a NOTIFY, a freed slot, a reconnect. */
+  wake(): void {
+    this.woken = true;
+    const wakeUp = this.wakeUp;
+    this.wakeUp = undefined;
+    wakeUp?.();
+  }
+
+  /** Stops claiming; resolves once the loop has left its current claim. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake();
+    await this.running;
+    if (this.parked) {
+      this.parked = false;
+      await this.protocol.unpark([this.settings.name]).catch(() => {});
+    }
+  }
+
+  private async run(): Promise<void> {
+    const { name, concurrency } = this.settings;
+    let failures = 0;
+    while (!this.stopping) {
+      const free = concurrency - this.inFlight.size;
+      if (free <= 0) {
+        await this.sleep(Infinity);
+        continue;
+      }
+      this.woken = false;
+      let claimed: ClaimedDelivery[];
+      try {
+        claimed = await this.protocol.claim(name, free);
+        if (failures > 0) this.logger.info(`subscription "${name}": claiming again after ${failures} failed attempts`);
+        failures = 0;
+      } catch (error) {
+        if (this.stopping) break;
+        failures++;
+        if (error instanceof Error && /CRIER_UNKNOWN_SUBSCRIPTION/.test(error.message)) {
+          this.logger.error(`subscription "${name}" was removed from the database; this worker stops claiming for it`);
+          break;
+        }
+        if (failures === 1) this.logger.warn(`subscription "${name}": claim failed (${errorMessage(error)}); retrying with backoff`);
+        await this.sleep(Math.min(5000, 50 * 2 ** Math.min(failures, 7)));
+        continue;
+      }
+      for (const delivery of claimed) this.execute(delivery);
+
+      if (claimed.length >= free) {
+        if (this.parked) await this.setParked(false);
+      } else if (!this.parked) {
+        await this.setParked(true);
+      } else if (claimed.length === 0) {
+        await this.idle();
+      }
+    }
+  }
+
+  private async setParked(parked: boolean): Promise<void> {
+    try {
+      if (parked) await this.protocol.park([this.settings.name]);
+      else await this.protocol.unpark([this.settings.name]);
+      this.parked = parked;
+    } catch (error) {
+      // Not parked means producers may not notify us: poll soon rather than sleep long.
+      this.logger.warn(`subscription "${this.settings.name}": could not ${parked ? 'park' : 'unpark'} (${errorMessage(error)})`);
+      await this.sleep(200);
+    }
+  }
+
+  private async idle(): Promise<void> {
+    let wait = this.settings.pollIntervalMs;
+    try {
+      const dueIn = await this.protocol.nextDueIn(this.settings.name);
+      if (dueIn !== null) wait = Math.max(0, Math.min(wait, Math.ceil(dueIn)));
+    } catch {
+      // The claim that follows will report a broken connection.
+    }
+    const wokenEarly = await this.sleep(wait);
+    // A full poll interval without a wake-up: park again, which also refreshes the parked row.
+    if (!wokenEarly && wait === this.settings.pollIntervalMs) this.parked = false;
+  }
+
+  /** Sleeps until woken or `ms` pass; returns true when woken. */
+  private sleep(ms: number): Promise<boolean> {
+    if (this.woken || this.stopping) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = ms === Infinity ? undefined : setTimeout(() => {
+        this.wakeUp = undefined;
+        resolve(false);
+      }, ms);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+  }
+
+  private execute(delivery: ClaimedDelivery): void {
+    const { name, handler, maxAttempts, timeoutMs } = this.settings;
+    const controller = new AbortController();
+    const context: HandlerContext = {
+      subscription: name,
+      deliveryId: delivery.deliveryId,
+      attempt: delivery.attempt,
+      maxAttempts,
+      signal: controller.signal,
+    };
+    const entry: InFlight = { delivery, controller, lost: false, settled: Promise.resolve() };
+    this.inFlight.set(delivery.deliveryId, entry);
+
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new Error(`handler timed out after ${timeoutMs}ms`);
+        controller.abort(error);
+        reject(error);
+      }, timeoutMs);
+    });
+    const handled = Promise.resolve().then(() => handler(toEvent(delivery), context));
+    handled.catch(() => {}); // a timed-out handler may still reject later: nobody is listening then
+    entry.settled = Promise.race([handled, timedOut]).then(
+      () => this.settle(entry, undefined),
+      (error: unknown) => this.settle(entry, error ?? new Error('handler threw a nullish value')),
+    ).finally(() => clearTimeout(timer));
+  }
+
+  private settle(entry: InFlight, error: unknown): void {
+    const { deliveryId, attempt } = entry.delivery;
+    this.inFlight.delete(deliveryId);
+    this.wake();
+    if (entry.lost) {
+      this.logger.warn(
+        `subscription "${this.settings.name}": delivery ${deliveryId} finished after its lease was lost; its outcome is dropped (another attempt owns it)`,
+      );
+      return;
+    }
+    if (error === undefined) {
+      this.acks.complete(deliveryId, attempt);
+      return;
+    }
+    const err = error instanceof Error ? error : new Error(typeof error === 'string' ? error : JSON.stringify(error));
+    this.acks.fail({
+      deliveryId,
+      attempt,
+      error: err instanceof CrierError ? err.message : `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}`,
+      stack: err.stack ?? null,
+      giveUp: err instanceof UnrecoverableError,
+    });
+  }
+}

@@ -1,0 +1,271 @@
+// A worker process's runtime: declares its subscriptions, runs one claim loop per subscription, one
+// LISTEN connection for wake-ups, heartbeats for the leases it holds, a rescuer for leases others
+// let expire, and a graceful shutdown. All state that matters lives in Postgres rows; what is kept
+// here (in-flight handlers, queued acks) is rebuilt from the rows if this process dies.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type postgres from 'postgres';
+import { openClient, type Connection } from '../connection.ts';
+import { toMilliseconds, type Duration } from '../duration.ts';
+import { CrierError, fromDatabaseError } from '../errors.ts';
+import { consoleLogger, errorMessage, silentLogger, type Logger } from '../logger.ts';
+import { checkSchemaName, defaultSchema } from '../schema-name.ts';
+import { declareSubscriptions, toSubscriptionRow, type SubscriptionSpec } from '../subscriptions.ts';
+import { AckBuffer } from './acks.ts';
+import type { Handler } from './event.ts';
+import { Listener } from './listener.ts';
+import { Protocol } from './protocol.ts';
+import { SubscriptionLoop, type InFlight } from './subscription-loop.ts';
+
+export interface SubscriptionDefinition<P = any, T extends string = string> extends SubscriptionSpec {
+  handler: Handler<P, T>;
+  /** Handlers of this subscription running at once in this process (default 10). */
+  concurrency?: number;
+  /** A handler still running after this long fails its attempt and its signal aborts (default 5m). */
+  timeout?: Duration;
+}
+
+export interface WorkerOptions {
+  /** A connection URL, or a postgres.js client whose pool the worker shares. */
+  connection: Connection;
+  schema?: string;
+  subscriptions: readonly SubscriptionDefinition[];
+  /** Identifies this worker in crier.deliveries.worker (default host:pid:random). */
+  workerId?: string;
+  /** Safety-net poll when no NOTIFY arrives (default 2s). */
+  pollInterval?: Duration;
+  /** How long stop() waits for running handlers before releasing their deliveries (default 10s). */
+  shutdownTimeout?: Duration;
+  /** Stop gracefully on SIGINT/SIGTERM; a second signal exits at once (default true). */
+  handleSignals?: boolean;
+  logger?: Logger | false;
+}
+
+export class Worker {
+  readonly id: string;
+  private readonly schema: string;
+  private readonly logger: Logger;
+  private readonly sql: postgres.Sql<any>;
+  private readonly ownsSql: boolean;
+  private readonly protocol: Protocol;
+  private readonly acks: AckBuffer;
+  private readonly loops: SubscriptionLoop[];
+  private readonly listener: Listener;
+  private readonly pollIntervalMs: number;
+  private readonly shutdownTimeoutMs: number;
+  private readonly heartbeatMs: number;
+  private timers: NodeJS.Timeout[] = [];
+  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  private stopped: Promise<void> | undefined;
+  private removeSignalHandlers: (() => void) | undefined;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.schema = checkSchemaName(options.schema ?? defaultSchema);
+    this.logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger);
+    this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.pollIntervalMs = toMilliseconds(options.pollInterval ?? 2000, 'pollInterval');
+    this.shutdownTimeoutMs = toMilliseconds(options.shutdownTimeout ?? 10_000, 'shutdownTimeout');
+    if (options.subscriptions.length === 0) {
+      throw new CrierError('CRIER_INVALID_OPTION', 'a worker needs at least one subscription');
+    }
+    const names = options.subscriptions.map((s) => s.name);
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice) throw new CrierError('CRIER_INVALID_OPTION', `subscription "${twice}" is given twice`);
+    const rows = options.subscriptions.map(toSubscriptionRow);
+    this.heartbeatMs = Math.max(50, Math.min(...rows.map((r) => r.leaseMs)) / 3);
+
+    if (typeof options.connection === 'string') {
+      this.sql = openClient(options.connection, {
+        max: Math.min(20, options.subscriptions.length + 3),
+        connect_timeout: 10,
+      });
+      this.ownsSql = true;
+    } else {
+      this.sql = options.connection;
+      this.ownsSql = false;
+    }
+    this.protocol = new Protocol(this.sql, this.schema, this.id);
+    this.acks = new AckBuffer(this.protocol, this.logger, (ids) => this.onAckRefused(ids));
+    this.loops = options.subscriptions.map((definition, i) => {
+      const concurrency = definition.concurrency ?? 10;
+      if (!Number.isInteger(concurrency) || concurrency < 1) {
+        throw new CrierError('CRIER_INVALID_OPTION', `subscription "${definition.name}": concurrency must be an integer >= 1`);
+      }
+      return new SubscriptionLoop(
+        {
+          name: definition.name,
+          handler: definition.handler,
+          concurrency,
+          maxAttempts: rows[i]!.maxAttempts,
+          timeoutMs: toMilliseconds(definition.timeout ?? 300_000, `subscription "${definition.name}" timeout`),
+          pollIntervalMs: this.pollIntervalMs,
+        },
+        this.protocol,
+        this.acks,
+        this.logger,
+      );
+    });
+    this.listener = new Listener(
+      options.connection,
+      this.schema,
+      {
+        onWake: (names) => {
+          for (const loop of this.loops) if (names === '*' || names.includes(loop.settings.name)) loop.wake();
+        },
+        onReconnect: () => this.loops.forEach((loop) => loop.wake()),
+      },
+      this.logger,
+    );
+  }
+
+  /** Declares the subscriptions, starts listening and claiming. Rejects with a clear error if the database is unusable. */
+  async start(): Promise<this> {
+    if (this.state !== 'new') throw new Error('crier: a worker can be started once');
+    this.state = 'running';
+    try {
+      await declareSubscriptions(this.sql, this.schema, this.options.subscriptions);
+      await this.listener.start();
+    } catch (error) {
+      await this.close();
+      this.state = 'stopped';
+      throw fromDatabaseError(error);
+    }
+    for (const loop of this.loops) loop.start();
+    this.timers.push(setInterval(() => void this.heartbeat(), this.heartbeatMs));
+    this.timers.push(setInterval(() => void this.rescue(), this.pollIntervalMs));
+    void this.rescue();
+    if (this.options.handleSignals ?? true) this.installSignalHandlers();
+    this.logger.info(
+      `worker ${this.id} started: ${this.loops.map((l) => `${l.settings.name} (x${l.settings.concurrency})`).join(', ')}`,
+    );
+    return this;
+  }
+
+  /**
+   * Graceful shutdown: stop claiming, let running handlers finish within shutdownTimeout, write
+   * their acks, hand back what did not finish (without counting the attempt), close connections.
+   */
+  stop(): Promise<void> {
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.state === 'new' || this.state === 'stopped') {
+      this.state = 'stopped';
+      await this.close();
+      return;
+    }
+    this.state = 'stopping';
+    this.removeSignalHandlers?.();
+    const deadline = Date.now() + this.shutdownTimeoutMs;
+    await Promise.all(this.loops.map((loop) => loop.stop()));
+
+    const running = () => this.loops.flatMap((loop) => [...loop.inFlight.values()]);
+    if (running().length > 0) {
+      this.logger.info(`waiting up to ${this.shutdownTimeoutMs}ms for ${running().length} running handlers`);
+      await Promise.race([
+        Promise.all(running().map((entry) => entry.settled)),
+        new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now()))),
+      ]);
+    }
+    const unfinished = running();
+    for (const entry of unfinished) {
+      entry.lost = true; // whatever it does now, it is not ours to ack
+      entry.controller.abort(new Error('worker shutting down'));
+    }
+    await this.acks.drain(Date.now() + 5000);
+    if (unfinished.length > 0) {
+      try {
+        const released = await this.protocol.release(
+          unfinished.map((e) => e.delivery.deliveryId),
+          unfinished.map((e) => e.delivery.attempt),
+        );
+        this.logger.info(`released ${released.size} unfinished deliveries back to pending`);
+      } catch (error) {
+        this.logger.warn(`could not release ${unfinished.length} deliveries (${errorMessage(error)}); their leases will expire`);
+      }
+    }
+    await this.close();
+    this.state = 'stopped';
+    this.logger.info(`worker ${this.id} stopped`);
+  }
+
+  private async close(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    await this.listener.stop();
+    if (this.ownsSql) await this.sql.end({ timeout: 5 });
+  }
+
+  private inFlight(): InFlight[] {
+    return this.loops.flatMap((loop) => [...loop.inFlight.values()]);
+  }
+
+  /** Renews the leases of running handlers; a lease found lost aborts its handler. */
+  private async heartbeat(): Promise<void> {
+    const entries = this.inFlight().filter((e) => !e.lost);
+    if (entries.length === 0 || this.state !== 'running') return;
+    try {
+      const held = await this.protocol.extendLeases(
+        entries.map((e) => e.delivery.deliveryId),
+        entries.map((e) => e.delivery.attempt),
+      );
+      for (const entry of entries) {
+        // Settled meanwhile: its ack is on its way, nothing to renew.
+        if (held.has(entry.delivery.deliveryId) || !this.isRunning(entry)) continue;
+        entry.lost = true;
+        entry.controller.abort(new Error('lease lost: another attempt owns this delivery'));
+        this.logger.warn(`delivery ${entry.delivery.deliveryId}: lease lost (expired and taken over); its handler is aborted`);
+      }
+    } catch (error) {
+      this.logger.warn(`heartbeat failed (${errorMessage(error)}); leases run out if this lasts`);
+    }
+  }
+
+  private isRunning(entry: InFlight): boolean {
+    return this.loops.some((loop) => loop.inFlight.get(entry.delivery.deliveryId) === entry);
+  }
+
+  private async rescue(): Promise<void> {
+    if (this.state !== 'running') return;
+    try {
+      const rescued = await this.protocol.rescueExpired();
+      if (rescued > 0) this.logger.warn(`rescued ${rescued} deliveries whose lease had expired`);
+    } catch {
+      // Claims report connection trouble; the next tick tries again.
+    }
+  }
+
+  private onAckRefused(ids: string[]): void {
+    this.logger.warn(
+      `ack refused for deliveries ${ids.join(', ')}: the lease had expired and the delivery was taken over (or it was already acked)`,
+    );
+  }
+
+  private installSignalHandlers(): void {
+    let signalled = false;
+    const remove = () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    };
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signalled) {
+        this.logger.warn(`${signal} again: exiting now; leases of running deliveries will expire`);
+        process.exit(130);
+      }
+      signalled = true;
+      this.logger.info(`${signal}: stopping gracefully (send it again to exit at once)`);
+      void this.stop().then(() => {
+        remove();
+        // With nobody else listening, let the signal do what it would have done without us.
+        if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+      });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    this.removeSignalHandlers = () => {
+      if (!signalled) remove();
+    };
+  }
+}

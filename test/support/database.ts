@@ -1,0 +1,75 @@
+// Each test file gets its own database, migrated, and drops it at the end, so files run in
+// parallel and never see each other's rows or depend on earlier runs. DATABASE_URL names the server
+// (default: the local one); its database is only used to create and drop the test databases.
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { migrate } from '../../src/migrate.ts';
+
+export const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export function databaseUrl(name: string): string {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  /** A client on the test database, for assertions and publishing. */
+  sql: postgres.Sql;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(label: string, options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+  const name = `crier_test_${label.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`CREATE DATABASE "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  const url = databaseUrl(name);
+  if (options.migrate ?? true) await migrate({ connection: url });
+  const sql = postgres(url, { max: 5, onnotice: () => {} });
+  return {
+    name,
+    url,
+    sql,
+    async drop() {
+      await sql.end({ timeout: 1 });
+      const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+      try {
+        await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+export async function deliveryStates(sql: postgres.Sql, subscription?: string) {
+  const rows = await sql<{ state: string; n: number }[]>`
+    SELECT state, count(*)::int AS n FROM crier.deliveries
+    WHERE ${subscription === undefined ? sql`true` : sql`subscription = ${subscription}`}
+    GROUP BY state`;
+  return Object.fromEntries(rows.map((r) => [r.state, r.n])) as Record<string, number>;
+}
