@@ -1,0 +1,109 @@
+// Workers as real processes: several side by side, killed with SIGKILL, cut off from Postgres,
+// stopped with signals. Nothing may be lost, and no delivery may be handled by two workers at once.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { createCrier } from '../src/index.ts';
+import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
+import { spawnTs, type Child } from './support/processes.ts';
+
+const crier = createCrier();
+let db: TestDatabase;
+const children: Child[] = [];
+
+function worker(env: Record<string, string>): Child {
+  const child = spawnTs('fixtures/worker-process.ts', { DATABASE_URL: db.url, ...env });
+  children.push(child);
+  return child;
+}
+
+async function publish(topic: string, count: number) {
+  return db.sql.begin((tx) =>
+    crier.publishMany(tx, Array.from({ length: count }, (_, n) => ({ topic, payload: { n } }))),
+  );
+}
+
+before(async () => {
+  db = await createTestDatabase('crash');
+  await db.sql`CREATE TABLE handled (event_id bigint, worker text, attempt int, at timestamptz DEFAULT clock_timestamp())`;
+});
+after(async () => {
+  for (const child of children) child.process.kill('SIGKILL');
+  await db.drop();
+});
+
+test('two worker processes on one subscription handle all of N, none twice', async () => {
+  const a = worker({ SUBSCRIPTION: 'shared', TOPICS: 'share.#', WORKER_ID: 'a', HANDLER_MS: '3', CONCURRENCY: '4' });
+  const b = worker({ SUBSCRIPTION: 'shared', TOPICS: 'share.#', WORKER_ID: 'b', HANDLER_MS: '3', CONCURRENCY: '4' });
+  await Promise.all([a.waitFor(/ready/), b.waitFor(/ready/)]);
+  const n = 400;
+  for (let i = 0; i < 4; i++) await publish('share.item', n / 4);
+  await eventually(async () => (await deliveryStates(db.sql, 'shared')).done === n, 30_000, `${n} deliveries done`);
+  const [counts] = await db.sql`
+    SELECT count(*)::int AS handled, count(DISTINCT event_id)::int AS distinct_events,
+           count(*) FILTER (WHERE worker = 'a')::int AS by_a, count(*) FILTER (WHERE worker = 'b')::int AS by_b
+    FROM handled h JOIN crier.events e ON e.id = h.event_id WHERE e.topic = 'share.item'`;
+  assert.equal(counts!.distinct_events, n);
+  assert.equal(counts!.handled, n, 'no delivery handled twice');
+  assert.ok(counts!.by_a > 0 && counts!.by_b > 0, `both workers took part (a=${counts!.by_a}, b=${counts!.by_b})`);
+  a.process.kill('SIGTERM');
+  b.process.kill('SIGTERM');
+  await Promise.all([a.exited, b.exited]);
+});
+
+test('a worker killed with SIGKILL mid-handler loses nothing: another completes it after the lease', async () => {
+  const doomed = worker({ SUBSCRIPTION: 'crashy', TOPICS: 'crash.#', WORKER_ID: 'doomed', HANG_TOPIC: 'crash.hang', LEASE: '1s' });
+  await doomed.waitFor(/ready/);
+  const [event] = await publish('crash.hang', 1);
+  await doomed.waitFor(/handling/);
+  doomed.process.kill('SIGKILL');
+  await doomed.exited;
+  const [running] = await db.sql`SELECT state, worker FROM crier.deliveries WHERE event_id = ${event!.id}`;
+  assert.deepEqual({ ...running }, { state: 'running', worker: 'doomed' });
+
+  const rescuer = worker({ SUBSCRIPTION: 'crashy', TOPICS: 'crash.#', WORKER_ID: 'rescuer', LEASE: '1s' });
+  await eventually(async () => (await deliveryStates(db.sql, 'crashy')).done === 1, 15_000, 'delivery done by the second worker');
+  const [row] = await db.sql`SELECT attempts, worker, errors->0->>'error' AS first_error FROM crier.deliveries WHERE event_id = ${event!.id}`;
+  assert.deepEqual({ ...row }, { attempts: 2, worker: 'rescuer', first_error: 'lease expired' });
+  const handled = await db.sql`SELECT worker, attempt FROM handled WHERE event_id = ${event!.id} ORDER BY attempt`;
+  assert.deepEqual(handled.map((h) => ({ ...h })), [{ worker: 'doomed', attempt: 1 }, { worker: 'rescuer', attempt: 2 }]);
+  rescuer.process.kill('SIGTERM');
+  await rescuer.exited;
+});
+
+test('a worker survives pg_terminate_backend of all its connections and carries on', async () => {
+  const survivor = worker({ SUBSCRIPTION: 'survivor', TOPICS: 'survive.#', WORKER_ID: 'survivor', POLL: '1s' });
+  await survivor.waitFor(/ready/);
+  for (let round = 1; round <= 3; round++) {
+    const [{ killed }] = (await db.sql`
+      SELECT count(pg_terminate_backend(pid))::int AS killed FROM pg_stat_activity
+      WHERE datname = current_database() AND pid <> pg_backend_pid()`) as unknown as [{ killed: number }];
+    assert.ok(killed >= 1, 'the worker had connections to kill');
+    await publish('survive.tick', 5);
+    await eventually(async () => (await deliveryStates(db.sql, 'survivor')).done === 5 * round, 20_000, `round ${round} handled`);
+  }
+  await survivor.waitFor(/LISTEN connection restored/);
+  survivor.process.kill('SIGTERM');
+  const exit = await survivor.exited;
+  assert.equal(exit.signal, 'SIGTERM');
+});
+
+test('SIGTERM stops gracefully and hands back what could not finish; a second signal exits at once', async () => {
+  const graceful = worker({ SUBSCRIPTION: 'graceful', TOPICS: 'graceful.#', WORKER_ID: 'graceful', HANG_TOPIC: 'graceful.hang', SHUTDOWN_TIMEOUT: '300ms' });
+  await graceful.waitFor(/ready/);
+  const [event] = await publish('graceful.hang', 1);
+  await graceful.waitFor(/handling/);
+  graceful.process.kill('SIGTERM');
+  const exit = await graceful.exited;
+  assert.equal(exit.signal, 'SIGTERM', graceful.output());
+  assert.match(graceful.output(), /released 1 unfinished deliveries/);
+  const [row] = await db.sql`SELECT state, attempts, worker FROM crier.deliveries WHERE event_id = ${event!.id}`;
+  assert.deepEqual({ ...row }, { state: 'pending', attempts: 0, worker: null }, 'released without burning the attempt');
+
+  const stubborn = worker({ SUBSCRIPTION: 'graceful', TOPICS: 'graceful.#', WORKER_ID: 'stubborn', HANG_TOPIC: 'graceful.hang', SHUTDOWN_TIMEOUT: '60s' });
+  await stubborn.waitFor(/handling/);
+  stubborn.process.kill('SIGTERM');
+  await stubborn.waitFor(/stopping gracefully/);
+  stubborn.process.kill('SIGTERM');
+  const second = await stubborn.exited;
+  assert.equal(second.code, 130);
+});
