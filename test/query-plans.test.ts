@@ -14,7 +14,7 @@ const plans: string[] = [];
 
 before(async () => {
   db = await createTestDatabase('plans');
-  sql = postgres(db.url, { max: 1, onnotice: (notice) => plans.push(notice.message) });
+  sql = postgres(db.url, { max: 1, onnotice: (notice) => plans.push(String(notice.message)) });
   await sql`INSERT INTO crier.subscriptions (name, topics, lease_ms) VALUES ('s', '{plan.#}', 60000)`;
   await sql`INSERT INTO crier.events (topic, payload) SELECT 'plan.item', '{}' FROM generate_series(1, 20000)`;
 });
