@@ -6,11 +6,14 @@
 import { errorMessage, type Logger } from '../logger.ts';
 import type { Completion, Failure, Protocol } from './protocol.ts';
 
+const completionFallbackMs = 50;
+
 export class AckBuffer {
   private completions: Completion[] = [];
   private failures: Failure[] = [];
   private flushing: Promise<void> | undefined;
   private retryDelay = 0;
+  private fallbackTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly protocol: Protocol,
@@ -20,7 +23,12 @@ export class AckBuffer {
 
   complete(deliveryId: string, attempt: number): void {
     this.completions.push({ deliveryId, attempt });
-    this.schedule();
+    // The claim that the freed slot triggers normally takes this completion along; the flush is
+    // only the fallback (a loop backing off, or no claim coming).
+    this.fallbackTimer ??= setTimeout(() => {
+      this.fallbackTimer = undefined;
+      if (this.completions.length > 0) this.schedule();
+    }, completionFallbackMs).unref();
   }
 
   fail(failure: Failure): void {

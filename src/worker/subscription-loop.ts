@@ -87,6 +87,9 @@ export class SubscriptionLoop {
       const free = concurrency - this.inFlight.size;
       if (free <= 0) {
         await this.sleep(Infinity);
+        // Handlers that finish in the same tick settle first, so one claim refills all their
+        // slots (claiming one slot per settled handler costs a round trip and a commit each).
+        await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
       this.woken = false;

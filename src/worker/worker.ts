@@ -78,6 +78,10 @@ export class Worker {
       this.sql = openClient(options.connection, {
         max: Math.min(20, options.subscriptions.length + 3),
         connect_timeout: 10,
+        // crier sends arrays as text and reads none. And postgres.js 3.4 fetches array types on
+        // each new connection without handling that query's failure: a connection killed right
+        // then (pg_terminate_backend, restart) becomes an unhandled rejection that ends the process.
+        fetch_types: false,
       });
       this.ownsSql = true;
     } else {
