@@ -11,7 +11,7 @@ import { prune, type PruneOptions } from './prune.ts';
 import { replay, type ReplayOptions } from './replay.ts';
 import { requeue, type RequeueOptions, type RequeueSelection } from './requeue.ts';
 import { subscriptionStats } from './stats.ts';
-import { pauseSubscription, removeSubscription, resumeSubscription, type RemoveOptions } from './subscriptions.ts';
+import { listSubscriptions, pauseSubscription, removeSubscription, resumeSubscription, type RemoveOptions } from './subscriptions.ts';
 import { tailEvents, type TailOptions } from './tail.ts';
 
 export interface AdminOptions {
@@ -31,6 +31,8 @@ export function createAdmin(options: AdminOptions) {
     schema,
     /** One row per subscription: pending, running, retrying, dead, done, lag, paused. */
     stats: (subscription?: string) => subscriptionStats(db, subscription),
+    /** Every subscription with its topics and policies. */
+    listSubscriptions: () => listSubscriptions(db),
     pause: (subscription: string) => pauseSubscription(db, subscription),
     resume: (subscription: string) => resumeSubscription(db, subscription),
     removeSubscription: (subscription: string, remove?: RemoveOptions) => removeSubscription(db, subscription, remove),
@@ -59,5 +61,5 @@ export type { PruneOptions, PruneResult } from './prune.ts';
 export type { ReplayOptions, ReplayResult } from './replay.ts';
 export type { RequeueOptions, RequeueResult, RequeueSelection, RequeuedDelivery } from './requeue.ts';
 export type { SubscriptionStats } from './stats.ts';
-export type { RemoveOptions } from './subscriptions.ts';
+export type { RemoveOptions, SubscriptionInfo } from './subscriptions.ts';
 export type { TailOptions } from './tail.ts';

@@ -6,7 +6,7 @@ import { query, toNumber, type AdminDb } from './db.ts';
 
 export interface PruneOptions {
   /** Delete what finished longer ago than this ("30d", "24h", or milliseconds). */
-  olderThan: Duration;
+  olderThan: Duration | string;
   /** Also delete dead deliveries (default: dead letters are kept until requeued or pruned with this). */
   dead?: boolean;
   /** Also delete events older than the cutoff that no delivery refers to any more. */

@@ -1,5 +1,5 @@
 // Per-subscription numbers: what `crier status` prints, read from the crier.subscription_stats view.
-import { query, toNumber, type AdminDb } from './db.ts';
+import { assertSubscription, query, toNumber, type AdminDb } from './db.ts';
 
 export interface SubscriptionStats {
   subscription: string;
@@ -18,7 +18,9 @@ export interface SubscriptionStats {
   lagSeconds: number | null;
 }
 
+/** Every subscription's numbers, or one's (CRIER_UNKNOWN_SUBSCRIPTION if it does not exist). */
 export async function subscriptionStats(db: AdminDb, subscription?: string): Promise<SubscriptionStats[]> {
+  if (subscription !== undefined) await assertSubscription(db, subscription);
   const rows = await query(
     db,
     `SELECT subscription, topics, paused, pending, running, retrying, dead, done, oldest_pending_at, lag_seconds

@@ -2,6 +2,38 @@
 // the same name (crier.pause_subscription, ...), so SQL users have the same operations.
 import { query, toNumber, type AdminDb } from './db.ts';
 
+export interface SubscriptionInfo {
+  name: string;
+  topics: string[];
+  paused: boolean;
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  leaseMs: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Every subscription with its policies, by name. */
+export async function listSubscriptions(db: AdminDb): Promise<SubscriptionInfo[]> {
+  const rows = await query(
+    db,
+    `SELECT name, topics, paused, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, created_at, updated_at
+     FROM crier.subscriptions ORDER BY name`,
+  );
+  return rows.map((r) => ({
+    name: r.name,
+    topics: r.topics,
+    paused: r.paused,
+    maxAttempts: r.max_attempts,
+    backoffBaseMs: r.backoff_base_ms,
+    backoffMaxMs: r.backoff_max_ms,
+    leaseMs: r.lease_ms,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  }));
+}
+
 /** Stops claims for the subscription (deliveries keep accumulating). Returns false if already paused. */
 export async function pauseSubscription(db: AdminDb, name: string): Promise<boolean> {
   const [row] = await query(db, 'SELECT crier.pause_subscription($1) AS changed', [name]);
