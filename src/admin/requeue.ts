@@ -112,7 +112,7 @@ export async function requeue(db: AdminDb, selection: RequeueSelection, options:
   if (deliveryIds) {
     const rest = deliveryIds.filter((id) => !moved.has(id));
     if (rest.length > 0) {
-      const states = await query(db, 'SELECT id::text AS id, state FROM crier.deliveries WHERE id = ANY ($1::text::bigint[]) ORDER BY id', [pgArray(rest)]);
+      const states = await query(db, 'SELECT d.id::text AS id, d.state FROM crier.deliveries d WHERE d.id = ANY ($1::text::bigint[]) ORDER BY d.id', [pgArray(rest)]);
       result.skipped = states.map((s) => ({ deliveryId: s.id, state: s.state }));
     }
   }
