@@ -96,8 +96,8 @@ export const eventsTailCommand: Command = {
       topic: stringOption(values, 'topic'),
       intervalMs: interval === undefined ? undefined : toMilliseconds(interval, '--interval'),
       signal,
+      onStart: (afterId) => out.note(`following events after ${afterId} (Ctrl-C to stop)`),
     });
-    if (!out.json) out.note('following new events (Ctrl-C to stop)');
     for await (const event of events) {
       if (out.json) out.write(`${JSON.stringify(event)}\n`);
       else {

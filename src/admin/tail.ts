@@ -20,6 +20,8 @@ export interface TailOptions {
   signal?: AbortSignal;
   /** Start after this event id (default: the newest event when tail starts). */
   afterId?: string;
+  /** Called once the starting position is taken: every event committed from then on is shown. */
+  onStart?: (afterId: string) => void;
 }
 
 interface Mark {
@@ -37,6 +39,7 @@ export async function* tailEvents(db: AdminDb, options: TailOptions = {}): Async
   let settled = BigInt(
     options.afterId ?? (await query(db, 'SELECT coalesce(max(id), 0)::text AS id FROM crier.events'))[0]!.id,
   );
+  options.onStart?.(settled.toString());
   const printed = new Set<bigint>();
   const marks: Mark[] = [];
 
