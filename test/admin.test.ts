@@ -88,6 +88,19 @@ describe('views', () => {
     );
   });
 
+  test('dead list: most recently dead first, then by id as a number', async () => {
+    await subscribe('v-many', ['v.many']);
+    const events = await publish('v.many', 12);
+    await setState(await deliveriesOf(events.map((e) => e.id), 'v-many'), 'dead'); // one statement: same died_at
+    const listed: number[] = [];
+    for await (const d of admin.listDead({ subscription: 'v-many' })) listed.push(Number(d.deliveryId));
+    assert.equal(listed.length, 12);
+    assert.deepEqual(listed, [...listed].sort((a, b) => b - a));
+    const limited = [];
+    for await (const d of admin.listDead({ subscription: 'v-many', error: 'BOOM' }, 5)) limited.push(d);
+    assert.equal(limited.length, 5);
+  });
+
   test('the auditing queries in docs/auditing.md run', async () => {
     const doc = readFileSync(new URL('../docs/auditing.md', import.meta.url), 'utf8');
     const queries = [...doc.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!);

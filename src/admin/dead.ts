@@ -42,10 +42,10 @@ export async function* listDead(db: AdminDb, filter: DeadFilter = {}, limit?: nu
   await checkDeadFilter(db, filter);
   const rows = stream(
     db,
-    `SELECT delivery_id::text, subscription, event_id::text, event_uuid::text, topic, key, attempts, last_error,
-            died_at, published_at
-     FROM crier.find_dead(p_subscription => $1, p_topic => $2, p_error => $3, p_since => $4, p_until => $5)
-     ORDER BY died_at DESC NULLS LAST, delivery_id DESC
+    `SELECT f.delivery_id::text, f.subscription, f.event_id::text, f.event_uuid::text, f.topic, f.key, f.attempts,
+            f.last_error, f.died_at, f.published_at
+     FROM crier.find_dead(p_subscription => $1, p_topic => $2, p_error => $3, p_since => $4, p_until => $5) f
+     ORDER BY f.died_at DESC NULLS LAST, f.delivery_id DESC
      LIMIT $6::bigint`,
     [filter.subscription ?? null, filter.topic ?? null, filter.error ?? null, filter.since ?? null, filter.until ?? null, limit ?? null],
   );
