@@ -199,6 +199,9 @@ describe('commands', () => {
     const detail = await crierCli(['dead', 'show', deliveryId]);
     assert.match(detail.stdout, /stack\n {2}Error: gateway timeout\n {6}at pay \(billing\.ts:10\)/);
     assertFails(await crierCli(['dead', 'list', '--subscription', 'biling']), 1, /did you mean "billing"\?/);
+    assertFails(await crierCli(['requeue', '--subscription', 'biling']), 1, /CRIER_UNKNOWN_SUBSCRIPTION: no subscription "biling"; did you mean "billing"\?/);
+    assertFails(await crierCli(['requeue', '--subscription', 'billing', '--since', '3 days']), 2, /--since: "3 days" is not a time/);
+    assert.equal((await deliveryStates(db.sql, 'billing')).dead, 3, 'failed requeues changed nothing');
 
     const dry = await crierCli(['requeue', '--subscription', 'billing', '--dry-run']);
     assert.equal(dry.code, 0, dry.stderr);
@@ -249,6 +252,22 @@ describe('commands', () => {
     const forced = JSON.parse((await crierCli(['subscriptions', 'remove', 'audit-log', '--force', '--json'])).stdout);
     assert.deepEqual(forced, { subscription: 'audit-log', removed: true, deliveriesDeleted: 1 });
     assertFails(await crierCli(['subscriptions', 'pause', 'audit-log']), 1, /CRIER_UNKNOWN_SUBSCRIPTION/);
+  });
+
+  test('--schema: every command works on another tenant\'s schema', async () => {
+    const migrated = await crierCli(['migrate', '--schema', 'tenant_a']);
+    assert.equal(migrated.code, 0, migrated.stderr);
+    await db.sql`INSERT INTO tenant_a.subscriptions (name, topics, max_attempts) VALUES ('t-billing', '{t.#}', 1)`;
+    const published = JSON.parse((await crierCli(['publish', 't.order', '{"id": 1}', '--schema', 'tenant_a', '--json'])).stdout);
+    assert.deepEqual(published.subscriptions, ['t-billing']);
+    await db.sql`UPDATE tenant_a.deliveries SET state = 'dead', last_error = 'x', finished_at = now()`;
+    const status = JSON.parse((await crierCli(['status', '--schema', 'tenant_a', '--json'])).stdout);
+    assert.deepEqual(status.map((s: { subscription: string; dead: number }) => [s.subscription, s.dead]), [['t-billing', 1]]);
+    assert.match((await crierCli(['requeue', '--all-dead', '--schema', 'tenant_a'])).stdout, /^requeued 1 dead delivery \(t-billing: 1\)\n$/);
+    const replayed = JSON.parse((await crierCli(['replay', '--subscription', 't-billing', '--from', '1', '--schema', 'tenant_a', '--json'])).stdout);
+    assert.deepEqual({ queued: replayed.queued, skipped: replayed.skipped }, { queued: 0, skipped: 1 });
+    assert.equal((await crierCli(['subscriptions', 'remove', 't-billing', '--force', '--schema', 'tenant_a'])).code, 0);
+    assertFails(await crierCli(['status', '--schema', 'Tenant-A']), 2, /CRIER_INVALID_OPTION: schema "Tenant-A" is not a valid schema name/);
   });
 
   test('events tail follows new events until SIGINT, then exits 0', async () => {
