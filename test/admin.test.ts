@@ -388,29 +388,41 @@ describe('events', () => {
     await rejects((async () => { for await (const _ of admin.listEvents({ topic: 'a..b' })) { /* none */ } })(), 'CRIER_INVALID_PATTERN');
   });
 
-  test('tail shows an event that commits after a later id was already shown, once', async () => {
+  test('tail shows events that commit after a later id was already shown (even from before it started), once', async () => {
+    const early = await db.sql.reserve();
+    const slow = await db.sql.reserve();
     const controller = new AbortController();
     const seen: string[] = [];
-    const tail = (async () => {
-      for await (const e of admin.tailEvents({ topic: 'tail.#', intervalMs: 20, signal: controller.signal })) seen.push(e.topic);
-    })();
-    await new Promise((resolve) => setTimeout(resolve, 100)); // let the tail take its starting position
-    const slow = await db.sql.reserve();
+    let tail: Promise<void> | undefined;
     try {
+      await early`BEGIN`;
+      await early`SELECT crier.publish('tail.early', '{}')`; // running before the tail starts...
+      await publish('tail.before'); // ...below an id committed before it started (not shown)
+      let started!: () => void;
+      const ready = new Promise<void>((resolve) => (started = resolve));
+      tail = (async () => {
+        for await (const e of admin.tailEvents({ topic: 'tail.#', intervalMs: 20, signal: controller.signal, onStart: () => started() })) {
+          seen.push(e.topic);
+        }
+      })();
+      await ready;
       await slow`BEGIN`;
-      await slow`SELECT crier.publish('tail.slow', '{}')`; // takes the lower id, commits last
+      await slow`SELECT crier.publish('tail.slow', '{}')`; // takes a lower id than fast, commits after it
       await publish('tail.fast');
       await eventually(() => seen.includes('tail.fast'), 5000, 'the fast event');
       await slow`COMMIT`;
+      await eventually(() => seen.includes('tail.slow'), 5000, 'the event that committed out of order');
+      await early`COMMIT`;
+      await eventually(() => seen.includes('tail.early'), 5000, 'the event begun before the tail started');
+      await publish('tail.last');
+      await eventually(() => seen.includes('tail.last'), 5000, 'a later event');
     } finally {
+      early.release();
       slow.release();
+      controller.abort();
+      await tail;
     }
-    await eventually(() => seen.includes('tail.slow'), 5000, 'the event that committed out of order');
-    await publish('tail.last');
-    await eventually(() => seen.includes('tail.last'), 5000, 'a later event');
-    controller.abort();
-    await tail;
-    assert.deepEqual(seen, ['tail.fast', 'tail.slow', 'tail.last']);
+    assert.deepEqual(seen, ['tail.fast', 'tail.slow', 'tail.early', 'tail.last']);
   });
 });
 

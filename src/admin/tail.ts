@@ -32,16 +32,32 @@ interface Mark {
 }
 
 const pageSize = 500;
+/** Ids below the starting point that a transaction running at the start may still commit. */
+const lookBack = 1000;
 
 export async function* tailEvents(db: AdminDb, options: TailOptions = {}): AsyncGenerator<EventRecord> {
   if (options.topic !== undefined) assertPattern(options.topic);
   const interval = options.intervalMs ?? 500;
-  let settled = BigInt(
-    options.afterId ?? (await query(db, 'SELECT coalesce(max(id), 0)::text AS id FROM crier.events'))[0]!.id,
-  );
-  options.onStart?.(settled.toString());
   const printed = new Set<bigint>();
   const marks: Mark[] = [];
+  let settled: bigint;
+  if (options.afterId !== undefined) {
+    settled = BigInt(options.afterId);
+  } else {
+    // Start at the newest event, but a transaction already running may still commit a lower id:
+    // look back a little, count what is already visible there as seen, and settle as usual.
+    const [start] = await query(
+      db,
+      `SELECT coalesce(max(id), 0)::text AS newest, pg_snapshot_xmax(pg_current_snapshot())::text AS xmax,
+              coalesce((SELECT array_agg(id)::text[] FROM crier.events WHERE id > (SELECT max(id) FROM crier.events) - ${lookBack}), '{}') AS visible
+       FROM crier.events`,
+    );
+    const newest = BigInt(start!.newest);
+    settled = newest > BigInt(lookBack) ? newest - BigInt(lookBack) : 0n;
+    for (const id of start!.visible as string[]) printed.add(BigInt(id));
+    marks.push({ upTo: newest, xmax: BigInt(start!.xmax) });
+  }
+  options.onStart?.(marks[0]?.upTo.toString() ?? settled.toString());
 
   while (!options.signal?.aborted) {
     const rows = await query(
