@@ -39,6 +39,9 @@ export const events = crier.table(
       sql`length(${t.topic}) <= 255 and ${t.topic} ~ '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$'`,
     ),
     check('events_headers_object', sql`jsonb_typeof(${t.headers}) = 'object'`),
+    // Time-bounded scans of the log (events list --since, replay, prune): tiny, and cheap to keep
+    // because created_at grows with the table. Created in 0002_audit_views.
+    index('events_created_at_brin').using('brin', t.createdAt),
   ],
 );
 

@@ -11,3 +11,11 @@ export { consoleLogger, silentLogger, type Logger } from './logger.ts';
 export type { CrierEvent, Handler, HandlerContext } from './worker/event.ts';
 export { UnrecoverableError } from './worker/subscription-loop.ts';
 export { Worker, type SubscriptionDefinition, type WorkerOptions } from './worker/worker.ts';
+export { createAdmin, type Admin, type AdminOptions } from './admin/index.ts';
+export type {
+  DeadFilter, DeadLetter, DeliveryRecord, EventFilter, EventRecord, EventSummary, PruneOptions, PruneResult,
+  ReplayOptions, ReplayResult, RequeueOptions, RequeueResult, RequeueSelection, RequeuedDelivery, RemoveOptions,
+  SubscriptionInfo,
+  SubscriptionStats, TailOptions,
+} from './admin/index.ts';
+export { toTime } from './duration.ts';
