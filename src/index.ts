@@ -11,3 +11,33 @@ export { consoleLogger, silentLogger, type Logger } from './logger.ts';
 export type { CrierEvent, Handler, HandlerContext } from './worker/event.ts';
 export { UnrecoverableError } from './worker/subscription-loop.ts';
 export { Worker, type SubscriptionDefinition, type WorkerOptions } from './worker/worker.ts';
+export {
+  Catalog,
+  defineCatalog,
+  type CatalogEntry,
+  type Payload,
+  type PayloadInput,
+  type TopicDefinition,
+  type TopicOf,
+  type Upcasters,
+  type Versions,
+} from './catalog/define.ts';
+export { formatIssues, PayloadValidationError, PoisonMessageError } from './catalog/decode.ts';
+export {
+  listCatalog,
+  registerCatalog,
+  setCatalogValidation,
+  showCatalogEntry,
+  type CatalogEntryDetail,
+  type CatalogListRow,
+  type RegisterOptions,
+  type RegisterResult,
+} from './catalog/registry.ts';
+export {
+  createTypedCrier,
+  type CatalogEvent,
+  type CatalogEventInput,
+  type CatalogSubscription,
+  type CatalogSubscriptionDefinition,
+  type TypedCrier,
+} from './catalog/typed-crier.ts';
