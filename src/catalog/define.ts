@@ -39,7 +39,10 @@ export interface CatalogEntry {
   readonly jsonSchemas: readonly Record<string, unknown>[];
 }
 
-export class Catalog<D extends CatalogShape = CatalogShape> {
+// The default is `any`, not CatalogShape: a catalog's topic names make it invariant in D, and
+// plain `Catalog` must accept every catalog.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export class Catalog<D extends CatalogShape = any> {
   /** Type-only: the catalog's shape, for the types derived from it. */
   declare readonly shape: D;
   private readonly entries: ReadonlyMap<string, CatalogEntry>;
@@ -74,8 +77,7 @@ export class Catalog<D extends CatalogShape = CatalogShape> {
 }
 
 /** Any catalog, whatever its topics (the constraint of the types derived from one). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyCatalog = Catalog<any>;
+export type AnyCatalog = Catalog;
 
 export type TopicOf<C> = C extends Catalog<infer D> ? keyof D & string : never;
 type LatestSchema<V> = V extends readonly [...z.ZodType[], infer L extends z.ZodType] ? L : never;
