@@ -34,6 +34,13 @@ async function eventCount(topic: string): Promise<number> {
   return row!.n;
 }
 
+/** Whether the validation trigger on crier.events is enabled (it is only while some topic validates). */
+async function checkEnabled(): Promise<boolean> {
+  const [row] = await db.sql`
+    SELECT tgenabled <> 'D' AS on FROM pg_trigger WHERE tgrelid = 'crier.events'::regclass AND tgname = 'events_catalog_check'`;
+  return row!.on;
+}
+
 async function rejection(promise: Promise<unknown>): Promise<Error> {
   try {
     await promise;
@@ -208,7 +215,9 @@ describe('catalog in SQL', () => {
   });
 
   test('SQL-side validation rejects a bad payload when on for that topic, accepts it when off', async () => {
+    assert.equal(await checkEnabled(), false, 'no topic validated: the check costs nothing');
     await registerCatalog(db.sql, catalog, { validate: ['order.created'] });
+    assert.equal(await checkEnabled(), true);
     const bad = `{"orderId": 7}`;
     const before = await eventCount('order.created');
 
@@ -237,6 +246,7 @@ describe('catalog in SQL', () => {
     await db.sql`SELECT crier.publish('order.shipped', '{"whatever": true}')`;
 
     await setCatalogValidation(db.sql, 'order.created', false);
+    assert.equal(await checkEnabled(), false);
     await db.sql`SELECT crier.publish('order.created', ${bad}::text::jsonb)`;
     assert.equal(await eventCount('order.created'), before + 3);
     await assert.rejects(setCatalogValidation(db.sql, 'order.creatd', true), /CRIER_UNKNOWN_TOPIC: .*did you mean "order\.created"\?/);
