@@ -1,5 +1,6 @@
 // What the catalog's SQL-side validation costs publishers.
 //   npx tsx bench/catalog-trigger.ts            (DATABASE_URL names the server; a scratch database is made and dropped)
+//   ROUNDS=25 MODES=no-trigger,all-off npx tsx bench/catalog-trigger.ts
 //
 // Publishes server-side (a DO block, so the network is not measured), inside a transaction that is
 // rolled back (so every round starts from the same table size), in three modes, interleaved:
@@ -43,7 +44,7 @@ const workloads = {
   },
 };
 type Mode = 'no-trigger' | 'all-off' | 'other-on' | 'on';
-const modes: Mode[] = ['no-trigger', 'all-off', 'other-on', 'on'];
+const modes = (process.env.MODES?.split(',') ?? ['no-trigger', 'all-off', 'other-on', 'on']) as Mode[];
 const rounds = Number(process.env.ROUNDS ?? 7);
 
 class Elapsed {
