@@ -19,6 +19,11 @@ export interface ClaimedDelivery {
   createdAt: Date;
 }
 
+export interface Completion {
+  deliveryId: string;
+  attempt: number;
+}
+
 export interface Failure {
   deliveryId: string;
   attempt: number;
@@ -43,7 +48,7 @@ const statements = {
   claim: `SELECT c.delivery_id::text, c.attempt, c.locked_until, c.event_id::text, c.event_uuid::text, c.topic,
                  c.key, c.payload, c.headers, c.created_at,
                  (SELECT e.version FROM crier.events e WHERE e.id = c.event_id) AS version
-          FROM crier.claim($1, $2, $3) c`,
+          FROM crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[]) c`,
   nextDueIn: `SELECT crier.next_due_in($1) AS ms`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   fail: `SELECT delivery_id::text, state, available_at
@@ -72,8 +77,18 @@ export class Protocol {
     return this.sql.unsafe(this.text[name], params as postgres.ParameterOrJSON<never>[], { prepare: true });
   }
 
-  async claim(subscription: string, limit: number): Promise<ClaimedDelivery[]> {
-    const rows = await this.run('claim', [subscription, this.workerId, limit]);
+  /**
+   * Completes `done` (attempts that finished; an ack whose lease was lost is refused silently) and
+   * claims up to `limit` deliveries, in one round trip and one transaction.
+   */
+  async claim(subscription: string, limit: number, done: readonly Completion[] = []): Promise<ClaimedDelivery[]> {
+    const rows = await this.run('claim', [
+      subscription,
+      this.workerId,
+      limit,
+      pgArray(done.map((c) => c.deliveryId)),
+      pgArray(done.map((c) => c.attempt)),
+    ]);
     return rows.map((r) => ({
       deliveryId: r.delivery_id,
       attempt: r.attempt,
