@@ -279,6 +279,29 @@ describe('catalog in SQL', () => {
   });
 });
 
+describe('another schema', () => {
+  test('catalog, validation trigger and typed crier work in a tenant schema', async () => {
+    const tenant = createTypedCrier(catalog, { schema: 'tenant_cat' });
+    await tenant.migrate(db.url);
+    await tenant.register(db.sql, { validate: ['order.shipped'] });
+    await assert.rejects(
+      db.sql`SELECT tenant_cat.publish('order.shipped', '{"orderId": "t", "carrier": "fedex"}')`,
+      /CRIER_INVALID_PAYLOAD: order\.shipped v1: payload does not match the registered schema: carrier: must be one of "ups", "dhl"/,
+    );
+    // The default schema's flags are its own.
+    await db.sql`SELECT crier.publish('order.shipped', '{"orderId": "t", "carrier": "fedex"}')`;
+    const seen: string[] = [];
+    const sub = tenant.subscription({ name: 'tenant-shipping', topics: ['order.shipped'], handler: (e) => void seen.push(e.payload.carrier) });
+    const result = await publishAndDrain(db.sql, [sub], (tx) => tenant.publish(tx, 'order.shipped', { orderId: 't', carrier: 'ups' }), { schema: 'tenant_cat' });
+    assert.deepEqual([result.done, seen], [1, ['ups']]);
+    assert.deepEqual((await listCatalog(db.sql, { schema: 'tenant_cat' })).map((r) => [r.topic, r.validate]), [
+      ['order.created', false],
+      ['order.shipped', true],
+      ['payment.captured', false],
+    ]);
+  });
+});
+
 describe('test helpers', () => {
   const shipping = crier.subscription({
     name: 'shipping-helpers',
