@@ -3,6 +3,7 @@
 // opt-in SQL-side validation, the test helpers and the `crier catalog` command.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { drizzle } from 'drizzle-orm/postgres-js';
 import { catalogCommand } from '../cli/catalog.ts';
 import {
   createCrier,
@@ -196,6 +197,9 @@ describe('catalog in SQL', () => {
     assert.deepEqual(again, { added: [], changed: [], uncheckedPatterns: [] });
 
     const rows = await listCatalog(db.sql);
+    // The same through a Drizzle database, as every crier call accepts.
+    assert.deepEqual(await listCatalog(drizzle(db.sql)), rows);
+    assert.deepEqual(await registerCatalog(drizzle(db.sql), catalog), { added: [], changed: [], uncheckedPatterns: [] });
     assert.deepEqual(
       rows.map((r) => [r.topic, r.latestVersion, r.versions, r.validate, r.description]),
       [
