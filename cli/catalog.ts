@@ -4,11 +4,18 @@
 //   crier catalog list [--json]                    one line per topic: versions, SQL validation
 //   crier catalog show <topic> [--json]            every version's JSON Schema
 //   crier catalog validation <topic> on|off        SQL-side validation of inserts for one topic
+//   crier catalog unknown-topics reject|allow      whether inserts must name a registered topic
 //
 // It prints and returns an exit code; it never exits the process or opens connections itself.
 import { CrierError } from '../src/errors.ts';
 import type { Executor } from '../src/executor.ts';
-import { listCatalog, setCatalogValidation, showCatalogEntry } from '../src/catalog/registry.ts';
+import {
+  catalogSettings,
+  listCatalog,
+  setCatalogValidation,
+  setRejectUnknownTopics,
+  showCatalogEntry,
+} from '../src/catalog/registry.ts';
 
 export interface CatalogCommandIO {
   /** The database to read (postgres.js sql or a Drizzle db). */
@@ -21,7 +28,8 @@ export interface CatalogCommandIO {
 export const catalogUsage = `usage:
   crier catalog list [--json]
   crier catalog show <topic> [--json]
-  crier catalog validation <topic> on|off`;
+  crier catalog validation <topic> on|off
+  crier catalog unknown-topics reject|allow`;
 
 /** Runs `crier catalog <argv...>`; resolves with the exit code (0 ok, 1 failed, 2 usage). */
 export async function catalogCommand(argv: readonly string[], io: CatalogCommandIO): Promise<number> {
@@ -31,8 +39,12 @@ export async function catalogCommand(argv: readonly string[], io: CatalogCommand
   try {
     if (command === 'list' && args.length === 0) {
       const rows = await listCatalog(io.sql, options);
-      if (json) io.stdout(JSON.stringify(rows, null, 2));
-      else if (rows.length === 0) io.stdout('no catalog registered (registerCatalog from TypeScript stores one)');
+      const settings = await catalogSettings(io.sql, options);
+      if (json) {
+        io.stdout(JSON.stringify({ ...settings, topics: rows }, null, 2));
+        return 0;
+      }
+      if (rows.length === 0) io.stdout('no catalog registered (registerCatalog from TypeScript stores one)');
       else {
         io.stdout(
           table(
@@ -41,6 +53,11 @@ export async function catalogCommand(argv: readonly string[], io: CatalogCommand
           ),
         );
       }
+      io.stdout(
+        settings.rejectUnknownTopics
+          ? 'unknown topics: rejected (inserts must name a registered topic)'
+          : 'unknown topics: allowed (crier catalog unknown-topics reject turns that off)',
+      );
       return 0;
     }
     if (command === 'show' && args.length === 1) {
@@ -66,6 +83,11 @@ export async function catalogCommand(argv: readonly string[], io: CatalogCommand
     if (command === 'validation' && args.length === 2 && (args[1] === 'on' || args[1] === 'off')) {
       await setCatalogValidation(io.sql, args[0]!, args[1] === 'on', options);
       io.stdout(`SQL validation of ${args[0]} is ${args[1]}`);
+      return 0;
+    }
+    if (command === 'unknown-topics' && args.length === 1 && (args[0] === 'reject' || args[0] === 'allow')) {
+      await setRejectUnknownTopics(io.sql, args[0] === 'reject', options);
+      io.stdout(`unknown topics are now ${args[0] === 'reject' ? 'rejected' : 'allowed'}`);
       return 0;
     }
     io.stderr(catalogUsage);

@@ -181,3 +181,14 @@ export const catalogVersions = crier.table(
     check('catalog_versions_version_positive', sql`${t.version} >= 1`),
   ],
 );
+
+/** Catalog-wide settings (one row). reject_unknown_topics: inserts must name a registered topic. */
+export const catalogSettings = crier.table(
+  'catalog_settings',
+  {
+    singleton: boolean('singleton').primaryKey().default(true),
+    rejectUnknownTopics: boolean('reject_unknown_topics').notNull().default(false),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [check('catalog_settings_singleton', sql`${t.singleton}`)],
+);

@@ -24,12 +24,15 @@ export {
 } from './catalog/define.ts';
 export { formatIssues, PayloadValidationError, PoisonMessageError } from './catalog/decode.ts';
 export {
+  catalogSettings,
   listCatalog,
   registerCatalog,
   setCatalogValidation,
+  setRejectUnknownTopics,
   showCatalogEntry,
   type CatalogEntryDetail,
   type CatalogListRow,
+  type CatalogSettings,
   type RegisterOptions,
   type RegisterResult,
 } from './catalog/registry.ts';

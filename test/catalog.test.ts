@@ -281,6 +281,33 @@ describe('catalog in SQL', () => {
     assert.equal(await catalogCommand(['frobnicate'], io), 2);
     await setCatalogValidation(db.sql, 'payment.captured', false);
   });
+
+  test('rejectUnknownTopics: every insert must name a registered topic, with a suggestion', async () => {
+    assert.equal(await checkEnabled(), false);
+    await registerCatalog(db.sql, catalog, { rejectUnknownTopics: true });
+    assert.equal(await checkEnabled(), true);
+    await assert.rejects(
+      db.sql`SELECT crier.publish('order.shiped', '{}')`,
+      /^PostgresError: CRIER_UNKNOWN_TOPIC: topic "order\.shiped" is not in the registered catalog; did you mean "order\.shipped"\?; unknown topics are rejected here/,
+    );
+    const plain = createCrier();
+    const error = await rejection(db.sql.begin((tx) => plain.publishMany(tx, [
+      { topic: 'order.shipped', payload: {} },
+      { topic: 'inventory.reserved', payload: {} },
+    ])));
+    assert.ok(error instanceof CrierError && error.code === 'CRIER_UNKNOWN_TOPIC', String(error));
+    assert.equal(await eventCount('inventory.reserved'), 0);
+    await db.sql`SELECT crier.publish('order.shipped', '{"anything": 1}')`; // registered; its validation is off
+
+    const out: string[] = [];
+    const io = { sql: db.sql, stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t) };
+    assert.equal(await catalogCommand(['list'], io), 0);
+    assert.match(out.join('\n'), /unknown topics: rejected/);
+    assert.equal(await catalogCommand(['unknown-topics', 'allow'], io), 0);
+    assert.equal(await checkEnabled(), false, 'nothing left to check: the trigger is off again');
+    await db.sql`SELECT crier.publish('inventory.reserved', '{}')`;
+    assert.equal(await eventCount('inventory.reserved'), 1);
+  });
 });
 
 describe('another schema', () => {

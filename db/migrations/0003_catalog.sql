@@ -2,7 +2,8 @@
 -- its payload; the catalog registered from TypeScript (zod's own JSON Schemas) is stored in
 -- crier.catalog_topics / crier.catalog_versions; and, for topics whose `validate` flag is on, every
 -- insert into crier.events (crier.publish, a direct INSERT, a trigger on a business table) is
--- checked against the JSON Schema of its version. With no topic flagged, the check is disabled
+-- checked against the JSON Schema of its version; and, when crier.catalog_settings says so, an
+-- insert whose topic is not registered is refused. With no topic flagged, the check is disabled
 -- and costs nothing.
 
 ALTER TABLE "crier"."events" ADD COLUMN "version" integer DEFAULT 1 NOT NULL;
@@ -31,6 +32,15 @@ CREATE TABLE "crier"."catalog_versions" (
 );
 --> statement-breakpoint
 ALTER TABLE "crier"."catalog_versions" ADD CONSTRAINT "catalog_versions_topic_catalog_topics_topic_fk" FOREIGN KEY ("topic") REFERENCES "crier"."catalog_topics"("topic") ON DELETE cascade ON UPDATE no action;
+--> statement-breakpoint
+CREATE TABLE "crier"."catalog_settings" (
+	"singleton" boolean PRIMARY KEY DEFAULT true NOT NULL,
+	"reject_unknown_topics" boolean DEFAULT false NOT NULL,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "catalog_settings_singleton" CHECK ("crier"."catalog_settings"."singleton")
+);
+--> statement-breakpoint
+INSERT INTO crier.catalog_settings DEFAULT VALUES;
 --> statement-breakpoint
 
 -- JSON Schema, the subset zod emits --------------------------------------------------------------
@@ -308,6 +318,35 @@ BEGIN
 END $$;
 --> statement-breakpoint
 
+-- "; did you mean "order.created"?" for a topic that is not registered (error paths only).
+CREATE FUNCTION crier.edit_distance(a text, b text) RETURNS integer
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  v_prev integer[] := ARRAY(SELECT generate_series(0, length(b)));
+  v_cur integer[];
+BEGIN
+  FOR i IN 1 .. length(a) LOOP
+    v_cur := ARRAY[i];
+    FOR j IN 1 .. length(b) LOOP
+      v_cur := v_cur || least(v_prev[j + 1] + 1, v_cur[j] + 1,
+                              v_prev[j] + CASE WHEN substr(a, i, 1) = substr(b, j, 1) THEN 0 ELSE 1 END);
+    END LOOP;
+    v_prev := v_cur;
+  END LOOP;
+  RETURN v_prev[length(b) + 1];
+END $$;
+--> statement-breakpoint
+CREATE FUNCTION crier.catalog_suggestion(p_topic text) RETURNS text
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce((
+    SELECT '; did you mean ' || to_jsonb(t.topic)::text || '?'
+    FROM crier.catalog_topics t
+    WHERE crier.edit_distance(lower(t.topic), lower(p_topic)) <= greatest(2, length(p_topic) / 3)
+    ORDER BY crier.edit_distance(lower(t.topic), lower(p_topic)), t.topic
+    LIMIT 1), '')
+$$;
+--> statement-breakpoint
+
 -- Validation of inserted events ------------------------------------------------------------------
 -- Once per INSERT statement, before crier.fan_out (triggers fire in name order), and only while
 -- some topic has validation on (see below): checks the new rows of those topics, set-based.
@@ -317,7 +356,17 @@ LANGUAGE plpgsql AS $$
 DECLARE
   r record;
   v_errors text[];
+  v_unknown text;
 BEGIN
+  IF (SELECT reject_unknown_topics FROM crier.catalog_settings) THEN
+    SELECT e.topic INTO v_unknown FROM new_events e
+    WHERE NOT EXISTS (SELECT 1 FROM crier.catalog_topics t WHERE t.topic = e.topic)
+    LIMIT 1;
+    IF v_unknown IS NOT NULL THEN
+      RAISE EXCEPTION 'CRIER_UNKNOWN_TOPIC: topic % is not in the registered catalog%; unknown topics are rejected here (select crier.set_reject_unknown_topics(false) to allow them)',
+        to_jsonb(v_unknown)::text, crier.catalog_suggestion(v_unknown) USING ERRCODE = '22023';
+    END IF;
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM crier.catalog_topics WHERE validate) THEN
     RETURN NULL;
   END IF;
@@ -355,7 +404,8 @@ FOR EACH STATEMENT EXECUTE FUNCTION crier.check_catalog();
 -- rather than queue every publisher behind a long transaction.
 ALTER TABLE crier.events DISABLE TRIGGER events_catalog_check;
 --> statement-breakpoint
--- Writers of catalog_topics take turns, so that the last one sees every committed flag.
+-- Writers of catalog_topics (and catalog_settings) take turns, so that the last one sees every
+-- committed flag.
 CREATE FUNCTION crier.catalog_topics_lock() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -371,7 +421,8 @@ FOR EACH STATEMENT EXECUTE FUNCTION crier.catalog_topics_lock();
 CREATE FUNCTION crier.sync_catalog_check() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s' AS $$
 DECLARE
-  v_wanted boolean := EXISTS (SELECT 1 FROM crier.catalog_topics WHERE validate);
+  v_wanted boolean := EXISTS (SELECT 1 FROM crier.catalog_topics WHERE validate)
+                      OR coalesce((SELECT reject_unknown_topics FROM crier.catalog_settings), false);
   v_enabled boolean;
 BEGIN
   SELECT t.tgenabled <> 'D' INTO v_enabled FROM pg_trigger t
@@ -387,6 +438,12 @@ BEGIN
 END $$;
 --> statement-breakpoint
 CREATE TRIGGER catalog_topics_sync AFTER INSERT OR UPDATE OF validate OR DELETE ON crier.catalog_topics
+FOR EACH STATEMENT EXECUTE FUNCTION crier.sync_catalog_check();
+--> statement-breakpoint
+CREATE TRIGGER catalog_settings_lock BEFORE UPDATE ON crier.catalog_settings
+FOR EACH STATEMENT EXECUTE FUNCTION crier.catalog_topics_lock();
+--> statement-breakpoint
+CREATE TRIGGER catalog_settings_sync AFTER UPDATE ON crier.catalog_settings
 FOR EACH STATEMENT EXECUTE FUNCTION crier.sync_catalog_check();
 --> statement-breakpoint
 
@@ -410,3 +467,10 @@ BEGIN
       USING ERRCODE = 'P0002';
   END IF;
 END $$;
+--> statement-breakpoint
+-- select crier.set_reject_unknown_topics(true);  -- every insert must name a registered topic
+CREATE FUNCTION crier.set_reject_unknown_topics(p_reject boolean) RETURNS void
+LANGUAGE sql AS $$
+  UPDATE crier.catalog_settings SET reject_unknown_topics = p_reject, updated_at = now()
+  WHERE reject_unknown_topics IS DISTINCT FROM p_reject;
+$$;

@@ -17,6 +17,11 @@ export interface RegisterOptions {
    * Left out: flags already in the database are kept (operators own them); new topics start off.
    */
   validate?: boolean | readonly string[];
+  /**
+   * true: every insert into crier.events must name a registered topic (CRIER_UNKNOWN_TOPIC
+   * otherwise, from SQL too); false: any topic may be published. Left out: unchanged (default false).
+   */
+  rejectUnknownTopics?: boolean;
 }
 
 export interface RegisterResult {
@@ -51,6 +56,10 @@ WITH input AS (
   SET json_schema = excluded.json_schema, updated_at = now()
   WHERE v.json_schema IS DISTINCT FROM excluded.json_schema
   RETURNING v.topic, v.version, (v.xmax = 0) AS inserted
+), settings AS (
+  UPDATE crier.catalog_settings SET reject_unknown_topics = $3::boolean, updated_at = now()
+  WHERE $3::boolean IS NOT NULL AND reject_unknown_topics <> $3::boolean
+  RETURNING 1
 )
 SELECT i.topic, i.version, crier.json_schema_unchecked_patterns(i.json_schema) AS unchecked_patterns,
        coalesce(v.inserted, false) AS added, coalesce(NOT v.inserted, false) AS changed
@@ -81,7 +90,11 @@ export async function registerCatalog(
   if (rows.length === 0) return { added: [], changed: [], uncheckedPatterns: [] };
   let result: Row[];
   try {
-    result = await runQuery(sql, inSchema(upsertCatalog, schema), [JSON.stringify(rows), validate.size > 0]);
+    result = await runQuery(sql, inSchema(upsertCatalog, schema), [
+      JSON.stringify(rows),
+      validate.size > 0,
+      options.rejectUnknownTopics ?? null,
+    ]);
   } catch (error) {
     throw fromDatabaseError(error);
   }
@@ -119,6 +132,33 @@ export async function setCatalogValidation(
     const mapped = fromDatabaseError(error);
     if (mapped instanceof CrierError && mapped.code === 'CRIER_UNKNOWN_TOPIC') throw await unknownTopic(sql, schema, topic);
     throw mapped;
+  }
+}
+
+/**
+ * Whether inserts into crier.events must name a registered topic (in this schema). Turn it on
+ * once every producer's topics are registered: from then on a typo is an error, not a new topic.
+ */
+export async function setRejectUnknownTopics(sql: Executor, reject: boolean, options: { schema?: string } = {}): Promise<void> {
+  const schema = checkSchemaName(options.schema ?? defaultSchema);
+  try {
+    await runQuery(sql, inSchema('SELECT crier.set_reject_unknown_topics($1)', schema), [reject]);
+  } catch (error) {
+    throw fromDatabaseError(error);
+  }
+}
+
+export interface CatalogSettings {
+  rejectUnknownTopics: boolean;
+}
+
+export async function catalogSettings(sql: Executor, options: { schema?: string } = {}): Promise<CatalogSettings> {
+  const schema = checkSchemaName(options.schema ?? defaultSchema);
+  try {
+    const [row] = await runQuery(sql, inSchema('SELECT reject_unknown_topics FROM crier.catalog_settings', schema), []);
+    return { rejectUnknownTopics: row?.reject_unknown_topics === true };
+  } catch (error) {
+    throw fromDatabaseError(error);
   }
 }
 
