@@ -73,7 +73,7 @@ export interface TypedCrier<C extends AnyCatalog> {
  * A crier typed by a catalog:
  *
  *   const crier = createTypedCrier(catalog);
- *   await crier.publish(tx, 'order.created', { id: 42, total: 10, currency: 'EUR' });
+ *   await crier.publish(tx, 'order.created', { orderId: 'o-1', amountCents: 1250, currency: 'EUR' });
  *   const billing = crier.subscription({ name: 'billing', topics: ['order.*'], handler: async (event) => {...} });
  */
 export function createTypedCrier<C extends AnyCatalog>(catalog: C, options: CrierOptions = {}): TypedCrier<C> {
