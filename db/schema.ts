@@ -32,8 +32,11 @@ export const events = crier.table(
     payload: jsonb('payload').notNull(),
     headers: jsonb('headers').notNull().default({}),
     createdAt: timestamptz('created_at').notNull().defaultNow(),
+    /** The payload's schema version in the catalog (docs/catalog.md); 1 when published without one. */
+    version: integer('version').notNull().default(1),
   },
   (t) => [
+    check('events_version_positive', sql`${t.version} >= 1`),
     check(
       'events_topic_valid',
       sql`length(${t.topic}) <= 255 and ${t.topic} ~ '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$'`,
@@ -137,4 +140,58 @@ export const parkedWorkers = crier.table(
     since: timestamptz('since').notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.subscription, t.worker] })],
+);
+
+/**
+ * The event catalog as registered from code (registerCatalog): one row per topic, with the flag
+ * that turns on validation of every insert into crier.events for that topic, from SQL too.
+ */
+export const catalogTopics = crier.table(
+  'catalog_topics',
+  {
+    topic: text('topic').primaryKey(),
+    latestVersion: integer('latest_version').notNull(),
+    description: text('description'),
+    /** Validate payloads of this topic against the registered JSON Schema on every insert. */
+    validate: boolean('validate').notNull().default(false),
+    registeredAt: timestamptz('registered_at').notNull().defaultNow(),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    check('catalog_topics_topic_valid', sql`length(${t.topic}) <= 255 and ${t.topic} ~ '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$'`),
+    check('catalog_topics_latest_version_positive', sql`${t.latestVersion} >= 1`),
+  ],
+);
+
+/** One row per version of a catalog topic: zod's JSON Schema of that version (what a producer may send). */
+export const catalogVersions = crier.table(
+  'catalog_versions',
+  {
+    topic: text('topic')
+      .notNull()
+      .references(() => catalogTopics.topic, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    jsonSchema: jsonb('json_schema').notNull(),
+    /** Patterns of json_schema that Postgres cannot check faithfully (ECMAScript-only regex features). */
+    uncheckedPatterns: text('unchecked_patterns')
+      .array()
+      .generatedAlwaysAs(sql`crier.json_schema_unchecked_patterns(json_schema)`),
+    registeredAt: timestamptz('registered_at').notNull().defaultNow(),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.topic, t.version] }),
+    check('catalog_versions_version_positive', sql`${t.version} >= 1`),
+  ],
+);
+
+/** Catalog-wide settings (one row). reject_unknown_topics: inserts must name a registered topic. */
+export const catalogSettings = crier.table(
+  'catalog_settings',
+  {
+    singleton: boolean('singleton').primaryKey().default(true),
+    rejectUnknownTopics: boolean('reject_unknown_topics').notNull().default(false),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [check('catalog_settings_singleton', sql`${t.singleton}`)],
 );

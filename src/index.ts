@@ -19,3 +19,36 @@ export type {
   SubscriptionStats, TailOptions,
 } from './admin/index.ts';
 export { toTime } from './duration.ts';
+export {
+  Catalog,
+  defineCatalog,
+  type CatalogEntry,
+  type Payload,
+  type PayloadInput,
+  type TopicDefinition,
+  type TopicOf,
+  type Upcasters,
+  type Versions,
+} from './catalog/define.ts';
+export { formatIssues, PayloadValidationError, PoisonMessageError } from './catalog/decode.ts';
+export {
+  catalogSettings,
+  listCatalog,
+  registerCatalog,
+  setCatalogValidation,
+  setRejectUnknownTopics,
+  showCatalogEntry,
+  type CatalogEntryDetail,
+  type CatalogListRow,
+  type CatalogSettings,
+  type RegisterOptions,
+  type RegisterResult,
+} from './catalog/registry.ts';
+export {
+  createTypedCrier,
+  type CatalogEvent,
+  type CatalogEventInput,
+  type CatalogSubscription,
+  type CatalogSubscriptionDefinition,
+  type TypedCrier,
+} from './catalog/typed-crier.ts';

@@ -22,6 +22,8 @@ export interface PublishOptions {
 export interface EventInput<T extends string = string, P = unknown> extends PublishOptions {
   topic: T;
   payload: P;
+  /** The payload's schema version (default 1); the catalog (docs/catalog.md) sets it for you. */
+  version?: number;
 }
 
 export interface PublishedEvent {
@@ -29,14 +31,15 @@ export interface PublishedEvent {
   id: string;
   uuid: string;
   topic: string;
+  version: number;
   createdAt: Date;
 }
 
 const insertEvents = `
-INSERT INTO crier.events (topic, key, payload, headers)
-SELECT x.topic, x.key, x.payload, x.headers
-FROM jsonb_to_recordset($1::text::jsonb) AS x(topic text, key text, payload jsonb, headers jsonb)
-RETURNING id::text AS id, uuid::text AS uuid, topic, created_at`;
+INSERT INTO crier.events (topic, key, payload, headers, version)
+SELECT x.topic, x.key, x.payload, x.headers, x.version
+FROM jsonb_to_recordset($1::text::jsonb) AS x(topic text, key text, payload jsonb, headers jsonb, version integer)
+RETURNING id::text AS id, uuid::text AS uuid, topic, version, created_at`;
 
 export async function publishEvents(
   executor: Executor,
@@ -51,6 +54,7 @@ export async function publishEvents(
       id: row.id as string,
       uuid: row.uuid as string,
       topic: row.topic as string,
+      version: row.version as number,
       createdAt: row.created_at instanceof Date ? row.created_at : new Date(row.created_at as string),
     }));
   } catch (error) {
@@ -78,9 +82,13 @@ function encodeEvent(event: EventInput, index: number): string {
       throw new CrierError('CRIER_INVALID_HEADERS', where(`headers.${name} must be a string`));
     }
   }
+  const version = event.version ?? 1;
+  if (!Number.isInteger(version) || version < 1 || version > 2_147_483_647) {
+    throw new CrierError('CRIER_INVALID_PAYLOAD', where(`version must be an integer >= 1, got ${JSON.stringify(version)}`));
+  }
   const payload = toJson(event.payload, where, 'CRIER_INVALID_PAYLOAD', 'payload');
   const headersJson = toJson(headers, where, 'CRIER_INVALID_HEADERS', 'headers');
-  return `{"topic":${JSON.stringify(event.topic)},"key":${JSON.stringify(key)},"payload":${payload},"headers":${headersJson}}`;
+  return `{"topic":${JSON.stringify(event.topic)},"key":${JSON.stringify(key)},"payload":${payload},"headers":${headersJson},"version":${version}}`;
 }
 
 function toJson(

@@ -9,6 +9,11 @@ export interface CrierEvent<P = unknown, T extends string = string> {
   key: string | null;
   payload: P;
   headers: Record<string, unknown>;
+  /**
+   * The schema version the payload was published with (1 unless a catalog or the producer set it).
+   * Handlers of a catalog always receive the latest version's shape, upcast when this is older.
+   */
+  version: number;
   /** Groups a conversation: the correlationId header, or this event's uuid when it starts one. */
   correlationId: string;
   /** The event that caused this one, when it was published while handling another. */
@@ -41,6 +46,7 @@ export function toEvent(row: ClaimedDelivery): CrierEvent {
     key: row.key,
     payload: row.payload,
     headers,
+    version: row.version,
     correlationId: header('correlationId') ?? row.eventUuid,
     causationId: header('causationId'),
     createdAt: row.createdAt,

@@ -14,6 +14,8 @@ export interface ClaimedDelivery {
   key: string | null;
   payload: unknown;
   headers: Record<string, unknown>;
+  /** The payload's schema version (crier.events.version). */
+  version: number;
   createdAt: Date;
 }
 
@@ -41,9 +43,12 @@ export function pgArray(values: readonly (string | number | boolean | null)[]): 
 }
 
 const statements = {
-  claim: `SELECT delivery_id::text, attempt, locked_until, event_id::text, event_uuid::text, topic, key,
-                 payload, headers, created_at
-          FROM crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[])`,
+  // The event's version is read beside crier.claim rather than added to its result, so that the
+  // claim function keeps one signature whoever redefines it (one primary-key lookup per row).
+  claim: `SELECT c.delivery_id::text, c.attempt, c.locked_until, c.event_id::text, c.event_uuid::text, c.topic,
+                 c.key, c.payload, c.headers, c.created_at,
+                 (SELECT e.version FROM crier.events e WHERE e.id = c.event_id) AS version
+          FROM crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[]) c`,
   nextDueIn: `SELECT crier.next_due_in($1) AS ms`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   fail: `SELECT delivery_id::text, state, available_at
@@ -94,6 +99,7 @@ export class Protocol {
       key: r.key,
       payload: r.payload,
       headers: r.headers ?? {},
+      version: r.version ?? 1,
       createdAt: r.created_at,
     }));
   }

@@ -217,13 +217,16 @@ export class SubscriptionLoop {
       this.acks.complete(deliveryId, attempt);
       return;
     }
-    const err = error instanceof Error ? error : new Error(typeof error === 'string' ? error : JSON.stringify(error));
-    this.acks.fail({
-      deliveryId,
-      attempt,
-      error: err instanceof CrierError ? err.message : `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}`,
-      stack: err.stack ?? null,
-      giveUp: err instanceof UnrecoverableError,
-    });
+    this.acks.fail({ deliveryId, attempt, ...describeFailure(error) });
   }
+}
+
+/** What a failed attempt records: its message (last_error), stack, and whether to give up at once. */
+export function describeFailure(error: unknown): { error: string; stack: string | null; giveUp: boolean } {
+  const err = error instanceof Error ? error : new Error(typeof error === 'string' ? error : JSON.stringify(error));
+  return {
+    error: err instanceof CrierError ? err.message : `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}`,
+    stack: err.stack ?? null,
+    giveUp: err instanceof UnrecoverableError,
+  };
 }
