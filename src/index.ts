@@ -11,3 +11,4 @@ export { consoleLogger, silentLogger, type Logger } from './logger.ts';
 export type { CrierEvent, Handler, HandlerContext } from './worker/event.ts';
 export { UnrecoverableError } from './worker/subscription-loop.ts';
 export { Worker, type SubscriptionDefinition, type WorkerOptions } from './worker/worker.ts';
+export { eventChain, type ChainLink } from './causation.ts';
