@@ -127,6 +127,63 @@ WHEN (NEW.ordering_key IS NOT NULL AND OLD.state <> NEW.state
       AND (NEW.state IN ('done', 'dead') OR OLD.state IN ('done', 'dead')))
 EXECUTE FUNCTION crier.ordered_state_changed();
 --> statement-breakpoint
+-- Acks of many deliveries lock their keys in (subscription, key) order before touching any row,
+-- the order producers lock them in (crier.fan_out): otherwise a batched ack and a producer of the
+-- same keys could deadlock. Costs nothing while no subscription is ordered.
+CREATE FUNCTION crier.lock_ordered_keys(p_ids bigint[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM crier.subscriptions WHERE ordered) THEN
+    PERFORM 1 FROM crier.ordered_keys k
+    JOIN crier.deliveries d ON d.subscription = k.subscription AND d.ordering_key = k.key
+    WHERE d.id = ANY (p_ids)
+    ORDER BY k.subscription, k.key
+    FOR UPDATE OF k;
+  END IF;
+END $$;
+--> statement-breakpoint
+-- redefined by issue 6: locks the acked deliveries' ordered keys first (crier.lock_ordered_keys).
+CREATE OR REPLACE FUNCTION crier.complete(p_worker text, p_ids bigint[], p_attempts integer[])
+RETURNS SETOF bigint
+LANGUAGE sql AS $$
+  SELECT crier.lock_ordered_keys(p_ids);
+  UPDATE crier.deliveries d
+  SET state = 'done', locked_until = NULL, finished_at = now(), updated_at = now()
+  FROM unnest(p_ids, p_attempts) AS a(id, attempt)
+  WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+  RETURNING d.id
+$$;
+--> statement-breakpoint
+-- redefined by issue 6: locks the failed deliveries' ordered keys first (crier.lock_ordered_keys).
+CREATE OR REPLACE FUNCTION crier.fail(
+  p_worker text, p_ids bigint[], p_attempts integer[], p_errors text[], p_stacks text[],
+  p_give_up boolean[]
+) RETURNS TABLE (delivery_id bigint, state text, available_at timestamptz)
+LANGUAGE sql AS $$
+  SELECT crier.lock_ordered_keys(p_ids);
+  WITH failed AS (
+    SELECT a.*, (a.give_up OR d.attempts >= s.max_attempts) AS is_dead,
+           least(s.backoff_max_ms, s.backoff_base_ms * power(2, least(d.attempts - 1, 40)))
+             * (0.5 + random() * 0.5) AS backoff_ms
+    FROM unnest(p_ids, p_attempts, p_errors, p_stacks, p_give_up) AS a(id, attempt, error, stack, give_up)
+    JOIN crier.deliveries d ON d.id = a.id
+    JOIN crier.subscriptions s ON s.name = d.subscription
+  )
+  UPDATE crier.deliveries d
+  SET state = CASE WHEN f.is_dead THEN 'dead' ELSE 'pending' END,
+      available_at = CASE WHEN f.is_dead THEN d.available_at
+                          ELSE now() + f.backoff_ms * interval '1 millisecond' END,
+      locked_until = NULL,
+      last_error = f.error,
+      last_error_stack = f.stack,
+      errors = d.errors || jsonb_build_object('attempt', d.attempts, 'at', now(), 'worker', p_worker, 'error', f.error),
+      finished_at = CASE WHEN f.is_dead THEN now() END,
+      updated_at = now()
+  FROM failed f
+  WHERE d.id = f.id AND d.attempts = f.attempt AND d.state = 'running' AND d.worker = p_worker
+  RETURNING d.id, d.state, d.available_at
+$$;
+--> statement-breakpoint
 -- Operator: lets the key of a dead head move on without requeuing it (the dead delivery stays dead),
 -- or frees a key whose head was deleted. Returns the delivery that became the head, if any.
 CREATE FUNCTION crier.unblock_key(p_subscription text, p_key text) RETURNS bigint
