@@ -143,6 +143,7 @@ BEGIN
 END $$;
 --> statement-breakpoint
 -- redefined by issue 6: locks the acked deliveries' ordered keys first (crier.lock_ordered_keys).
+-- Based on the body from 0006_fast_protocol: this migration must run after it (see the journal).
 CREATE OR REPLACE FUNCTION crier.complete(p_worker text, p_ids bigint[], p_attempts integer[])
 RETURNS SETOF bigint
 LANGUAGE sql AS $$
@@ -155,32 +156,28 @@ LANGUAGE sql AS $$
 $$;
 --> statement-breakpoint
 -- redefined by issue 6: locks the failed deliveries' ordered keys first (crier.lock_ordered_keys).
+-- Based on the body from 0006_fast_protocol.
 CREATE OR REPLACE FUNCTION crier.fail(
   p_worker text, p_ids bigint[], p_attempts integer[], p_errors text[], p_stacks text[],
   p_give_up boolean[]
 ) RETURNS TABLE (delivery_id bigint, state text, available_at timestamptz)
 LANGUAGE sql AS $$
   SELECT crier.lock_ordered_keys(p_ids);
-  WITH failed AS (
-    SELECT a.*, (a.give_up OR d.attempts >= s.max_attempts) AS is_dead,
-           least(s.backoff_max_ms, s.backoff_base_ms * power(2, least(d.attempts - 1, 40)))
-             * (0.5 + random() * 0.5) AS backoff_ms
-    FROM unnest(p_ids, p_attempts, p_errors, p_stacks, p_give_up) AS a(id, attempt, error, stack, give_up)
-    JOIN crier.deliveries d ON d.id = a.id
-    JOIN crier.subscriptions s ON s.name = d.subscription
-  )
   UPDATE crier.deliveries d
-  SET state = CASE WHEN f.is_dead THEN 'dead' ELSE 'pending' END,
-      available_at = CASE WHEN f.is_dead THEN d.available_at
-                          ELSE now() + f.backoff_ms * interval '1 millisecond' END,
+  SET state = CASE WHEN a.give_up OR d.attempts >= s.max_attempts THEN 'dead' ELSE 'pending' END,
+      available_at = CASE WHEN a.give_up OR d.attempts >= s.max_attempts THEN d.available_at
+                          ELSE now() + least(s.backoff_max_ms, s.backoff_base_ms * power(2, least(d.attempts - 1, 40)))
+                                       * (0.5 + random() * 0.5) * interval '1 millisecond' END,
       locked_until = NULL,
-      last_error = f.error,
-      last_error_stack = f.stack,
-      errors = d.errors || jsonb_build_object('attempt', d.attempts, 'at', now(), 'worker', p_worker, 'error', f.error),
-      finished_at = CASE WHEN f.is_dead THEN now() END,
+      last_error = a.error,
+      last_error_stack = a.stack,
+      errors = d.errors || jsonb_build_object('attempt', d.attempts, 'at', now(), 'worker', p_worker, 'error', a.error),
+      finished_at = CASE WHEN a.give_up OR d.attempts >= s.max_attempts THEN now() END,
       updated_at = now()
-  FROM failed f
-  WHERE d.id = f.id AND d.attempts = f.attempt AND d.state = 'running' AND d.worker = p_worker
+  FROM unnest(p_ids, p_attempts, p_errors, p_stacks, p_give_up) AS a(id, attempt, error, stack, give_up),
+       crier.subscriptions s
+  WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+    AND s.name = d.subscription
   RETURNING d.id, d.state, d.available_at
 $$;
 --> statement-breakpoint
