@@ -12,3 +12,4 @@ export type { CrierEvent, Handler, HandlerContext } from './worker/event.ts';
 export { UnrecoverableError } from './worker/subscription-loop.ts';
 export { Worker, type SubscriptionDefinition, type WorkerOptions } from './worker/worker.ts';
 export { eventChain, type ChainLink } from './causation.ts';
+export { drizzleTransaction } from './drizzle-transaction.ts';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { drizzle } from 'drizzle-orm/postgres-js';
-import { createCrier, CrierError } from '../src/index.ts';
+import { createCrier, CrierError, type Executor } from '../src/index.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
@@ -57,9 +57,9 @@ describe('idempotency keys', () => {
     try {
       await a`BEGIN`;
       await b`BEGIN`;
-      const first = await crier.publish(a, 'payment.settled', { by: 'a' }, { idempotencyKey: 'race' });
+      const first = await crier.publish(a as unknown as Executor, 'payment.settled', { by: 'a' }, { idempotencyKey: 'race' });
       let secondDone = false;
-      const second = crier.publish(b, 'payment.settled', { by: 'b' }, { idempotencyKey: 'race' }).finally(() => {
+      const second = crier.publish(b as unknown as Executor, 'payment.settled', { by: 'b' }, { idempotencyKey: 'race' }).finally(() => {
         secondDone = true;
       });
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -83,8 +83,8 @@ describe('idempotency keys', () => {
     try {
       await a`BEGIN`;
       await b`BEGIN`;
-      await crier.publish(a, 'payment.voided', {}, { idempotencyKey: 'rb' });
-      const second = crier.publish(b, 'payment.voided', {}, { idempotencyKey: 'rb' });
+      await crier.publish(a as unknown as Executor, 'payment.voided', {}, { idempotencyKey: 'rb' });
+      const second = crier.publish(b as unknown as Executor, 'payment.voided', {}, { idempotencyKey: 'rb' });
       await new Promise((resolve) => setTimeout(resolve, 100));
       await a`ROLLBACK`;
       const result = await second;
