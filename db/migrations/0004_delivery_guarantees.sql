@@ -229,32 +229,46 @@ BEGIN
     PERFORM crier.resolve_routes(v_unrouted);
   END IF;
 
-  -- Ordered keys are locked in (subscription, key) order, so two producers cannot deadlock.
-  WITH inserted AS (
-    INSERT INTO crier.deliveries (event_id, subscription, state, available_at, ordering_key)
-    SELECT e.id, s.name,
-           CASE WHEN sub.ordered AND e.key IS NOT NULL THEN 'waiting' ELSE 'pending' END,
-           coalesce(e.deliver_at, now()),
-           CASE WHEN sub.ordered THEN e.key END
-    FROM new_events e
-    JOIN crier.topic_routes r ON r.topic = e.topic
-    CROSS JOIN LATERAL unnest(r.subscriptions) AS s(name)
-    JOIN crier.subscriptions sub ON sub.name = s.name
-    ORDER BY e.id
-    RETURNING id, subscription, state, ordering_key
-  ), heads AS (
-    INSERT INTO crier.ordered_keys AS k (subscription, key, head_id)
-    SELECT i.subscription, i.ordering_key, min(i.id) FROM inserted i
-    WHERE i.state = 'waiting'
-    GROUP BY i.subscription, i.ordering_key
-    ORDER BY i.subscription, i.ordering_key
-    ON CONFLICT (subscription, key) DO UPDATE SET head_id = k.head_id
-    RETURNING k.subscription, k.head_id
-  )
-  SELECT (SELECT array_agg(DISTINCT subscription) FROM inserted WHERE state = 'pending'),
-         (SELECT array_agg(h.head_id) FROM heads h JOIN inserted i ON i.id = h.head_id),
-         (SELECT array_agg(DISTINCT h.subscription) FROM heads h JOIN inserted i ON i.id = h.head_id)
-  INTO v_pending, v_heads, v_head_subs;
+  IF NOT EXISTS (SELECT 1 FROM crier.subscriptions WHERE ordered) THEN
+    -- No ordered subscription: the plain fan-out, one pass.
+    WITH inserted AS (
+      INSERT INTO crier.deliveries (event_id, subscription, available_at)
+      SELECT e.id, s.name, coalesce(e.deliver_at, now())
+      FROM new_events e
+      JOIN crier.topic_routes r ON r.topic = e.topic
+      CROSS JOIN LATERAL unnest(r.subscriptions) AS s(name)
+      ORDER BY e.id
+      RETURNING subscription
+    )
+    SELECT array_agg(DISTINCT subscription) INTO v_pending FROM inserted;
+  ELSE
+    -- Ordered keys are locked in (subscription, key) order, so two producers cannot deadlock.
+    WITH inserted AS (
+      INSERT INTO crier.deliveries (event_id, subscription, state, available_at, ordering_key)
+      SELECT e.id, s.name,
+             CASE WHEN sub.ordered AND e.key IS NOT NULL THEN 'waiting' ELSE 'pending' END,
+             coalesce(e.deliver_at, now()),
+             CASE WHEN sub.ordered THEN e.key END
+      FROM new_events e
+      JOIN crier.topic_routes r ON r.topic = e.topic
+      CROSS JOIN LATERAL unnest(r.subscriptions) AS s(name)
+      JOIN crier.subscriptions sub ON sub.name = s.name
+      ORDER BY e.id
+      RETURNING id, subscription, state, ordering_key
+    ), heads AS (
+      INSERT INTO crier.ordered_keys AS k (subscription, key, head_id)
+      SELECT i.subscription, i.ordering_key, min(i.id) FROM inserted i
+      WHERE i.state = 'waiting'
+      GROUP BY i.subscription, i.ordering_key
+      ORDER BY i.subscription, i.ordering_key
+      ON CONFLICT (subscription, key) DO UPDATE SET head_id = k.head_id
+      RETURNING k.subscription, k.head_id
+    )
+    SELECT (SELECT array_agg(DISTINCT subscription) FROM inserted WHERE state = 'pending'),
+           (SELECT array_agg(h.head_id) FROM heads h JOIN inserted i ON i.id = h.head_id),
+           (SELECT array_agg(DISTINCT h.subscription) FROM heads h JOIN inserted i ON i.id = h.head_id)
+    INTO v_pending, v_heads, v_head_subs;
+  END IF;
 
   -- A key that was idle: its first new delivery is the head and claimable now.
   IF v_heads IS NOT NULL THEN
