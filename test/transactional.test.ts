@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { integer, pgTable, text } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
-import { createCrier, drizzleTransaction, type SubscriptionDefinition } from '../src/index.ts';
+import { createCrier, CrierError, drizzleTransaction, type SubscriptionDefinition } from '../src/index.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 import { spawnTs, type Child } from './support/processes.ts';
 
@@ -115,6 +115,27 @@ describe('transactional handlers', () => {
     } finally {
       await worker.stop();
     }
+  });
+
+  test('ctx.tx outside a transactional subscription, and bad ordering options, are clear errors', async () => {
+    const worker = await startWorker({
+      name: 'not-tx',
+      topics: ['ntx.#'],
+      maxAttempts: 1,
+      handler: async (_event, ctx) => void (await ctx.tx`SELECT 1`),
+    });
+    try {
+      const event = await crier.publish(db.sql, 'ntx.order', {});
+      await eventually(async () => (await deliveryStates(db.sql, 'not-tx')).dead === 1, 10_000, 'dead');
+      const [row] = await db.sql`SELECT last_error FROM crier.deliveries WHERE event_id = ${event.id}`;
+      assert.match(row!.last_error, /^CRIER_INVALID_OPTION: ctx\.tx is only given to handlers of transactional subscriptions; declare subscription "not-tx" with transactional: true/);
+    } finally {
+      await worker.stop();
+    }
+    assert.throws(
+      () => crier.worker({ connection: db.url, subscriptions: [{ name: 'x', topics: ['x'], ordered: { onDead: 'drop' as never }, handler: () => {} }] }),
+      (e: unknown) => e instanceof CrierError && e.code === 'CRIER_INVALID_OPTION' && /ordered must be/.test(e.message),
+    );
   });
 
   test('SIGKILL after the handler wrote, before commit: no row, redelivered, one row per event in the end', async () => {
