@@ -165,6 +165,36 @@ describe('per-key ordering', () => {
     }
   });
 
+  test('a producer still inserting behind a key and the ack of its head: the ack waits, then hands the key on', async () => {
+    await db.sql`INSERT INTO crier.subscriptions (name, topics, ordered) VALUES ('race', '{race.#}', true)`;
+    const first = await crier.publish(db.sql, 'race.step', { n: 0 }, { key: 'K' });
+    const [claimed] = await db.sql`SELECT delivery_id::text AS id, attempt FROM crier.claim('race', 'w', 10)`;
+    const producer = await db.sql.reserve();
+    try {
+      await producer`BEGIN`;
+      const second = await crier.publish(producer as never, 'race.step', { n: 1 }, { key: 'K' });
+      let acked = false;
+      const ack = db.sql`SELECT crier.complete('w', ${`{${claimed!.id}}`}::bigint[], ${`{${claimed!.attempt}}`}::int[])`.then(() => {
+        acked = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(acked, false, 'the ack of the head waits for the producer of the same key');
+      await producer`COMMIT`;
+      await ack;
+      const rows = await db.sql`SELECT e.id::text AS event, d.state FROM crier.deliveries d JOIN crier.events e ON e.id = d.event_id WHERE d.subscription = 'race' ORDER BY d.id`;
+      assert.deepEqual(rows.map((r) => ({ ...r })), [{ event: first.id, state: 'done' }, { event: second.id, state: 'pending' }], 'the new event became the head');
+
+      // The other way round: the head is acked first, then a producer finds the key idle.
+      const [head] = await db.sql`SELECT delivery_id::text AS id, attempt FROM crier.claim('race', 'w', 10)`;
+      await db.sql`SELECT crier.complete('w', ${`{${head!.id}}`}::bigint[], ${`{${head!.attempt}}`}::int[])`;
+      const third = await crier.publish(db.sql, 'race.step', { n: 2 }, { key: 'K' });
+      const [row] = await db.sql`SELECT state FROM crier.deliveries WHERE event_id = ${third.id}`;
+      assert.equal(row!.state, 'pending');
+    } finally {
+      producer.release();
+    }
+  });
+
   test('null keys are not ordered, and unordered subscriptions never wait', async () => {
     await db.sql`INSERT INTO crier.subscriptions (name, topics, ordered) VALUES ('o-nulls', '{nul.#}', true), ('u-nulls', '{nul.#}', false)`;
     await db.sql.begin((tx) =>
