@@ -34,9 +34,16 @@ export const events = crier.table(
     createdAt: timestamptz('created_at').notNull().defaultNow(),
     /** The payload's schema version in the catalog (docs/catalog.md); 1 when published without one. */
     version: integer('version').notNull().default(1),
+    /** Delayed delivery: no delivery of this event is claimable before this time (null: at once). */
+    deliverAt: timestamptz('deliver_at'),
   },
   (t) => [
     check('events_version_positive', sql`${t.version} >= 1`),
+    // Chains of events published from handlers (crier.event_chain): only events that carry a
+    // correlationId header are indexed.
+    index('events_correlation_idx')
+      .on(sql`(${t.headers} ->> 'correlationId')`)
+      .where(sql`${t.headers} ? 'correlationId'`),
     check(
       'events_topic_valid',
       sql`length(${t.topic}) <= 255 and ${t.topic} ~ '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$'`,
@@ -59,6 +66,10 @@ export const subscriptions = crier.table(
     backoffMaxMs: integer('backoff_max_ms').notNull().default(300_000),
     leaseMs: integer('lease_ms').notNull().default(30_000),
     paused: boolean('paused').notNull().default(false),
+    /** Per-key FIFO: deliveries of events with the same key are handled one at a time, in order. */
+    ordered: boolean('ordered').notNull().default(false),
+    /** When the head of a key ends dead: 'block' the key until requeued (default) or 'skip' it. */
+    orderedOnDead: text('ordered_on_dead', { enum: ['block', 'skip'] }).notNull().default('block'),
     createdAt: timestamptz('created_at').notNull().defaultNow(),
     updatedAt: timestamptz('updated_at').notNull().defaultNow(),
   },
@@ -67,12 +78,15 @@ export const subscriptions = crier.table(
     check('subscriptions_max_attempts_positive', sql`${t.maxAttempts} >= 1`),
     check('subscriptions_backoff_valid', sql`${t.backoffBaseMs} >= 0 and ${t.backoffMaxMs} >= ${t.backoffBaseMs}`),
     check('subscriptions_lease_positive', sql`${t.leaseMs} >= 100`),
+    check('subscriptions_ordered_on_dead_valid', sql`${t.orderedOnDead} in ('block', 'skip')`),
   ],
 );
 
 /**
  * One row per event x matching subscription: the state of that subscription's work on that event.
  * States: pending -> running -> done | pending (retry) | dead. See docs/delivery-states.md.
+ * Ordered subscriptions add 'waiting': behind the head of its key, not claimable until promoted
+ * (docs/guarantees.md).
  */
 export const deliveries = crier.table(
   'deliveries',
@@ -80,7 +94,7 @@ export const deliveries = crier.table(
     id: bigint('id', { mode: 'bigint' }).primaryKey().generatedAlwaysAsIdentity(),
     eventId: bigint('event_id', { mode: 'bigint' }).notNull(),
     subscription: text('subscription').notNull(),
-    state: text('state', { enum: ['pending', 'running', 'done', 'dead'] }).notNull().default('pending'),
+    state: text('state', { enum: ['pending', 'running', 'done', 'dead', 'waiting'] }).notNull().default('pending'),
     attempts: integer('attempts').notNull().default(0),
     availableAt: timestamptz('available_at').notNull().defaultNow(),
     worker: text('worker'),
@@ -92,9 +106,11 @@ export const deliveries = crier.table(
     startedAt: timestamptz('started_at'),
     finishedAt: timestamptz('finished_at'),
     updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+    /** The event's key, set only when the subscription was ordered at fan-out: the FIFO group. */
+    orderingKey: text('ordering_key'),
   },
   (t) => [
-    check('deliveries_state_valid', sql`${t.state} in ('pending', 'running', 'done', 'dead')`),
+    check('deliveries_state_valid', sql`${t.state} in ('pending', 'running', 'done', 'dead', 'waiting')`),
     // The claim path reads only this small index: its size follows pending work, not history.
     index('deliveries_pending_idx')
       .on(t.subscription, t.availableAt, t.id)
@@ -105,7 +121,51 @@ export const deliveries = crier.table(
     index('deliveries_lease_idx').on(t.lockedUntil).where(sql`${t.lockedUntil} is not null`),
     index('deliveries_dead_idx').on(t.subscription, t.finishedAt).where(sql`${t.state} = 'dead'`),
     index('deliveries_event_idx').on(t.eventId),
+    // Promotion of the next delivery of a key reads only waiting rows.
+    index('deliveries_waiting_idx')
+      .on(t.subscription, t.orderingKey, t.id)
+      .where(sql`${t.state} = 'waiting'`),
   ],
+);
+
+/**
+ * The head of each active key of an ordered subscription: the one delivery of that key that may be
+ * pending, running, or dead (blocking). A row exists while the key has unfinished deliveries;
+ * its row lock serialises producers and acks of the same key.
+ */
+export const orderedKeys = crier.table(
+  'ordered_keys',
+  {
+    subscription: text('subscription').notNull(),
+    key: text('key').notNull(),
+    headId: bigint('head_id', { mode: 'bigint' }).notNull(),
+    since: timestamptz('since').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.subscription, t.key] })],
+);
+
+/** Producer idempotency keys: a retried publish with the same (topic, key) returns this event. */
+export const idempotencyKeys = crier.table(
+  'idempotency_keys',
+  {
+    topic: text('topic').notNull(),
+    key: text('key').notNull(),
+    eventId: bigint('event_id', { mode: 'bigint' }).notNull(),
+    eventUuid: uuid('event_uuid').notNull(),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.topic, t.key] }), index('idempotency_keys_created_idx').on(t.createdAt)],
+);
+
+/** Consumer-side deduplication for handlers that are not transactional: what was processed. */
+export const processed = crier.table(
+  'processed',
+  {
+    subscription: text('subscription').notNull(),
+    eventId: bigint('event_id', { mode: 'bigint' }).notNull(),
+    at: timestamptz('at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.subscription, t.eventId] }), index('processed_at_idx').on(t.at)],
 );
 
 /**

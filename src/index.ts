@@ -52,3 +52,5 @@ export {
   type CatalogSubscriptionDefinition,
   type TypedCrier,
 } from './catalog/typed-crier.ts';
+export { eventChain, type ChainLink } from './causation.ts';
+export { drizzleTransaction } from './drizzle-transaction.ts';

@@ -44,12 +44,22 @@ export function testEvent(input: TestEventInput, subscription?: SubscriptionDefi
 
 /** A handler context for one first attempt; abort `signal` yourself to test cancellation. */
 export function testContext(overrides: Partial<HandlerContext> = {}): HandlerContext {
+  const needsDatabase = (what: string) => (): never => {
+    throw new Error(`crier/testing: ctx.${what} needs a database; pass your own in testContext({ ${what} }) or use publishAndDrain`);
+  };
   return {
     subscription: 'test',
     deliveryId: '1',
     attempt: 1,
     maxAttempts: 5,
     signal: new AbortController().signal,
+    get tx(): never {
+      return needsDatabase('tx')();
+    },
+    publish: async () => needsDatabase('publish')(),
+    publishMany: async () => needsDatabase('publishMany')(),
+    markProcessed: async () => needsDatabase('markProcessed')(),
+    isProcessed: async () => needsDatabase('isProcessed')(),
     ...overrides,
   };
 }

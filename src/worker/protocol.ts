@@ -64,8 +64,8 @@ export class Protocol {
   private readonly text: Record<keyof typeof statements, string>;
 
   constructor(
-    private readonly sql: postgres.Sql<any>,
-    schema: string,
+    readonly sql: postgres.Sql<any>,
+    readonly schema: string,
     readonly workerId: string,
   ) {
     this.text = Object.fromEntries(
@@ -73,8 +73,8 @@ export class Protocol {
     ) as Record<keyof typeof statements, string>;
   }
 
-  private run(name: keyof typeof statements, params: unknown[]) {
-    return this.sql.unsafe(this.text[name], params as postgres.ParameterOrJSON<never>[], { prepare: true });
+  private run(name: keyof typeof statements, params: unknown[], sql: postgres.Sql<any> | postgres.TransactionSql<any> = this.sql) {
+    return sql.unsafe(this.text[name], params as postgres.ParameterOrJSON<never>[], { prepare: true });
   }
 
   /**
@@ -110,9 +110,9 @@ export class Protocol {
     return row?.ms == null ? null : Number(row.ms);
   }
 
-  /** Returns the ids that were completed; the others had lost their lease. */
-  async complete(ids: string[], attempts: number[]): Promise<Set<string>> {
-    const rows = await this.run('complete', [this.workerId, pgArray(ids), pgArray(attempts)]);
+  /** Returns the ids that were completed; the others had lost their lease. `tx`: a handler's transaction. */
+  async complete(ids: string[], attempts: number[], tx?: postgres.TransactionSql<any>): Promise<Set<string>> {
+    const rows = await this.run('complete', [this.workerId, pgArray(ids), pgArray(attempts)], tx);
     return new Set(rows.map((r) => r.id as string));
   }
 

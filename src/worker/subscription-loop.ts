@@ -18,8 +18,10 @@
 import { CrierError } from '../errors.ts';
 import { errorMessage, type Logger } from '../logger.ts';
 import type { AckBuffer } from './acks.ts';
-import { toEvent, type Handler, type HandlerContext } from './event.ts';
+import { toEvent, type Handler } from './event.ts';
+import { createHandlerContext } from './handler-context.ts';
 import type { ClaimedDelivery, Protocol } from './protocol.ts';
+import { runTransactional, type TransactionalOutcome } from './transactional.ts';
 
 export interface LoopSettings {
   name: string;
@@ -28,6 +30,8 @@ export interface LoopSettings {
   maxAttempts: number;
   timeoutMs: number;
   pollIntervalMs: number;
+  /** The handler runs in a transaction that also carries its ack (crier.complete). */
+  transactional: boolean;
 }
 
 /** Throw this from a handler when retrying cannot help: the delivery goes straight to dead. */
@@ -175,15 +179,12 @@ export class SubscriptionLoop {
   }
 
   private execute(delivery: ClaimedDelivery): void {
-    const { name, handler, maxAttempts, timeoutMs } = this.settings;
+    const { name, handler, maxAttempts, timeoutMs, transactional } = this.settings;
     const controller = new AbortController();
-    const context: HandlerContext = {
-      subscription: name,
-      deliveryId: delivery.deliveryId,
-      attempt: delivery.attempt,
-      maxAttempts,
-      signal: controller.signal,
-    };
+    const event = toEvent(delivery);
+    const { sql, schema } = this.protocol;
+    const run = (tx?: Parameters<typeof createHandlerContext>[0]['tx']) =>
+      handler(event, createHandlerContext({ subscription: name, maxAttempts, sql, schema, delivery, event, signal: controller.signal, tx }));
     const entry: InFlight = { delivery, controller, lost: false, settled: Promise.resolve() };
     this.inFlight.set(delivery.deliveryId, entry);
 
@@ -195,19 +196,22 @@ export class SubscriptionLoop {
         reject(error);
       }, timeoutMs);
     });
-    const handled = Promise.resolve().then(() => handler(toEvent(delivery), context));
+    const handled: Promise<TransactionalOutcome | undefined> = transactional
+      ? runTransactional(sql, this.protocol, delivery, controller.signal, run)
+      : Promise.resolve().then(() => run()).then(() => undefined);
     handled.catch(() => {}); // a timed-out handler may still reject later: nobody is listening then
     entry.settled = Promise.race([handled, timedOut]).then(
-      () => this.settle(entry, undefined),
+      (outcome) => this.settle(entry, undefined, outcome),
       (error: unknown) => this.settle(entry, error ?? new Error('handler threw a nullish value')),
     ).finally(() => clearTimeout(timer));
   }
 
-  private settle(entry: InFlight, error: unknown): void {
+  private settle(entry: InFlight, error: unknown, outcome?: TransactionalOutcome): void {
     const { deliveryId, attempt } = entry.delivery;
     this.inFlight.delete(deliveryId);
     this.wake();
-    if (entry.lost) {
+    if (outcome === 'done') return; // acked in the handler's own transaction
+    if (entry.lost || outcome === 'lease-lost') {
       this.logger.warn(
         `subscription "${this.settings.name}": delivery ${deliveryId} finished after its lease was lost; its outcome is dropped (another attempt owns it)`,
       );
