@@ -142,7 +142,7 @@ describe('commands', () => {
     const one = await crierCli(['publish', 'order.created', '{"id": 42}', '--key', '42', '--header', 'correlationId=c-1', '--json']);
     assert.equal(one.code, 0, one.stderr);
     const published = JSON.parse(one.stdout);
-    assert.deepEqual(Object.keys(published).sort(), ['createdAt', 'id', 'subscriptions', 'topic', 'uuid']);
+    assert.deepEqual(Object.keys(published).sort(), ['createdAt', 'duplicate', 'id', 'subscriptions', 'topic', 'uuid', 'version']);
     assert.deepEqual(published.subscriptions, ['billing', 'inventory']);
     const [row] = await db.sql`SELECT key, payload, headers FROM crier.events WHERE id = ${published.id}`;
     assert.deepEqual({ ...row }, { key: '42', payload: { id: 42 }, headers: { correlationId: 'c-1' } });
