@@ -50,6 +50,19 @@ test('two worker processes on one subscription handle all of N, none twice', asy
   await Promise.all([a.exited, b.exited]);
 });
 
+test('a worker whose slots are all busy keeps going when woken', async () => {
+  // Regression: a wake-up (NOTIFY, reconnect) arriving while every slot was busy used to spin the
+  // claim loop on resolved promises, starving timers and sockets: the worker stalled for good.
+  const busy = worker({ SUBSCRIPTION: 'busy', TOPICS: 'busy.#', WORKER_ID: 'busy', HANDLER_MS: '300', CONCURRENCY: '2' });
+  await busy.waitFor(/ready/);
+  await publish('busy.item', 6);
+  await busy.waitFor(/handling/);
+  for (let i = 0; i < 3; i++) await db.sql`SELECT pg_notify('crier', 'busy'), pg_notify('crier', '*')`;
+  await eventually(async () => (await deliveryStates(db.sql, 'busy')).done === 6, 20_000, 'all 6 deliveries done');
+  busy.process.kill('SIGTERM');
+  await busy.exited;
+});
+
 test('a worker killed with SIGKILL mid-handler loses nothing: another completes it after the lease', async () => {
   const doomed = worker({ SUBSCRIPTION: 'crashy', TOPICS: 'crash.#', WORKER_ID: 'doomed', HANG_TOPIC: 'crash.hang', LEASE: '1s' });
   await doomed.waitFor(/ready/);

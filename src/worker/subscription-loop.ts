@@ -47,8 +47,9 @@ export class SubscriptionLoop {
   readonly inFlight = new Map<string, InFlight>();
   private parked = false;
   private stopping = false;
+  /** A wake-up arrived since the last claim began: one token, consumed by the next sleep. */
   private woken = false;
-  private wakeUp: (() => void) | undefined;
+  private sleeper: { wakeable: boolean; interrupt: () => void } | undefined;
   private running: Promise<void> | undefined;
 
   constructor(
@@ -65,15 +66,13 @@ export class SubscriptionLoop {
   /** A hint that there may be work: a NOTIFY, a freed slot, a reconnect. */
   wake(): void {
     this.woken = true;
-    const wakeUp = this.wakeUp;
-    this.wakeUp = undefined;
-    wakeUp?.();
+    if (this.sleeper?.wakeable) this.sleeper.interrupt();
   }
 
   /** Stops claiming; resolves once the loop has left its current claim. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake();
+    this.sleeper?.interrupt();
     await this.running;
     if (this.parked) {
       this.parked = false;
@@ -104,7 +103,9 @@ export class SubscriptionLoop {
           break;
         }
         if (failures === 1) this.logger.warn(`subscription "${name}": claim failed (${errorMessage(error)}); retrying with backoff`);
-        await this.sleep(Math.min(5000, 50 * 2 ** Math.min(failures, 7)));
+        // Not cut short by wake-ups: a reconnecting listener wakes every loop, and a dead
+        // database must not be hammered.
+        await this.sleep(Math.min(5000, 50 * 2 ** Math.min(failures, 7)), { wakeable: false });
         continue;
       }
       for (const delivery of claimed) this.execute(delivery);
@@ -127,7 +128,7 @@ export class SubscriptionLoop {
     } catch (error) {
       // Not parked means producers may not notify us: poll soon rather than sleep long.
       this.logger.warn(`subscription "${this.settings.name}": could not ${parked ? 'park' : 'unpark'} (${errorMessage(error)})`);
-      await this.sleep(200);
+      await this.sleep(200, { wakeable: false });
     }
   }
 
@@ -144,18 +145,27 @@ export class SubscriptionLoop {
     if (!wokenEarly && wait === this.settings.pollIntervalMs) this.parked = false;
   }
 
-  /** Sleeps until woken or `ms` pass; returns true when woken. */
-  private sleep(ms: number): Promise<boolean> {
-    if (this.woken || this.stopping) return Promise.resolve(true);
+  /**
+   * Sleeps until `ms` pass, stop() is called or (when wakeable) a wake-up arrives; returns true when
+   * cut short. A wake-up that arrived before the sleep ends it at once and is used up, so a loop
+   * that re-checks and sleeps again really waits (a wake-up left standing would spin it without
+   * ever yielding to timers or I/O).
+   */
+  private sleep(ms: number, { wakeable = true } = {}): Promise<boolean> {
+    if (this.stopping) return Promise.resolve(true);
+    if (wakeable && this.woken) {
+      this.woken = false;
+      return Promise.resolve(true);
+    }
     return new Promise((resolve) => {
-      const timer = ms === Infinity ? undefined : setTimeout(() => {
-        this.wakeUp = undefined;
-        resolve(false);
-      }, ms);
-      this.wakeUp = () => {
+      const finish = (cutShort: boolean) => {
         clearTimeout(timer);
-        resolve(true);
+        this.sleeper = undefined;
+        if (cutShort && wakeable) this.woken = false;
+        resolve(cutShort);
       };
+      const timer = ms === Infinity ? undefined : setTimeout(() => finish(false), ms);
+      this.sleeper = { wakeable, interrupt: () => finish(true) };
     });
   }
 
