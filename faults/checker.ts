@@ -95,3 +95,12 @@ export function violations(v: Verdict): string[] {
   if (v.events === 0) out.push('no events were committed: the scenario proved nothing');
   return out;
 }
+
+/** Why attempts ended without success, from the deliveries' own error history. */
+export async function attemptErrors(sql: postgres.Sql): Promise<string> {
+  const rows = await sql`
+    SELECT regexp_replace(e->>'error', '[0-9]+', 'N', 'g') AS error, count(*)::int AS n
+    FROM crier.deliveries d, jsonb_array_elements(d.errors) e
+    GROUP BY 1 ORDER BY 2 DESC LIMIT 5`;
+  return rows.map((r) => `${r.n}x "${String(r.error).slice(0, 60)}"`).join(', ');
+}

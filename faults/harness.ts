@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { migrate } from '../src/migrate.ts';
 import { spawnTs, type Child } from '../test/support/processes.ts';
-import { check, handledTable, type AckedRange, type Verdict } from './checker.ts';
+import { attemptErrors, check, handledTable, type AckedRange, type Verdict } from './checker.ts';
 import type { Cluster } from './cluster.ts';
 
 export interface ScenarioSettings {
@@ -173,6 +173,8 @@ export class ScenarioRun {
     });
     await Promise.all(stopping);
     const verdict = await retrying(() => check(this.sql, this.acked, [...this.killed]));
+    const errors = await retrying(() => attemptErrors(this.sql));
+    if (errors) this.notes.push(`failed attempts: ${errors}`);
     const staleAcksRefused = this.outputs.reduce(
       (n, child) => n + (child.output().match(/ack refused|finished after its lease was lost/g)?.length ?? 0),
       0,
