@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import postgres from 'postgres';
-import { createCrier, type CrierEvent } from '../src/index.ts';
+import { createCrier, migrate, type CrierEvent } from '../src/index.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
@@ -175,4 +175,26 @@ test('nothing in the schema is executable by PUBLIC', async () => {
     SELECT p.oid::regprocedure::text AS fn FROM pg_proc p
     WHERE p.pronamespace = 'crier'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')`;
   assert.deepEqual(open.map((r) => r.fn), []);
+});
+
+test('in a tenant schema, the default prefix is the schema name and grants stop at that schema', async () => {
+  const schema = `${prefix}_tenant`;
+  await migrate({ connection: db.url, schema });
+  const roles = await db.sql.unsafe(`SELECT ${schema}.create_roles() AS role`);
+  assert.deepEqual(roles.map((r) => r.role), kinds.map((k) => `${schema}_${k}`));
+  const user = `${schema}_login`;
+  await db.sql.unsafe(`CREATE ROLE "${user}" LOGIN PASSWORD '${password}' IN ROLE "${schema}_publisher"`);
+  const url = new URL(db.url);
+  url.username = user;
+  url.password = password;
+  const sql = postgres(url.toString(), { max: 1, onnotice: () => {} });
+  try {
+    const [event] = await createCrier({ schema }).publish(sql, 'order.created', { tenant: true }).then((e) => [e]);
+    assert.match(event!.id, /^\d+$/);
+    await refused(crier.publish(sql, 'order.created', {}).catch((e) => { throw e.cause ?? e; }), 'publish into the default schema');
+  } finally {
+    await sql.end({ timeout: 1 });
+    await db.sql.unsafe(`DROP ROLE "${user}"`);
+    await db.sql.unsafe(`SELECT ${schema}.drop_roles()`);
+  }
 });
