@@ -30,6 +30,13 @@ export interface Result {
   notes: string[];
 }
 
+/** Every process the suite started, so that a signal to the suite can take them down too. */
+export const children = new Set<Child>();
+
+export function killAll(): void {
+  for (const child of children) child.process.kill('SIGKILL');
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Retries a query through a restart or a terminated connection. */
@@ -90,7 +97,9 @@ export class ScenarioRun {
     const child = spawnTs('../faults/worker.ts', { DATABASE_URL: this.url, WORKER_ID: id, ...this.settings.workerEnv });
     this.workers.set(id, child);
     this.outputs.push(child);
+    children.add(child);
     void child.exited.then((exit) => {
+      children.delete(child);
       this.workers.delete(id);
       if (this.killed.has(id) || this.closing) return;
       this.crashes++;
@@ -110,6 +119,7 @@ export class ScenarioRun {
     });
     this.producers.set(id, child);
     this.outputs.push(child);
+    children.add(child);
     let seen = 0;
     const collect = () => {
       const lines = child.output().split('\n');
@@ -120,6 +130,7 @@ export class ScenarioRun {
     };
     child.process.stdout!.on('data', collect);
     void child.exited.then(() => {
+      children.delete(child);
       collect();
       this.producers.delete(id);
     });

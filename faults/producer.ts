@@ -2,7 +2,8 @@
 // a pause (a window to be killed or cut off in), the other half, then commits, or rolls back on
 // purpose (ROLLBACK_RATE). It prints "committed <from> <to>" only after COMMIT returned: the
 // checker holds Postgres to those. Environment: DATABASE_URL, PRODUCER_ID, DURATION_MS, BATCH,
-// MID_TX_MS, PAUSE_MS, ROLLBACK_RATE, HANG_RATE (share of events whose handler will hang once).
+// MID_TX_MS, PAUSE_MS, ROLLBACK_RATE, HANG_RATE (share of events whose handler will hang once),
+// RATE (events/s to aim at; replaces PAUSE_MS: a steady load for the soak).
 import postgres from 'postgres';
 import { createCrier } from '../src/index.ts';
 
@@ -13,6 +14,8 @@ const midTxMs = Number(env.MID_TX_MS ?? 5);
 const pauseMs = Number(env.PAUSE_MS ?? 20);
 const rollbackRate = Number(env.ROLLBACK_RATE ?? 0.1);
 const hangRate = Number(env.HANG_RATE ?? 0);
+const rate = Number(env.RATE ?? 0);
+const startedAt = Date.now();
 const end = Date.now() + Number(env.DURATION_MS ?? 5000);
 const sql = postgres(env.DATABASE_URL!, { max: 1, onnotice: () => {}, connect_timeout: 5 });
 const crier = createCrier();
@@ -45,7 +48,7 @@ while (Date.now() < end) {
       await sleep(50);
     }
   }
-  await sleep(Math.random() * pauseMs);
+  await sleep(rate > 0 ? startedAt + (seq / rate) * 1000 - Date.now() : Math.random() * pauseMs);
 }
 await sql.end({ timeout: 1 });
 console.log('done');

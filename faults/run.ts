@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { violations } from './checker.ts';
 import { Cluster } from './cluster.ts';
-import { ScenarioRun, type Result } from './harness.ts';
+import { killAll, ScenarioRun, type Result } from './harness.ts';
 import { scenarios } from './scenarios.ts';
 
 const { values } = parseArgs({
@@ -27,6 +27,7 @@ const log = (line: string) => console.error(line);
 const started = Date.now();
 const cluster = await Cluster.start({ log: values.verbose ? (l) => log(`[postgres] ${l}`) : undefined });
 const onSignal = () => {
+  killAll();
   cluster.stopSync();
   process.exit(130);
 };

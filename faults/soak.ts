@@ -1,4 +1,4 @@
-// Soak: `npm run soak -- --minutes N [--sample 10] [--no-prune] [--no-faults]`.
+// Soak: `npm run soak -- --minutes N [--rate 400] [--sample 10] [--no-prune] [--no-faults]`.
 // Steady publishing and draining on an embedded Postgres with default settings (autovacuum on),
 // a fault sprinkled in every ~20 s, and a row every sample interval: throughput, latency, lag, table
 // and index sizes, dead tuples. Bloat or a leak shows up as a trend down the columns. At the end,
@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { violations } from './checker.ts';
 import { Cluster } from './cluster.ts';
-import { retrying, ScenarioRun } from './harness.ts';
+import { killAll, retrying, ScenarioRun } from './harness.ts';
 
 const { values } = parseArgs({
   options: {
@@ -14,6 +14,7 @@ const { values } = parseArgs({
     sample: { type: 'string', default: '10' },
     workers: { type: 'string', default: '2' },
     producers: { type: 'string', default: '2' },
+    rate: { type: 'string', default: '400' },
     'no-prune': { type: 'boolean', default: false },
     'no-faults': { type: 'boolean', default: false },
   },
@@ -21,7 +22,7 @@ const { values } = parseArgs({
 const durationMs = Number(values.minutes) * 60_000;
 const sampleMs = Number(values.sample) * 1000;
 if (!(durationMs > 0) || !(sampleMs > 0)) {
-  console.error('usage: npm run soak -- --minutes N [--sample seconds] [--workers n] [--producers n] [--no-prune] [--no-faults]');
+  console.error('usage: npm run soak -- --minutes N [--rate events/s] [--sample seconds] [--workers n] [--producers n] [--no-prune] [--no-faults]');
   process.exit(2);
 }
 const log = (line: string) => console.error(line);
@@ -29,6 +30,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const cluster = await Cluster.start();
 const onSignal = () => {
+  killAll();
   cluster.stopSync();
   process.exit(130);
 };
@@ -42,7 +44,11 @@ const run = new ScenarioRun(
     workers: Number(values.workers),
     producers: Number(values.producers),
     workerEnv: { LEASE: '5s', HANDLER_MS: '2' },
-    producerEnv: { MID_TX_MS: '2', PAUSE_MS: '10', ROLLBACK_RATE: '0.05' },
+    producerEnv: {
+      MID_TX_MS: '2',
+      ROLLBACK_RATE: '0.05',
+      RATE: String(Number(values.rate) / Number(values.producers)),
+    },
   },
   (line) => log(line),
 );
@@ -144,7 +150,7 @@ try {
   await run.startWorkers();
   const startedAt = Date.now();
   run.startProducers(durationMs);
-  log(`soak: ${values.minutes} min on embedded Postgres (port ${cluster.port}, autovacuum on); faults ${values['no-faults'] ? 'off' : 'every ~20 s'}; prune ${values['no-prune'] ? 'off' : 'done deliveries older than 30 s, every 30 s'}`);
+  log(`soak: ${values.minutes} min at ${values.rate} events/s on embedded Postgres (port ${cluster.port}, autovacuum on); faults ${values['no-faults'] ? 'off' : 'every ~20 s'}; prune ${values['no-prune'] ? 'off' : 'done deliveries older than 30 s, every 30 s'}`);
   console.log(line(header));
   let nextSample = startedAt + sampleMs;
   let nextFault = startedAt + 10_000 + Math.random() * 20_000;
