@@ -24,6 +24,7 @@ export interface Result {
   verdict: Verdict;
   faults: number;
   crashes: number;
+  producerCrashes: number;
   staleAcksRefused: number;
   recoveryMs: number | null;
   drained: boolean;
@@ -63,6 +64,7 @@ export class ScenarioRun {
   readonly notes: string[] = [];
   faults = 0;
   crashes = 0;
+  producerCrashes = 0;
   lastFaultAt = 0;
   windowEndsAt = 0;
   private spawned = 0;
@@ -129,10 +131,15 @@ export class ScenarioRun {
       }
     };
     child.process.stdout!.on('data', collect);
-    void child.exited.then(() => {
+    void child.exited.then((exit) => {
       children.delete(child);
       collect();
       this.producers.delete(id);
+      if (this.killed.has(id) || this.closing || /^done$/m.test(child.output())) return;
+      // A producer that dies by itself (an uncaught error in the driver, say) is replaced, and counted.
+      this.producerCrashes++;
+      this.log(`  producer ${id} exited by itself (${exit.code ?? exit.signal}):\n${tail(child.output().replace(/^committed.*\n/gm, ''), 6)}`);
+      if (Date.now() < this.windowEndsAt) this.spawnProducer(this.windowEndsAt - Date.now());
     });
     return child;
   }
@@ -184,6 +191,8 @@ export class ScenarioRun {
     });
     await Promise.all(stopping);
     const verdict = await retrying(() => check(this.sql, this.acked, [...this.killed]));
+    const failedTx = [...this.producerOutputs()].reduce((n, out) => n + (out.match(/^failed /gm)?.length ?? 0), 0);
+    if (failedTx > 0) this.notes.push(`${failedTx} producer transactions failed`);
     const errors = await retrying(() => attemptErrors(this.sql));
     if (errors) this.notes.push(`failed attempts: ${errors}`);
     const staleAcksRefused = this.outputs.reduce(
@@ -194,7 +203,11 @@ export class ScenarioRun {
     const admin = postgres(this.cluster.url(), { max: 1, onnotice: () => {} });
     await retrying(() => admin.unsafe(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`));
     await admin.end();
-    return { verdict, faults: this.faults, crashes: this.crashes, staleAcksRefused, recoveryMs, drained, notes: this.notes };
+    return { verdict, faults: this.faults, crashes: this.crashes, producerCrashes: this.producerCrashes, staleAcksRefused, recoveryMs, drained, notes: this.notes };
+  }
+
+  private *producerOutputs(): Iterable<string> {
+    for (const child of this.outputs) if (/^ready\n(committed|failed|done)/m.test(child.output()) || /^(committed|failed) /m.test(child.output())) yield child.output();
   }
 
   /** Last lines of every worker's output, for a failed scenario's report. */

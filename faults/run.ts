@@ -52,6 +52,8 @@ try {
     const result = await run.finish(drained, recoveryMs);
     const problems = violations(result.verdict);
     if (!drained) problems.unshift('did not drain');
+    // A worker must survive every fault here; one that dies by itself is a bug even if nothing was lost.
+    if (result.crashes > 0) problems.push(`${result.crashes} worker processes died by themselves`);
     rows.push({ name: scenario.name, result, problems });
     log(`  ${problems.length === 0 ? 'ok' : `FAILED: ${problems.join('; ')}`}${result.notes.length ? ` (${result.notes.join(', ')})` : ''}`);
   }
@@ -59,7 +61,7 @@ try {
   await cluster.stop();
 }
 
-const header = ['scenario', 'events', 'faults', 'duplicates', 'lost', 'phantom', 'stuck', 'stale acks refused', 'worker crashes', 'recovery', 'result'];
+const header = ['scenario', 'events', 'faults', 'duplicates', 'lost', 'phantom', 'stuck', 'stale acks refused', 'crashes (workers/producers)', 'recovery', 'result'];
 const table = rows.map(({ name, result: r, problems }) => [
   name,
   String(r.verdict.events),
@@ -69,7 +71,7 @@ const table = rows.map(({ name, result: r, problems }) => [
   String(r.verdict.phantom),
   String(r.verdict.stuck),
   String(r.staleAcksRefused),
-  String(r.crashes),
+  `${r.crashes}/${r.producerCrashes}`,
   r.recoveryMs === null ? '-' : `${(r.recoveryMs / 1000).toFixed(1)} s`,
   problems.length === 0 ? 'ok' : 'FAIL',
 ]);
@@ -78,5 +80,5 @@ const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!))
 console.log(`\n${line(header)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const row of table) console.log(line(row));
 for (const { name, problems } of rows) if (problems.length) console.log(`\n${name}: ${problems.join('; ')}`);
-console.log(`\n${rows.length} scenarios in ${((Date.now() - started) / 1000).toFixed(0)} s; lost is committed events never handled, stuck is deliveries held by killed workers after the drain.`);
+console.log(`\n${rows.length} scenarios in ${((Date.now() - started) / 1000).toFixed(0)} s; lost: committed events never handled; stuck: deliveries held by killed workers after the drain; crashes: processes that died by themselves (replaced; see the log above).`);
 process.exitCode = rows.every((r) => r.problems.length === 0) ? 0 : 1;
