@@ -54,6 +54,7 @@ try {
     if (!drained) problems.unshift('did not drain');
     // A worker must survive every fault here; one that dies by itself is a bug even if nothing was lost.
     if (result.crashes > 0) problems.push(`${result.crashes} worker processes died by themselves`);
+    problems.push(...(scenario.expect?.(result) ?? []));
     rows.push({ name: scenario.name, result, problems });
     log(`  ${problems.length === 0 ? 'ok' : `FAILED: ${problems.join('; ')}`}${result.notes.length ? ` (${result.notes.join(', ')})` : ''}`);
   }

@@ -1,7 +1,7 @@
 // The faults, one scenario each. A scenario sets the processes' environment and injects its fault
 // repeatedly until the window closes; the harness does the rest (see harness.ts).
 import postgres from 'postgres';
-import type { ScenarioRun, ScenarioSettings } from './harness.ts';
+import type { Result, ScenarioRun, ScenarioSettings } from './harness.ts';
 
 export interface Scenario extends ScenarioSettings {
   name: string;
@@ -12,6 +12,8 @@ export interface Scenario extends ScenarioSettings {
   inject(run: ScenarioRun): Promise<void>;
   /** After the window, before the drain. */
   teardown?(run: ScenarioRun): Promise<void>;
+  /** Extra checks: proof that the fault really hit the path it is about. */
+  expect?(result: Result): string[];
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -152,5 +154,7 @@ export const scenarios: Scenario[] = [
       }
       await Promise.all(paused);
     },
+    expect: (result) =>
+      result.staleAcksRefused > 0 ? [] : ['no late ack or lost lease was seen: the pauses hit idle workers only'],
   },
 ];
