@@ -123,8 +123,17 @@ test('worker: works on its granted subscription only', async () => {
   assert.equal((await sql`SELECT * FROM crier.release('other', ${ids}::bigint[], '{1}'::int[])`).length, 0);
   assert.equal((await sql`SELECT * FROM crier.fail('other', ${ids}::bigint[], '{1}'::int[], '{x}', '{NULL}', '{t}')`).length, 0);
   assert.equal((await sql`UPDATE crier.deliveries SET state = 'done' WHERE subscription = 'theirs'`).count, 0);
+  // Even with the lease run out, its rescuer does not touch another subscription's delivery.
+  await db.sql`UPDATE crier.deliveries SET locked_until = now() - interval '1 minute' WHERE id = ${held!.id}`;
+  assert.equal((await sql`SELECT crier.rescue_expired() AS n`)[0]!.n, 0);
   const [still] = await db.sql`SELECT state, worker FROM crier.deliveries WHERE id = ${held!.id}`;
   assert.deepEqual({ ...still }, { state: 'running', worker: 'other' });
+
+  // Events that reached only other subscriptions are invisible to it.
+  await db.sql`INSERT INTO crier.subscriptions (name, topics) VALUES ('secret', '{secret.#}')`;
+  await crier.publish(db.sql, 'secret.salary', { amount: 1 });
+  assert.equal((await sql`SELECT * FROM crier.events WHERE topic = 'secret.salary'`).length, 0);
+  assert.equal((await sql`SELECT * FROM crier.events`).length, 2, 'only the two events "mine" received');
 
   // Declaring a subscription it was not granted, or pausing one, is refused.
   const intruder = crier.worker({
