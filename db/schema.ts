@@ -5,6 +5,7 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  customType,
   boolean,
   check,
   index,
@@ -254,4 +255,21 @@ export const catalogSettings = crier.table(
     updatedAt: timestamptz('updated_at').notNull().defaultNow(),
   },
   (t) => [check('catalog_settings_singleton', sql`${t.singleton}`)],
+);
+
+/** A role name stored as its oid (regrole): renaming the role keeps the grant. */
+const regrole = customType<{ data: string }>({ dataType: () => 'regrole' });
+
+/**
+ * Which subscriptions a worker role may claim, ack and declare (issue 8, docs/security.md). Read by
+ * the row-level security policies that crier.create_roles() installs for <prefix>_worker.
+ */
+export const subscriptionGrants = crier.table(
+  'subscription_grants',
+  {
+    role: regrole('role').notNull(),
+    subscription: text('subscription').notNull(),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.role, t.subscription] })],
 );
