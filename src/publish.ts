@@ -69,6 +69,10 @@ function encodeEvent(event: EventInput, index: number): string {
   if (key !== null && (typeof key !== 'string' || key.length > 1024)) {
     throw new CrierError('CRIER_INVALID_KEY', where(`key must be a string of at most 1024 characters or null, got ${typeof key}`));
   }
+  // Like payloads, keys reach Postgres inside the batch's JSON, where NUL would fail the whole statement.
+  if (key !== null && key.includes('\u0000')) {
+    throw new CrierError('CRIER_INVALID_KEY', where('key contains the NUL character (\\u0000), which Postgres text cannot store'));
+  }
   const headers = event.headers ?? {};
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
     throw new CrierError('CRIER_INVALID_HEADERS', where('headers must be a plain object'));
