@@ -49,6 +49,11 @@ async function countTopic(topicPrefix: string) {
   return { events: row!.events as number, deliveries: row!.deliveries as number };
 }
 
+async function deliveriesFor(subscription: string): Promise<number> {
+  const [row] = await db.sql`SELECT count(*)::int AS n FROM crier.deliveries WHERE subscription = ${subscription}`;
+  return row!.n as number;
+}
+
 async function totals() {
   const [row] = await db.sql`
     SELECT (SELECT count(*)::int FROM crier.events) AS events, (SELECT count(*)::int FROM crier.deliveries) AS deliveries`;
@@ -521,7 +526,8 @@ describe('concurrent publishers', () => {
       finish.fire();
       await first;
     }
-    assert.deepEqual(await countTopic('ccwait.'), { events: 2, deliveries: 2 });
+    assert.equal((await countTopic('ccwait.')).events, 2);
+    assert.equal(await deliveriesFor('cc-wait'), 2);
   });
 
   test('two transactions publishing two new topics in opposite orders both commit (no deadlock)', { todo }, async () => {
@@ -553,6 +559,7 @@ describe('concurrent publishers', () => {
       results.map((r) => (r.status === 'fulfilled' ? 'committed' : String((r.reason as Error).message))),
       ['committed', 'committed'],
     );
-    assert.deepEqual(await countTopic('ccdl.'), { events: 4, deliveries: 4 });
+    assert.equal((await countTopic('ccdl.')).events, 4);
+    assert.equal(await deliveriesFor('cc-deadlock'), 4);
   });
 });
