@@ -69,10 +69,9 @@ function encodeEvent(event: EventInput, index: number): string {
   if (key !== null && (typeof key !== 'string' || key.length > 1024)) {
     throw new CrierError('CRIER_INVALID_KEY', where(`key must be a string of at most 1024 characters or null, got ${typeof key}`));
   }
-  // Like payloads, keys reach Postgres inside the batch's JSON, where NUL would fail the whole statement.
-  if (key !== null && key.includes('\u0000')) {
-    throw new CrierError('CRIER_INVALID_KEY', where('key contains the NUL character (\\u0000), which Postgres text cannot store'));
-  }
+  // Like payloads, keys reach Postgres inside the batch's JSON, where they could fail the whole statement.
+  const keyProblem = key === null ? undefined : unstorable(JSON.stringify(key));
+  if (keyProblem) throw new CrierError('CRIER_INVALID_KEY', where(`key contains ${keyProblem}`));
   const headers = event.headers ?? {};
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
     throw new CrierError('CRIER_INVALID_HEADERS', where('headers must be a plain object'));
@@ -103,9 +102,21 @@ function toJson(
     throw new CrierError(code, where(`${what} is not JSON-serializable: ${(error as Error).message}`), { cause: error });
   }
   if (json === undefined) throw new CrierError(code, where(`${what} is not JSON-serializable (a ${typeof value})`));
-  // jsonb cannot store the NUL character; say so before Postgres rejects the whole batch.
-  if (/(^|[^\\])(\\\\)*\\u0000/.test(json)) {
-    throw new CrierError(code, where(`${what} contains the NUL character (\\u0000), which Postgres jsonb cannot store`));
-  }
+  const problem = unstorable(json);
+  if (problem) throw new CrierError(code, where(`${what} contains ${problem}`));
   return json;
+}
+
+// Postgres cannot store NUL nor half of a UTF-16 surrogate pair, which JSON.stringify writes as
+// \u0000 and \udXXX escapes. Saying so here keeps Postgres from rejecting the whole statement,
+// which would also abort the caller's transaction.
+const escapedNul = /(^|[^\\])(\\\\)*\\u0000/;
+const escapedLoneSurrogate = /(^|[^\\])(\\\\)*\\ud[89a-f][0-9a-f]{2}/;
+
+function unstorable(json: string): string | undefined {
+  if (escapedNul.test(json)) return 'the NUL character (\\u0000), which Postgres cannot store';
+  if (escapedLoneSurrogate.test(json)) {
+    return 'half of a UTF-16 surrogate pair (a string cut inside a character?), which Postgres cannot store';
+  }
+  return undefined;
 }
