@@ -258,7 +258,7 @@ describe('event contents', () => {
       key: 'order-42',
       headers: { correlationId: 'corr-1', causationId: 'cause-1', tenant: 'acme', trace: { id: 7 } },
     });
-    const literalBackslash = await crier.publish(db.sql, 'contents.plain', { s: '\\u0000 is not NUL', e: '' });
+    const literalBackslash = await crier.publish(db.sql, 'contents.plain', { s: '\\u0000 is not NUL', t: '\\ud800 neither', e: '', emoji: '😀' }, { key: 'ключ-😀' });
     const rows = await db.sql`SELECT id::text, uuid::text, key, payload, headers FROM crier.events WHERE topic LIKE 'contents.%' ORDER BY id`;
     assert.deepEqual(rows.map((r) => ({ ...r })), [
       { id: plain.id, uuid: plain.uuid, key: null, payload: { a: 1 }, headers: {} },
@@ -266,7 +266,10 @@ describe('event contents', () => {
         id: rich.id, uuid: rich.uuid, key: 'order-42', payload: { a: [1, 'two', null, { deep: true }] },
         headers: { correlationId: 'corr-1', causationId: 'cause-1', tenant: 'acme', trace: { id: 7 } },
       },
-      { id: literalBackslash.id, uuid: literalBackslash.uuid, key: null, payload: { s: '\\u0000 is not NUL', e: '' }, headers: {} },
+      {
+        id: literalBackslash.id, uuid: literalBackslash.uuid, key: 'ключ-😀',
+        payload: { s: '\\u0000 is not NUL', t: '\\ud800 neither', e: '', emoji: '😀' }, headers: {},
+      },
     ]);
 
     const seen = new Map<string, CrierEvent>();
@@ -330,6 +333,11 @@ describe('invalid input', () => {
     ['key an object', 'CRIER_INVALID_KEY', () => ({ topic: 'bad.in', payload: {}, key: {} as never })],
     ['key too long', 'CRIER_INVALID_KEY', () => ({ topic: 'bad.in', payload: {}, key: 'k'.repeat(1025) })],
     ['key with NUL', 'CRIER_INVALID_KEY', () => ({ topic: 'bad.in', payload: {}, key: 'a\u0000b' })],
+    // Half a surrogate pair: what `text.slice(0, n)` leaves when it cuts an emoji in two.
+    ['payload with a lone high surrogate', 'CRIER_INVALID_PAYLOAD', () => ({ topic: 'bad.in', payload: { s: '😀'.slice(0, 1) } })],
+    ['payload with a lone low surrogate', 'CRIER_INVALID_PAYLOAD', () => ({ topic: 'bad.in', payload: ['x\uDC00'] })],
+    ['headers with a lone surrogate', 'CRIER_INVALID_HEADERS', () => ({ topic: 'bad.in', payload: {}, headers: { h: '\uD83D' } })],
+    ['key with a lone surrogate', 'CRIER_INVALID_KEY', () => ({ topic: 'bad.in', payload: {}, key: 'k\uDBFF' })],
   ];
 
   test('each bad input gets its specific CrierError code and writes nothing, alone or in a batch', async () => {
