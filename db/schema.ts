@@ -93,8 +93,10 @@ export const deliveries = crier.table(
     index('deliveries_pending_idx')
       .on(t.subscription, t.availableAt, t.id)
       .where(sql`${t.state} = 'pending'`),
-    // Lease rescue reads only running rows.
-    index('deliveries_running_idx').on(t.lockedUntil).where(sql`${t.state} = 'running'`),
+    // Lease rescue reads only leased rows. Deliberately not "WHERE state = 'running'": acks filter
+    // on that state, and an index matching it tempts the planner into a nested loop over every
+    // running row per acked id (quadratic in the batch) instead of primary-key lookups.
+    index('deliveries_lease_idx').on(t.lockedUntil).where(sql`${t.lockedUntil} is not null`),
     index('deliveries_dead_idx').on(t.subscription, t.finishedAt).where(sql`${t.state} = 'dead'`),
     index('deliveries_event_idx').on(t.eventId),
   ],

@@ -1,14 +1,10 @@
 // Acks are batched: outcomes queue here and go to Postgres in one call per kind, one flush in flight
 // at a time, so the batch grows by itself under load and stays a single round trip when idle.
+// Completions usually leave earlier, riding along with the next claim (takeCompletions).
 // A flush that fails (connection lost) is retried; the (worker, attempt) guard in SQL makes a late
 // or repeated ack harmless.
 import { errorMessage, type Logger } from '../logger.ts';
-import type { Failure, Protocol } from './protocol.ts';
-
-interface Completion {
-  deliveryId: string;
-  attempt: number;
-}
+import type { Completion, Failure, Protocol } from './protocol.ts';
 
 export class AckBuffer {
   private completions: Completion[] = [];
@@ -29,6 +25,18 @@ export class AckBuffer {
 
   fail(failure: Failure): void {
     this.failures.push(failure);
+    this.schedule();
+  }
+
+  /** Hands the queued completions to a claim that will write them (see Protocol.claim). */
+  takeCompletions(): Completion[] {
+    return this.completions.splice(0);
+  }
+
+  /** Takes back completions whose claim failed; they go out with the next flush or claim. */
+  restoreCompletions(completions: Completion[]): void {
+    if (completions.length === 0) return;
+    this.completions.unshift(...completions);
     this.schedule();
   }
 

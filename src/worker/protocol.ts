@@ -17,6 +17,11 @@ export interface ClaimedDelivery {
   createdAt: Date;
 }
 
+export interface Completion {
+  deliveryId: string;
+  attempt: number;
+}
+
 export interface Failure {
   deliveryId: string;
   attempt: number;
@@ -38,7 +43,7 @@ export function pgArray(values: readonly (string | number | boolean | null)[]): 
 const statements = {
   claim: `SELECT delivery_id::text, attempt, locked_until, event_id::text, event_uuid::text, topic, key,
                  payload, headers, created_at
-          FROM crier.claim($1, $2, $3)`,
+          FROM crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[])`,
   nextDueIn: `SELECT crier.next_due_in($1) AS ms`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   fail: `SELECT delivery_id::text, state, available_at
@@ -67,8 +72,18 @@ export class Protocol {
     return this.sql.unsafe(this.text[name], params as postgres.ParameterOrJSON<never>[], { prepare: true });
   }
 
-  async claim(subscription: string, limit: number): Promise<ClaimedDelivery[]> {
-    const rows = await this.run('claim', [subscription, this.workerId, limit]);
+  /**
+   * Completes `done` (attempts that finished; an ack whose lease was lost is refused silently) and
+   * claims up to `limit` deliveries, in one round trip and one transaction.
+   */
+  async claim(subscription: string, limit: number, done: readonly Completion[] = []): Promise<ClaimedDelivery[]> {
+    const rows = await this.run('claim', [
+      subscription,
+      this.workerId,
+      limit,
+      pgArray(done.map((c) => c.deliveryId)),
+      pgArray(done.map((c) => c.attempt)),
+    ]);
     return rows.map((r) => ({
       deliveryId: r.delivery_id,
       attempt: r.attempt,

@@ -14,7 +14,7 @@
 //   BACKOFF   a claim failed (connection lost, database restarting): wait, with growing delays.
 //   STOPPED   stop() was called: no more claims; handlers in flight are the worker's to finish.
 //
-// It never acks by itself: outcomes go to the worker's AckBuffer.
+// Outcomes go to the worker's AckBuffer; each claim takes the completions queued so far along.
 import { CrierError } from '../errors.ts';
 import { errorMessage, type Logger } from '../logger.ts';
 import type { AckBuffer } from './acks.ts';
@@ -91,11 +91,13 @@ export class SubscriptionLoop {
       }
       this.woken = false;
       let claimed: ClaimedDelivery[];
+      const done = this.acks.takeCompletions();
       try {
-        claimed = await this.protocol.claim(name, free);
+        claimed = await this.protocol.claim(name, free, done);
         if (failures > 0) this.logger.info(`subscription "${name}": claiming again after ${failures} failed attempts`);
         failures = 0;
       } catch (error) {
+        this.acks.restoreCompletions(done);
         if (this.stopping) break;
         failures++;
         if (error instanceof Error && /CRIER_UNKNOWN_SUBSCRIPTION/.test(error.message)) {
