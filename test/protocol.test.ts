@@ -111,10 +111,13 @@ test('a lost lease cannot ack: after rescue and a new claim, only the new attemp
   assert.deepEqual(await release('worker-a', a.delivery_id, 1), [], 'A cannot release');
   assert.deepEqual(await complete('worker-a', a.delivery_id, 2), [], "A cannot use B's attempt number either");
   assert.deepEqual(await complete('worker-b', a.delivery_id, 1), [], 'B cannot ack with the old attempt');
+  // claim can carry the previous batch's completions (0006): A's must be refused there too.
+  await db.sql.unsafe(`SELECT * FROM crier.claim('lost', 'worker-a', 10, $1::text::bigint[], '{1}')`, [array([a.delivery_id])]);
   assert.deepEqual(await delivery(b.delivery_id), held, 'nothing changed');
 
   assert.deepEqual(await extend('worker-b', b.delivery_id, 2), [b.delivery_id]);
   assert.deepEqual(await complete('worker-b', b.delivery_id, 2), [b.delivery_id], 'B completes');
+  assert.equal((await claim('lost', 'worker-a')).length, 0, 'nothing left to claim');
   const done = await delivery(b.delivery_id);
   assert.equal(done.state, 'done');
   assert.equal(done.locked_until, null);
