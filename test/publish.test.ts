@@ -490,13 +490,10 @@ describe('NOTIFY', () => {
   });
 });
 
-// Known core bug (reported, not fixed here): crier.resolve_routes upserts crier.topic_routes inside
-// the publisher's transaction, so the first publisher of a topic after any subscription change (or
-// ever) holds that row lock until its business transaction ends. Other publishers of the topic
-// wait for it, and two transactions publishing two such topics in opposite orders deadlock (40P01).
-// Marked todo so the suite stays green; drop `todo` once the route cache stops taking row locks.
+// Publishers never wait on each other's transactions for the route cache: the first publisher of
+// a topic (ever, or after a subscription change) caches its route under a try-lock and others
+// resolve it themselves meanwhile. Before, they waited on its row lock and could deadlock (40P01).
 describe('concurrent publishers', () => {
-  const todo = 'core bug: route cache row locks (see comment above)';
   let a: postgres.Sql;
   let b: postgres.Sql;
   before(async () => {
@@ -514,7 +511,7 @@ describe('concurrent publishers', () => {
     return { fire, fired };
   };
 
-  test('a publisher does not wait for another open transaction that published the same new topic', { todo }, async () => {
+  test('a publisher does not wait for another open transaction that published the same new topic', async () => {
     await subscribe('cc-wait', ['ccwait.#']);
     const published = signal();
     const finish = signal();
@@ -538,7 +535,7 @@ describe('concurrent publishers', () => {
     assert.equal(await deliveriesFor('cc-wait'), 2);
   });
 
-  test('two transactions publishing two new topics in opposite orders both commit (no deadlock)', { todo }, async () => {
+  test('two transactions publishing two new topics in opposite orders both commit (no deadlock)', async () => {
     await subscribe('cc-deadlock', ['ccdl.#']);
     const aFirst = signal();
     const bFirst = signal();

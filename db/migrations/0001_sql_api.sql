@@ -69,21 +69,31 @@ CREATE TRIGGER subscriptions_topics_changed AFTER UPDATE OF topics ON crier.subs
 FOR EACH ROW WHEN (OLD.topics IS DISTINCT FROM NEW.topics)
 EXECUTE FUNCTION crier.invalidate_routes();
 --> statement-breakpoint
--- Matches the given topics against every subscription once and caches the result. Rows written
--- from an older snapshot carry an older epoch and are simply resolved again later.
-CREATE FUNCTION crier.resolve_routes(p_topics text[]) RETURNS void
+-- Matches the given topics against every subscription and returns their routes. It also caches
+-- them, but only for topics no other open transaction is caching right now (a try-lock, never a
+-- wait): the cache row stays locked until the publisher commits, and publishers must never wait
+-- on each other's business transactions or deadlock over route rows. Rows written from an older
+-- snapshot carry an older epoch and are simply resolved again later.
+CREATE FUNCTION crier.resolve_routes(p_topics text[])
+RETURNS TABLE (topic text, subscriptions text[])
 LANGUAGE sql AS $$
-  INSERT INTO crier.topic_routes (topic, subscriptions, epoch)
-  SELECT t.topic,
-         coalesce(array_agg(s.name ORDER BY s.name) FILTER (WHERE s.name IS NOT NULL), '{}'),
-         (SELECT epoch FROM crier.route_epoch)
-  FROM unnest(p_topics) AS t(topic)
-  LEFT JOIN crier.subscriptions s
-    ON EXISTS (SELECT 1 FROM unnest(s.topics) p WHERE crier.topic_matches(t.topic, p))
-  GROUP BY t.topic
-  ON CONFLICT (topic) DO UPDATE
-    SET subscriptions = excluded.subscriptions, epoch = excluded.epoch
-    WHERE crier.topic_routes.epoch < excluded.epoch
+  WITH resolved AS (
+    SELECT t.topic,
+           coalesce(array_agg(s.name ORDER BY s.name) FILTER (WHERE s.name IS NOT NULL), '{}') AS subscriptions
+    FROM unnest(p_topics) AS t(topic)
+    LEFT JOIN crier.subscriptions s
+      ON EXISTS (SELECT 1 FROM unnest(s.topics) p WHERE crier.topic_matches(t.topic, p))
+    GROUP BY t.topic
+  ), cached AS (
+    INSERT INTO crier.topic_routes (topic, subscriptions, epoch)
+    SELECT r.topic, r.subscriptions, (SELECT epoch FROM crier.route_epoch)
+    FROM resolved r
+    WHERE pg_try_advisory_xact_lock(hashtext('crier.topic_routes'), hashtext(r.topic))
+    ON CONFLICT (topic) DO UPDATE
+      SET subscriptions = excluded.subscriptions, epoch = excluded.epoch
+      WHERE crier.topic_routes.epoch < excluded.epoch
+  )
+  SELECT r.topic, r.subscriptions FROM resolved r
 $$;
 --> statement-breakpoint
 -- Wakes parked workers: the payload names subscriptions (never an event), '*' when too many.
@@ -108,15 +118,19 @@ BEGIN
   WHERE NOT EXISTS (
     SELECT 1 FROM crier.topic_routes r JOIN crier.route_epoch x ON x.epoch = r.epoch
     WHERE r.topic = e.topic);
-  IF v_unrouted IS NOT NULL THEN
-    PERFORM crier.resolve_routes(v_unrouted);
-  END IF;
 
-  WITH inserted AS (
+  -- Routed topics use their cached row (as this statement sees it); the others are resolved here.
+  WITH routes AS (
+    SELECT r.topic, r.subscriptions FROM crier.topic_routes r
+    WHERE r.topic IN (SELECT DISTINCT topic FROM new_events)
+      AND r.topic <> ALL (coalesce(v_unrouted, '{}'))
+    UNION ALL
+    SELECT f.topic, f.subscriptions FROM crier.resolve_routes(v_unrouted) f WHERE v_unrouted IS NOT NULL
+  ), inserted AS (
     INSERT INTO crier.deliveries (event_id, subscription)
     SELECT e.id, s.name
     FROM new_events e
-    JOIN crier.topic_routes r ON r.topic = e.topic
+    JOIN routes r ON r.topic = e.topic
     CROSS JOIN LATERAL unnest(r.subscriptions) AS s(name)
     ORDER BY e.id
     RETURNING subscription
