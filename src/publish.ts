@@ -141,12 +141,15 @@ function encodeEvent(event: EventInput, index: number): string {
   if (key !== null && (typeof key !== 'string' || key.length > 1024)) {
     throw new CrierError('CRIER_INVALID_KEY', where(`key must be a string of at most 1024 characters or null, got ${typeof key}`));
   }
+  // Like payloads, keys reach Postgres inside the batch's JSON, where they could fail the whole statement.
+  const keyProblem = key === null ? undefined : unstorable(JSON.stringify(key));
+  if (keyProblem) throw new CrierError('CRIER_INVALID_KEY', where(`key contains ${keyProblem}`));
   if (event.headers != null && (typeof event.headers !== 'object' || Array.isArray(event.headers))) {
     throw new CrierError('CRIER_INVALID_HEADERS', where('headers must be a plain object'));
   }
   const headers = withCausation(event.headers ?? {}, event.causedBy, where);
   const idempotencyKey = event.idempotencyKey ?? null;
-  if (idempotencyKey !== null && (typeof idempotencyKey !== 'string' || idempotencyKey === '' || idempotencyKey.length > 255)) {
+  if (idempotencyKey !== null && (typeof idempotencyKey !== 'string' || idempotencyKey === '' || idempotencyKey.length > 255 || unstorable(JSON.stringify(idempotencyKey)))) {
     throw new CrierError('CRIER_INVALID_IDEMPOTENCY_KEY', where('idempotencyKey must be a string of 1-255 characters'));
   }
   const { deliverAt, delayMs } = deliveryTime(event, where);
@@ -203,9 +206,21 @@ function toJson(
     throw new CrierError(code, where(`${what} is not JSON-serializable: ${(error as Error).message}`), { cause: error });
   }
   if (json === undefined) throw new CrierError(code, where(`${what} is not JSON-serializable (a ${typeof value})`));
-  // jsonb cannot store the NUL character; say so before Postgres rejects the whole batch.
-  if (/(^|[^\\])(\\\\)*\\u0000/.test(json)) {
-    throw new CrierError(code, where(`${what} contains the NUL character (\\u0000), which Postgres jsonb cannot store`));
-  }
+  const problem = unstorable(json);
+  if (problem) throw new CrierError(code, where(`${what} contains ${problem}`));
   return json;
+}
+
+// Postgres cannot store NUL nor half of a UTF-16 surrogate pair, which JSON.stringify writes as
+// \u0000 and \udXXX escapes. Saying so here keeps Postgres from rejecting the whole statement,
+// which would also abort the caller's transaction.
+const escapedNul = /(^|[^\\])(\\\\)*\\u0000/;
+const escapedLoneSurrogate = /(^|[^\\])(\\\\)*\\ud[89a-f][0-9a-f]{2}/;
+
+function unstorable(json: string): string | undefined {
+  if (escapedNul.test(json)) return 'the NUL character (\\u0000), which Postgres cannot store';
+  if (escapedLoneSurrogate.test(json)) {
+    return 'half of a UTF-16 surrogate pair (a string cut inside a character?), which Postgres cannot store';
+  }
+  return undefined;
 }
