@@ -13,7 +13,7 @@ export { UnrecoverableError } from './worker/subscription-loop.ts';
 export { Worker, type SubscriptionDefinition, type WorkerOptions } from './worker/worker.ts';
 export { createAdmin, type Admin, type AdminOptions } from './admin/index.ts';
 export type {
-  DeadFilter, DeadLetter, DeliveryRecord, EventFilter, EventRecord, EventSummary, PruneOptions, PruneResult,
+  DeadFilter, DeadLetter, DeliveryRecord, EventDetail, EventFilter, EventRecord, EventSummary, PruneOptions, PruneResult,
   ReplayOptions, ReplayResult, RequeueOptions, RequeueResult, RequeueSelection, RequeuedDelivery, RemoveOptions,
   SubscriptionInfo,
   SubscriptionStats, TailOptions,

@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { drizzle } from 'drizzle-orm/postgres-js';
-import { catalogCommand } from '../cli/catalog.ts';
 import {
   createCrier,
   createTypedCrier,
@@ -19,11 +18,13 @@ import {
 } from '../src/index.ts';
 import { drain, invoke, publishAndDrain } from '../src/testing.ts';
 import { catalog, catalogBeforeV2 } from './fixtures/catalog.ts';
+import { assertFails, ensureBuilt, runCli } from './support/cli.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createTypedCrier(catalog);
 let db: TestDatabase;
 before(async () => {
+  ensureBuilt();
   db = await createTestDatabase('catalog');
 });
 after(async () => {
@@ -265,20 +266,26 @@ describe('catalog in SQL', () => {
   });
 
   test('crier catalog list|show|validation', async () => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const io = { sql: db.sql, stdout: (t: string) => out.push(t), stderr: (t: string) => err.push(t) };
-    assert.equal(await catalogCommand(['list'], io), 0);
-    assert.match(out.join('\n'), /^TOPIC\s+LATEST\s+VERSIONS\s+SQL VALIDATION\s+DESCRIPTION\norder\.created\s+v2\s+v1,v2\s+off\s+An order was placed\n/);
-    out.length = 0;
-    assert.equal(await catalogCommand(['show', 'order.created'], io), 0);
-    assert.match(out.join('\n'), /latest version: v2/);
-    assert.match(out.join('\n'), /v1 JSON Schema:\n\{\n {2}"\$schema"/);
-    assert.equal(await catalogCommand(['validation', 'payment.captured', 'on'], io), 0);
+    const list = await runCli(db.url, ['catalog', 'list']);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^TOPIC +LATEST +VERSIONS +SQL VALIDATION +DESCRIPTION\norder\.created +v2 +v1,v2 +off +An order was placed\n/);
+    assert.match(list.stdout, /\nunknown topics: allowed/);
+    const show = await runCli(db.url, ['catalog', 'show', 'order.created']);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /latest version +v2/);
+    assert.match(show.stdout, /v2 JSON Schema:[^]*\nv1 JSON Schema:\n\{\n {2}"\$schema"/, 'latest first, keywords in reading order');
+    const json = JSON.parse((await runCli(db.url, ['catalog', 'show', 'order.created', '--json'])).stdout);
+    assert.deepEqual(json.versionDetails.map((v: { version: number }) => v.version), [1, 2]);
+
+    const on = await runCli(db.url, ['catalog', 'validation', 'payment.captured', 'on']);
+    assert.equal(on.code, 0, on.stderr);
+    assert.equal(on.stdout, 'SQL validation of payment.captured is on\n');
     assert.equal((await showCatalogEntry(db.sql, 'payment.captured')).validate, true);
-    assert.equal(await catalogCommand(['show', 'nope.nope'], io), 1);
-    assert.match(err.join('\n'), /CRIER_UNKNOWN_TOPIC/);
-    assert.equal(await catalogCommand(['frobnicate'], io), 2);
+    assertFails(await runCli(db.url, ['catalog', 'show', 'order.creatd']), 1, /^crier catalog show: CRIER_UNKNOWN_TOPIC: .*did you mean "order\.created"\?/);
+    assertFails(await runCli(db.url, ['catalog', 'validation', 'payment.captured', 'maybe']), 2, /expected on or off, got "maybe"/);
+    assertFails(await runCli(db.url, ['catalog', 'validation', 'payment.captured']), 2, /missing argument: expected <topic> on\|off/);
+    assertFails(await runCli(db.url, ['catalog', 'frobnicate']), 2, /unknown command "frobnicate"; run "crier catalog --help"/);
+    assert.equal((await showCatalogEntry(db.sql, 'payment.captured')).validate, true, 'usage errors changed nothing');
     await setCatalogValidation(db.sql, 'payment.captured', false);
   });
 
@@ -299,11 +306,12 @@ describe('catalog in SQL', () => {
     assert.equal(await eventCount('inventory.reserved'), 0);
     await db.sql`SELECT crier.publish('order.shipped', '{"anything": 1}')`; // registered; its validation is off
 
-    const out: string[] = [];
-    const io = { sql: db.sql, stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t) };
-    assert.equal(await catalogCommand(['list'], io), 0);
-    assert.match(out.join('\n'), /unknown topics: rejected/);
-    assert.equal(await catalogCommand(['unknown-topics', 'allow'], io), 0);
+    assert.match((await runCli(db.url, ['catalog', 'list'])).stdout, /\nunknown topics: rejected/);
+    assertFails(await runCli(db.url, ['catalog', 'unknown-topics', 'off']), 2, /expected reject or allow, got "off"/);
+    assert.equal(await checkEnabled(), true, 'a usage error changed nothing');
+    const allow = await runCli(db.url, ['catalog', 'unknown-topics', 'allow']);
+    assert.equal(allow.code, 0, allow.stderr);
+    assert.equal(allow.stdout, 'unknown topics are now allowed\n');
     assert.equal(await checkEnabled(), false, 'nothing left to check: the trigger is off again');
     await db.sql`SELECT crier.publish('inventory.reserved', '{}')`;
     assert.equal(await eventCount('inventory.reserved'), 1);

@@ -2,63 +2,18 @@
 // real database. Exit codes (0 success, 1 failure, 2 usage error), stdout, --json shapes, and bad
 // input: each a one-line clear error that changes nothing.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { createCrier } from '../src/index.ts';
+import { createCrier, registerCatalog, setCatalogValidation } from '../src/index.ts';
+import { catalog } from './fixtures/catalog.ts';
+import { assertFails, cli, ensureBuilt, runCli, type Run } from './support/cli.ts';
 import { createTestDatabase, deliveryStates, type TestDatabase } from './support/database.ts';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = `${root}dist/cli/main.js`;
 const crier = createCrier();
 let db: TestDatabase;
 
-/** Builds dist/ unless it is newer than every source file (npm test builds it in pretest). */
-function ensureBuilt(): void {
-  const newest = (dir: string): number =>
-    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((entry) => {
-      const path = `${dir}/${entry.name}`;
-      return entry.isDirectory() ? newest(path) : statSync(path).mtimeMs;
-    }));
-  let built = 0;
-  try {
-    built = statSync(cli).mtimeMs;
-  } catch {
-    // not built yet
-  }
-  if (built < Math.max(newest(`${root}src`), newest(`${root}cli`))) {
-    execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.build.json`], { stdio: 'inherit' });
-  }
-}
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function crierCli(args: string[], options: { input?: string; env?: Record<string, string | undefined> } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      env: { ...process.env, NODE_TEST_CONTEXT: undefined, DATABASE_URL: db.url, ...options.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.input ?? '');
-  });
-}
-
-/** Asserts a failure: the exit code, and one line on stderr matching `message`. */
-function assertFails(run: Run, code: 1 | 2, message: RegExp) {
-  assert.equal(run.code, code, `exit code (stderr: ${run.stderr})`);
-  assert.match(run.stderr, message);
-  assert.equal(run.stderr.trimEnd().split('\n').length, 1, `one line: ${run.stderr}`);
+  return runCli(db.url, args, options);
 }
 
 async function count(table: 'events' | 'deliveries'): Promise<number> {
@@ -79,11 +34,12 @@ describe('help and usage', () => {
   test('--help everywhere, with examples; exit 0', async () => {
     const top = await crierCli(['--help']);
     assert.equal(top.code, 0);
-    for (const name of ['migrate', 'status', 'publish', 'events list', 'dead show', 'requeue', 'replay', 'subscriptions remove', 'prune']) {
+    for (const name of ['migrate', 'status', 'publish', 'events list', 'dead show', 'requeue', 'replay', 'subscriptions remove', 'prune', 'catalog list']) {
       assert.match(top.stdout, new RegExp(`crier ${name}`));
     }
     const words = ['migrate', 'status', 'publish', 'events list', 'events show', 'events tail', 'dead list', 'dead show',
-      'requeue', 'replay', 'subscriptions list', 'subscriptions pause', 'subscriptions resume', 'subscriptions remove', 'prune'];
+      'requeue', 'replay', 'subscriptions list', 'subscriptions pause', 'subscriptions resume', 'subscriptions remove', 'prune',
+      'catalog list', 'catalog show', 'catalog validation', 'catalog unknown-topics'];
     const helps = await Promise.all(words.map((w) => crierCli([...w.split(' '), '--help'], { env: { DATABASE_URL: undefined } })));
     helps.forEach((run, i) => {
       assert.equal(run.code, 0, words[i]);
@@ -161,12 +117,85 @@ describe('commands', () => {
   test('status: table and --json; unknown subscription suggests the close name (exit 1)', async () => {
     const table = await crierCli(['status']);
     assert.equal(table.code, 0, table.stderr);
-    assert.match(table.stdout, /^SUBSCRIPTION +PENDING +RUNNING +RETRYING +DEAD +DONE +LAG +OLDEST PENDING +PAUSED\n/);
-    assert.match(table.stdout, /\ninventory +\d+ +0 +0 +0 +0 /);
+    assert.match(table.stdout, /^SUBSCRIPTION +PENDING +RUNNING +RETRYING +DEAD +DONE +WAITING +BLOCKED +LAG +OLDEST PENDING +PAUSED\n/);
+    assert.match(table.stdout, /\ninventory +\d+ +0 +0 +0 +0 +0 +0 /);
     const json = JSON.parse((await crierCli(['status', '--json'])).stdout);
     assert.deepEqual(json.map((s: { subscription: string }) => s.subscription), ['billing', 'inventory']);
-    assert.deepEqual(Object.keys(json[0]).sort(), ['dead', 'done', 'lagSeconds', 'oldestPendingAt', 'paused', 'pending', 'retrying', 'running', 'subscription', 'topics']);
+    assert.deepEqual(Object.keys(json[0]).sort(), ['blockedKeys', 'dead', 'done', 'lagSeconds', 'oldestPendingAt', 'paused', 'pending', 'retrying', 'running', 'subscription', 'topics', 'waiting']);
     assertFails(await crierCli(['status', '--subscription', 'invntory']), 1, /CRIER_UNKNOWN_SUBSCRIPTION: no subscription "invntory"; did you mean "inventory"\?/);
+  });
+
+  test('status: an ordered subscription with a dead head shows its waiting deliveries and the blocked key', async () => {
+    await db.sql`INSERT INTO crier.subscriptions (name, topics, max_attempts, ordered) VALUES ('shipping', '{shipment.#}', 3, true)`;
+    await db.sql.begin((tx) => crier.publishMany(tx, [
+      ...['a', 'a', 'a'].map((key, n) => ({ topic: 'shipment.booked', payload: { n }, key })),
+      { topic: 'shipment.booked', payload: { n: 3 }, key: 'b' },
+    ]));
+    assert.deepEqual(await deliveryStates(db.sql, 'shipping'), { pending: 2, waiting: 2 }, 'one head per key');
+    const before = JSON.parse((await crierCli(['status', '--subscription', 'shipping', '--json'])).stdout);
+    assert.deepEqual([before[0].pending, before[0].waiting, before[0].blockedKeys], [2, 2, 0]);
+
+    await db.sql`
+      UPDATE crier.deliveries d SET state = 'dead', attempts = 3, last_error = 'no carrier', finished_at = now()
+      FROM crier.events e WHERE e.id = d.event_id AND d.subscription = 'shipping' AND e.key = 'a' AND d.state = 'pending'`;
+    const table = await crierCli(['status', '--subscription', 'shipping']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /\nshipping +1 +0 +0 +1 +0 +2 +1 /, 'pending b, dead head of a, 2 waiting behind it, 1 blocked key');
+    const json = JSON.parse((await crierCli(['status', '--subscription', 'shipping', '--json'])).stdout);
+    assert.deepEqual([json[0].dead, json[0].waiting, json[0].blockedKeys], [1, 2, 1]);
+    const [blocked] = await db.sql`SELECT count(*)::int AS n FROM crier.blocked_keys WHERE subscription = 'shipping'`;
+    assert.equal(json[0].blockedKeys, blocked!.n, 'the same number crier.blocked_keys lists');
+
+    await db.sql`SELECT crier.unblock_key('shipping', 'a')`;
+    const after = JSON.parse((await crierCli(['status', '--subscription', 'shipping', '--json'])).stdout);
+    assert.deepEqual([after[0].pending, after[0].waiting, after[0].blockedKeys], [2, 1, 0], 'unblocked: the next of a is pending');
+    assert.equal((await crierCli(['subscriptions', 'remove', 'shipping', '--force'])).code, 0);
+  });
+
+  test('events show: the causation chain below the deliveries, and in --json', async () => {
+    const root = await crier.publish(db.sql, 'order.created', { id: 'c1' }, { key: 'c1' });
+    const causedBy = (e: { uuid: string }) => ({ uuid: e.uuid, correlationId: root.uuid });
+    const payment = await crier.publish(db.sql, 'payment.requested', { id: 'c1' }, { causedBy: causedBy(root) });
+    const captured = await crier.publish(db.sql, 'payment.captured', { id: 'c1' }, { causedBy: causedBy(payment) });
+    await crier.publish(db.sql, 'unrelated.thing', {});
+
+    const show = await crierCli(['events', 'show', payment.id]);
+    assert.equal(show.code, 0, show.stderr);
+    const [, chainText] = show.stdout.split(`\ncausation chain (correlation ${root.uuid}, 3 events)\n`);
+    assert.ok(chainText, `a chain section: ${show.stdout}`);
+    assert.match(chainText!, new RegExp(
+      `^ +ID +PUBLISHED +KEY +TOPIC\\n +${root.id} .* c1 +order\\.created\\n\\* +${payment.id} .* - +  payment\\.requested\\n +${captured.id} .* - +    payment\\.captured\\n$`,
+    ));
+    assert.ok(show.stdout.indexOf('DELIVERY') < show.stdout.indexOf('causation chain'), 'below the deliveries');
+
+    const json = JSON.parse((await crierCli(['events', 'show', captured.uuid, '--json'])).stdout);
+    assert.deepEqual(json.chain.map((c: { id: string; depth: number }) => [c.id, c.depth]), [[root.id, 0], [payment.id, 1], [captured.id, 2]]);
+    assert.equal(json.chain[2].causationId, payment.uuid);
+    const fromRoot = JSON.parse((await crierCli(['events', 'show', root.id, '--json'])).stdout);
+    assert.equal(fromRoot.chain.length, 3, 'the root has no headers but starts the chain');
+
+    const alone = await crier.publish(db.sql, 'order.created', { id: 'alone' });
+    const aloneShow = await crierCli(['events', 'show', alone.id]);
+    assert.doesNotMatch(aloneShow.stdout, /causation chain/);
+    assert.deepEqual(JSON.parse((await crierCli(['events', 'show', alone.id, '--json'])).stdout).chain, []);
+  });
+
+  test('catalog list --json: the registered topics as a JSON array', async () => {
+    const empty = await crierCli(['catalog', 'list', '--json']);
+    assert.equal(empty.code, 0, empty.stderr);
+    assert.deepEqual(JSON.parse(empty.stdout), []);
+    await registerCatalog(db.sql, catalog, { validate: ['order.shipped'] });
+    const list = await crierCli(['catalog', 'list', '--json']);
+    assert.equal(list.code, 0, list.stderr);
+    const rows = JSON.parse(list.stdout);
+    assert.deepEqual(rows.map((r: { topic: string; latestVersion: number; versions: number[]; validate: boolean }) =>
+      [r.topic, r.latestVersion, r.versions, r.validate]), [
+      ['order.created', 2, [1, 2], false],
+      ['order.shipped', 1, [1], true],
+      ['payment.captured', 1, [1], false],
+    ]);
+    assert.match(list.stderr, /^unknown topics: allowed/, 'the setting is a note on stderr, stdout stays JSON');
+    await setCatalogValidation(db.sql, 'order.shipped', false);
   });
 
   test('events list, show; dead list, show; requeue with dry run; replay; prune', async () => {

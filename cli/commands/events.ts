@@ -1,11 +1,13 @@
-// crier events list | show | tail: the log, one event's deliveries, and new events as they commit.
+// crier events list | show | tail: the log, one event's deliveries and causation chain, and new events
+// as they commit.
 import { toMilliseconds } from '../../src/duration.ts';
 import type { EventSummary } from '../../src/admin/events.ts';
+import type { ChainLink } from '../../src/causation.ts';
 import { countOption, stringOption, timeOption, type Command } from '../command.ts';
-import { printJson, printJsonArray, printTable, time } from '../output.ts';
+import { plural, printJson, printJsonArray, printTable, time } from '../output.ts';
 import { printDeliveries } from './deliveries.ts';
 
-const summaryOrder = ['pending', 'retrying', 'running', 'done', 'dead'];
+const summaryOrder = ['waiting', 'pending', 'retrying', 'running', 'done', 'dead'];
 
 function summarize(deliveries: Record<string, number>): string {
   const parts = Object.entries(deliveries)
@@ -55,14 +57,18 @@ export const eventsListCommand: Command = {
 
 export const eventsShowCommand: Command = {
   path: ['events', 'show'],
-  summary: 'one event with every delivery: subscription, state, attempts, last error, timestamps',
+  summary: 'one event with every delivery (state, attempts, last error, times) and its causation chain',
+  details:
+    'When the event belongs to a causation chain (correlationId/causationId headers, set by ctx.publish in\n' +
+    'handlers), the whole conversation follows the deliveries, read with crier.event_chain: root first,\n' +
+    'each event indented under the event that caused it, this one marked with "*". --json has it as "chain".',
   args: '<id|uuid>',
   positionals: [1, 1],
   options: {},
   examples: ['crier events show 1042', 'crier events show 3f8e1c8a-5f0e-4c59-9a52-1f7f6f0b7c2e --json'],
   async run({ admin, positionals, out }) {
-    const { event, deliveries } = await admin().getEvent(positionals[0]!);
-    if (out.json) return printJson(out, { event, deliveries });
+    const { event, deliveries, chain } = await admin().getEvent(positionals[0]!);
+    if (out.json) return printJson(out, { event, deliveries, chain });
     out.write(
       [
         `event ${event.id}  ${event.uuid}`,
@@ -76,6 +82,16 @@ export const eventsShowCommand: Command = {
     );
     if (deliveries.length === 0) out.write('no deliveries: no subscription matched this topic when it was published\n');
     else await printDeliveries(out, deliveries);
+    if (chain.length > 0) {
+      out.write(`\ncausation chain (correlation ${chain[0]!.correlationId}, ${plural(chain.length, 'event')})\n`);
+      await printTable<ChainLink>(out, [
+        { header: '', value: (c) => (c.id === event.id ? '*' : '') },
+        { header: 'ID', value: (c) => c.id, align: 'right' },
+        { header: 'PUBLISHED', value: (c) => time(c.createdAt) },
+        { header: 'KEY', value: (c) => c.key ?? '-', max: 24 },
+        { header: 'TOPIC', value: (c) => `${'  '.repeat(c.depth)}${c.topic}` },
+      ], chain);
+    }
   },
 };
 

@@ -1,5 +1,8 @@
 // Every command of the crier CLI, in the order `crier --help` lists them.
 import type { Command } from '../command.ts';
+import {
+  catalogListCommand, catalogShowCommand, catalogUnknownTopicsCommand, catalogValidationCommand,
+} from './catalog.ts';
 import { deadListCommand, deadShowCommand } from './dead.ts';
 import { eventsListCommand, eventsShowCommand, eventsTailCommand } from './events.ts';
 import { migrateCommand } from './migrate.ts';
@@ -28,4 +31,8 @@ export const commands: readonly Command[] = [
   subscriptionsResumeCommand,
   subscriptionsRemoveCommand,
   pruneCommand,
+  catalogListCommand,
+  catalogShowCommand,
+  catalogValidationCommand,
+  catalogUnknownTopicsCommand,
 ];

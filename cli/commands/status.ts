@@ -4,9 +4,11 @@ import { age, printJson, printTable } from '../output.ts';
 
 export const statusCommand: Command = {
   path: ['status'],
-  summary: 'per subscription: pending, running, retrying, dead, done, lag, paused',
+  summary: 'per subscription: pending, running, retrying, dead, done, waiting, blocked keys, lag, paused',
   details:
     'pending: never attempted yet (or requeued); retrying: waiting for another attempt after a failure;\n' +
+    'waiting: (ordered subscriptions) queued behind an earlier delivery of the same key;\n' +
+    'blocked: keys whose head delivery is dead, so their waiting deliveries cannot move (crier.blocked_keys);\n' +
     'lag: how long the oldest due delivery has been waiting; oldest: when the oldest pending one was queued.',
   options: { subscription: { type: 'string', value: 'NAME', description: 'only this subscription' } },
   examples: ['crier status', 'crier status --subscription billing --json'],
@@ -25,6 +27,8 @@ export const statusCommand: Command = {
       { header: 'RETRYING', value: (s) => String(s.retrying), align: 'right' },
       { header: 'DEAD', value: (s) => String(s.dead), align: 'right' },
       { header: 'DONE', value: (s) => String(s.done), align: 'right' },
+      { header: 'WAITING', value: (s) => String(s.waiting), align: 'right' },
+      { header: 'BLOCKED', value: (s) => String(s.blockedKeys), align: 'right' },
       { header: 'LAG', value: (s) => age(s.lagSeconds), align: 'right' },
       { header: 'OLDEST PENDING', value: (s) => (s.oldestPendingAt ? `${age((Date.now() - s.oldestPendingAt.getTime()) / 1000)} ago` : '-') },
       { header: 'PAUSED', value: (s) => (s.paused ? 'paused' : '-') },

@@ -1,5 +1,6 @@
 // Reading the log: list events with their delivery summary, show one event with every delivery,
 // and tail new events as they commit. Listings stream through a cursor.
+import { eventChain, type ChainLink } from '../causation.ts';
 import { CrierError } from '../errors.ts';
 import { assertPattern } from '../topics.ts';
 import { query, stream, toNumber, type AdminDb, type Row } from './db.ts';
@@ -29,7 +30,7 @@ export interface DeliveryRecord {
   id: string;
   eventId: string;
   subscription: string;
-  state: 'pending' | 'running' | 'done' | 'dead';
+  state: 'pending' | 'running' | 'done' | 'dead' | 'waiting';
   /** state, with "retrying" for a pending delivery that has been attempted before. */
   status: string;
   attempts: number;
@@ -91,8 +92,18 @@ function toSummary(row: Row): EventSummary {
   };
 }
 
-/** One event with every delivery of it. `ref` is the event id or uuid. */
-export async function getEvent(db: AdminDb, ref: string | number): Promise<{ event: EventRecord; deliveries: DeliveryRecord[] }> {
+export interface EventDetail {
+  event: EventRecord;
+  deliveries: DeliveryRecord[];
+  /**
+   * The causation chain the event belongs to (crier.event_chain: root first, each event after its
+   * cause), or [] when it belongs to none: no correlationId/causationId header, and no event names it.
+   */
+  chain: ChainLink[];
+}
+
+/** One event with every delivery of it and its causation chain. `ref` is the event id or uuid. */
+export async function getEvent(db: AdminDb, ref: string | number): Promise<EventDetail> {
   const key = checkEventRef(ref);
   const [row] = await query(
     db,
@@ -102,7 +113,10 @@ export async function getEvent(db: AdminDb, ref: string | number): Promise<{ eve
   );
   if (!row) throw new CrierError('CRIER_UNKNOWN_EVENT', `no event ${key}`);
   const deliveries = await query(db, `${deliveryColumns} WHERE d.event_id = $1::bigint ORDER BY d.subscription, d.id`, [row.id]);
-  return { event: toEventRecord(row), deliveries: deliveries.map(toDeliveryRecord) };
+  const event = toEventRecord(row);
+  const chain = await eventChain(db.sql, event.id, { schema: db.schema });
+  const linked = 'correlationId' in event.headers || 'causationId' in event.headers;
+  return { event, deliveries: deliveries.map(toDeliveryRecord), chain: linked || chain.length > 1 ? chain : [] };
 }
 
 export const deliveryColumns = `

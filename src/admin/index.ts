@@ -2,6 +2,9 @@
 // over one module of src/admin, and most of those over one SQL function of the same name, so SQL
 // users, the CLI and code share one implementation.
 import type postgres from 'postgres';
+import {
+  catalogSettings, listCatalog, setCatalogValidation, setRejectUnknownTopics, showCatalogEntry,
+} from '../catalog/registry.ts';
 import { openClient, type Connection } from '../connection.ts';
 import { checkSchemaName, defaultSchema } from '../schema-name.ts';
 import type { AdminDb } from './db.ts';
@@ -38,6 +41,7 @@ export function createAdmin(options: AdminOptions) {
     removeSubscription: (subscription: string, remove?: RemoveOptions) => removeSubscription(db, subscription, remove),
     /** Streams events (newest first by default) with a count of their deliveries by state. */
     listEvents: (filter?: EventFilter) => listEvents(db, filter),
+    /** One event, every delivery of it, and the causation chain it belongs to. */
     getEvent: (ref: string | number) => getEvent(db, ref),
     /** Follows new events until `signal` aborts. */
     tailEvents: (tail?: TailOptions) => tailEvents(db, tail),
@@ -47,6 +51,15 @@ export function createAdmin(options: AdminOptions) {
     requeue: (selection: RequeueSelection, requeueOptions?: RequeueOptions) => requeue(db, selection, requeueOptions),
     replay: (replayOptions: ReplayOptions) => replay(db, replayOptions),
     prune: (pruneOptions: PruneOptions) => prune(db, pruneOptions),
+    /** The registered event catalog (docs/catalog.md), one row per topic. */
+    listCatalog: () => listCatalog(sql, { schema }),
+    /** One registered topic with each version's JSON Schema (CRIER_UNKNOWN_TOPIC, with a suggestion). */
+    showCatalogEntry: (topic: string) => showCatalogEntry(sql, topic, { schema }),
+    catalogSettings: () => catalogSettings(sql, { schema }),
+    /** SQL-side validation of inserts for one registered topic. */
+    setCatalogValidation: (topic: string, validate: boolean) => setCatalogValidation(sql, topic, validate, { schema }),
+    /** Whether inserts must name a registered topic. */
+    setRejectUnknownTopics: (reject: boolean) => setRejectUnknownTopics(sql, reject, { schema }),
     /** Closes the connection pool if the admin opened it. */
     async close(): Promise<void> {
       if (owns) await sql.end({ timeout: 5 });
@@ -56,7 +69,7 @@ export function createAdmin(options: AdminOptions) {
 
 export type Admin = ReturnType<typeof createAdmin>;
 export type { DeadFilter, DeadLetter } from './dead.ts';
-export type { DeliveryRecord, EventFilter, EventRecord, EventSummary } from './events.ts';
+export type { DeliveryRecord, EventDetail, EventFilter, EventRecord, EventSummary } from './events.ts';
 export type { PruneOptions, PruneResult } from './prune.ts';
 export type { ReplayOptions, ReplayResult } from './replay.ts';
 export type { RequeueOptions, RequeueResult, RequeueSelection, RequeuedDelivery } from './requeue.ts';

@@ -16,6 +16,10 @@ export interface SubscriptionStats {
   oldestPendingAt: Date | null;
   /** Seconds the oldest due delivery has been waiting; null when nothing is due. */
   lagSeconds: number | null;
+  /** Ordered subscriptions: deliveries queued behind an earlier delivery of the same key. */
+  waiting: number;
+  /** Ordered subscriptions: keys stuck behind a dead (or vanished) head, listed in crier.blocked_keys. */
+  blockedKeys: number;
 }
 
 /** Every subscription's numbers, or one's (CRIER_UNKNOWN_SUBSCRIPTION if it does not exist). */
@@ -23,7 +27,8 @@ export async function subscriptionStats(db: AdminDb, subscription?: string): Pro
   if (subscription !== undefined) await assertSubscription(db, subscription);
   const rows = await query(
     db,
-    `SELECT subscription, topics, paused, pending, running, retrying, dead, done, oldest_pending_at, lag_seconds
+    `SELECT subscription, topics, paused, pending, running, retrying, dead, done, oldest_pending_at, lag_seconds,
+            waiting, blocked_keys
      FROM crier.subscription_stats
      WHERE $1::text IS NULL OR subscription = $1::text
      ORDER BY subscription`,
@@ -40,5 +45,7 @@ export async function subscriptionStats(db: AdminDb, subscription?: string): Pro
     done: toNumber(r.done),
     oldestPendingAt: r.oldest_pending_at,
     lagSeconds: r.lag_seconds == null ? null : Number(r.lag_seconds),
+    waiting: toNumber(r.waiting),
+    blockedKeys: toNumber(r.blocked_keys),
   }));
 }
