@@ -88,6 +88,24 @@ describe('views', () => {
     );
   });
 
+  test('subscription_stats only gains columns at the end (SELECT * users keep their positions)', async () => {
+    const columns = await db.sql`
+      SELECT column_name FROM information_schema.columns
+      WHERE table_schema = 'crier' AND table_name = 'subscription_stats' ORDER BY ordinal_position`;
+    assert.deepEqual(columns.map((c) => c.column_name), [
+      'subscription', 'topics', 'paused', 'pending', 'running', 'retrying', 'dead', 'done', 'oldest_pending_at', 'lag',
+      'lag_seconds', // 0002
+      'waiting', 'blocked_keys', // 0008
+    ]);
+    await db.sql`INSERT INTO crier.subscriptions (name, topics, ordered) VALUES ('v-ordered', '{v.ordered}', true)`;
+    const [first] = await publish('v.ordered', 2, 'k');
+    assert.deepEqual(await deliveryStates(db.sql, 'v-ordered'), { pending: 1, waiting: 1 });
+    await db.sql`UPDATE crier.deliveries SET state = 'dead', finished_at = now() WHERE subscription = 'v-ordered' AND event_id = ${first!.id}`;
+    const [stats] = await admin.stats('v-ordered');
+    assert.deepEqual({ dead: stats!.dead, waiting: stats!.waiting, blockedKeys: stats!.blockedKeys }, { dead: 1, waiting: 1, blockedKeys: 1 });
+    await admin.removeSubscription('v-ordered', { force: true }); // leave no dead delivery for later tests
+  });
+
   test('dead list: most recently dead first, then by id as a number', async () => {
     await subscribe('v-many', ['v.many']);
     const events = await publish('v.many', 12);
