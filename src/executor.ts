@@ -15,6 +15,9 @@ export type Row = Record<string, unknown>;
 
 export async function runQuery(executor: Executor, text: string, params: unknown[]): Promise<Row[]> {
   if (typeof executor === 'function' && 'unsafe' in executor) {
+    // `prepare: true` asks for a named prepared statement only where the client allows one:
+    // postgres.js ANDs it with the client's own `prepare` option, so a client made with
+    // `prepare: false` (for PgBouncer in transaction mode) gets unnamed statements. Never force it.
     return (await executor.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })) as Row[];
   }
   if (executor && typeof (executor as DrizzleExecutor).execute === 'function') {

@@ -1,6 +1,10 @@
 // One LISTEN connection per worker process. NOTIFY is only a hint (the table is the truth), so this
 // module's job is small: deliver wake-ups, and after any lost connection reconnect with backoff,
 // LISTEN again and report it, so the worker can catch up on what it may have missed by polling.
+// It also checks that LISTEN really delivers: through a transaction-mode pooler (PgBouncer) the
+// LISTEN succeeds but notifications never come back, so after each LISTEN it sends itself a probe
+// on a private channel and, if that never arrives, says once that the worker is only polling.
+import { randomBytes } from 'node:crypto';
 import type postgres from 'postgres';
 import { openClient, type Connection } from '../connection.ts';
 import { describeConnectionError } from '../errors.ts';
@@ -13,18 +17,33 @@ export interface ListenerEvents {
   onReconnect(): void;
 }
 
+export interface ListenerOptions {
+  /** Sends a NOTIFY over another connection (the worker's pool), to probe this one. */
+  notify(channel: string, payload: string): Promise<unknown>;
+  /** How often the worker polls anyway; named in the warning when LISTEN is deaf. */
+  pollIntervalMs: number;
+  /** How long after the probe's NOTIFY committed it may take to arrive (default 3s). */
+  probeTimeoutMs?: number;
+}
+
 export class Listener {
   private client: postgres.Sql | undefined;
   private closed = false;
   private connected = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
+  // Private to this listener, so no other worker hears the probe and no loop wakes for it.
+  private readonly probeChannel = `crier_probe_${randomBytes(8).toString('hex')}`;
+  private probeToken: string | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private deaf = false;
 
   constructor(
     private readonly connection: Connection,
     private readonly channel: string,
     private readonly events: ListenerEvents,
     private readonly logger: Logger,
+    private readonly options: ListenerOptions,
   ) {}
 
   async start(): Promise<void> {
@@ -38,14 +57,16 @@ export class Listener {
       idle_timeout: 0,
       max_lifetime: null,
       fetch_types: false,
-      onnotify: (_channel, payload) => {
+      onnotify: (channel, payload) => {
+        if (channel === this.probeChannel) return this.probeArrived(payload);
         this.events.onWake(payload === '*' || payload === '' ? '*' : payload.split(' '));
       },
       onclose: () => this.lost(client),
     });
     this.client = client;
     try {
-      await client.unsafe(`LISTEN "${this.channel.replace(/"/g, '""')}"`);
+      // One simple query: both LISTENs land on the same server connection, even through a pooler.
+      await client.unsafe(`LISTEN "${this.channel.replace(/"/g, '""')}"; LISTEN "${this.probeChannel}"`);
     } catch (error) {
       this.lost(client, error);
       if (this.failures === 1) throw error;
@@ -58,6 +79,42 @@ export class Listener {
       this.logger.info('LISTEN connection restored; catching up');
       this.events.onReconnect();
     }
+    this.probe(client);
+  }
+
+  /** Sends this connection a NOTIFY from another one; silence means LISTEN is deaf here. */
+  private probe(client: postgres.Sql): void {
+    const token = randomBytes(8).toString('hex');
+    this.probeToken = token;
+    clearTimeout(this.probeTimer);
+    this.options.notify(this.probeChannel, token).then(
+      () => {
+        if (this.closed || client !== this.client || this.probeToken !== token) return;
+        this.probeTimer = setTimeout(() => {
+          if (this.closed || client !== this.client || this.probeToken !== token) return;
+          this.probeToken = undefined;
+          this.becameDeaf();
+        }, this.options.probeTimeoutMs ?? 3000);
+      },
+      // The pool is unwell: the claim loops report that; no verdict on LISTEN.
+      () => {},
+    );
+  }
+
+  private probeArrived(payload: string): void {
+    if (payload !== this.probeToken) return;
+    this.probeToken = undefined;
+    clearTimeout(this.probeTimer);
+  }
+
+  private becameDeaf(): void {
+    if (this.deaf) return;
+    this.deaf = true;
+    this.logger.warn(
+      `LISTEN does not work on this connection: a probe NOTIFY never arrived (is it a transaction-mode pooler such as PgBouncer?). ` +
+        `The worker falls back to polling every ${this.options.pollIntervalMs}ms. ` +
+        `For prompt wake-ups give the worker a session connection for LISTEN: listenConnection: a direct (or session-pooled) database URL.`,
+    );
   }
 
   private lost(client: postgres.Sql, error?: unknown): void {
@@ -80,13 +137,15 @@ export class Listener {
     this.events.onReconnect();
   }
 
+  /** LISTEN is up and (as far as the probe knows) delivers. */
   get isListening(): boolean {
-    return this.connected;
+    return this.connected && !this.deaf;
   }
 
   async stop(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.probeTimer);
     const client = this.client;
     this.client = undefined;
     await client?.end({ timeout: 1 });

@@ -73,6 +73,9 @@ export class Protocol {
     ) as Record<keyof typeof statements, string>;
   }
 
+  // Prepared where the client allows it: postgres.js ANDs this `prepare: true` with the client's own
+  // option, so a worker client made with `prepare: false` (PgBouncer in transaction mode) sends
+  // unnamed statements instead.
   private run(name: keyof typeof statements, params: unknown[], sql: postgres.Sql<any> | postgres.TransactionSql<any> = this.sql) {
     return sql.unsafe(this.text[name], params as postgres.ParameterOrJSON<never>[], { prepare: true });
   }

@@ -34,6 +34,12 @@ export interface SubscriptionDefinition<P = any, T extends string = string> exte
 export interface WorkerOptions {
   /** A connection URL, or a postgres.js client whose pool the worker shares. */
   connection: Connection;
+  /**
+   * The connection for LISTEN only (default: `connection`). LISTEN needs a session of its own: when
+   * `connection` goes through a transaction-mode pooler (PgBouncer), give a direct or
+   * session-pooled URL here, or the worker can only poll (it warns when it finds that out).
+   */
+  listenConnection?: Connection;
   schema?: string;
   subscriptions: readonly SubscriptionDefinition[];
   /** Identifies this worker in crier.deliveries.worker (default host:pid:random). */
@@ -119,7 +125,7 @@ export class Worker {
       );
     });
     this.listener = new Listener(
-      options.connection,
+      options.listenConnection ?? options.connection,
       this.schema,
       {
         onWake: (names) => {
@@ -128,6 +134,10 @@ export class Worker {
         onReconnect: () => this.loops.forEach((loop) => loop.wake()),
       },
       this.logger,
+      {
+        notify: (channel, payload) => this.sql.unsafe('SELECT pg_notify($1, $2)', [channel, payload]),
+        pollIntervalMs: this.pollIntervalMs,
+      },
     );
   }
 
