@@ -199,6 +199,8 @@ export const parkedWorkers = crier.table(
     subscription: text('subscription').notNull(),
     worker: text('worker').notNull(),
     since: timestamptz('since').notNull().defaultNow(),
+    /** A producer has woken this worker since it parked: later producers need not (0009). */
+    notified: boolean('notified').notNull().default(false),
   },
   (t) => [primaryKey({ columns: [t.subscription, t.worker] })],
 );

@@ -44,12 +44,14 @@ test('delayed events: never early, handled within 50 ms of due time by an idle w
     const [viaSql] = await db.sql`SELECT crier.publish('remind.a', '{"n": 4}', p_deliver_at => now() + interval '1500 ms')::text AS id`;
     const ids = [...published.map((e) => e.id), viaSql!.id as string];
 
-    // Four NOTIFYs arrived while idle; each re-arms the timer once. Nothing is due for 700 ms.
+    // NOTIFYs arrived while idle; each re-arms the timer once. Nothing is due for 700 ms.
     await new Promise((resolve) => setTimeout(resolve, 500));
     assert.equal(handledAt.size, 0, 'nothing delivered early');
     const [claimable] = await db.sql`SELECT count(*)::int AS n FROM crier.deliveries WHERE subscription = 'reminders' AND state = 'pending' AND available_at <= now()`;
     assert.equal(claimable!.n, 0);
-    assert.ok(claims - claimsBefore <= 15, `an idle worker with delayed work does not spin (${claims - claimsBefore} claims in 500 ms)`);
+    // Each of the five wake-ups costs at most a claim, a park (re-arming the wake-up) and a re-check
+    // claim; a spinning loop would make hundreds.
+    assert.ok(claims - claimsBefore <= 25, `an idle worker with delayed work does not spin (${claims - claimsBefore} claims in 500 ms)`);
 
     await eventually(() => handledAt.size === ids.length, 10_000, 'all delayed events handled');
     const due = await db.sql`SELECT id::text, extract(epoch FROM deliver_at) * 1000 AS due FROM crier.events WHERE id = ANY(${ids}::bigint[])`;

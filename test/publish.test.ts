@@ -449,35 +449,67 @@ describe('NOTIFY', () => {
     await db.sql`SELECT crier.unpark('w-other', '{contents}')`;
   });
 
-  test('one short notification per publishing statement, naming parked subscriptions only', async () => {
-    await db.sql`SELECT crier.park('w-a1', '{nfy-a}')`;
-    await db.sql`SELECT crier.park('w-a2', '{nfy-a}')`;
+  test('one short notification per publishing statement, naming parked subscriptions only, once per park', async () => {
+    // Parking again is what a worker does before it idles; it re-arms the wake-up.
+    const parkA = () => db.sql`SELECT crier.park('w-a1', '{nfy-a}'), crier.park('w-a2', '{nfy-a}')`;
+    await parkA();
     const secret = 'SECRET-PAYLOAD-MUST-NOT-TRAVEL';
     assert.deepEqual(await notificationsOf(() => batch('nfy.x', 100, { secret })), ['nfy-a'], 'a 100-event batch: one NOTIFY');
     assert.deepEqual(
       await notificationsOf(async () => {
         for (let i = 0; i < 3; i++) await crier.publish(db.sql, 'nfy.single', { secret, i });
       }),
-      ['nfy-a', 'nfy-a', 'nfy-a'],
-      'three single publishes (three transactions): one NOTIFY each',
+      [],
+      'the parked workers were woken already: later publishes skip the NOTIFY until they park again',
     );
+    await parkA();
+    assert.deepEqual(
+      await notificationsOf(async () => {
+        for (let i = 0; i < 3; i++) await crier.publish(db.sql, 'nfy.single', { secret, i });
+      }),
+      ['nfy-a'],
+      'parked again: the first of three single publishes notifies, the others do not',
+    );
+    await parkA();
     assert.deepEqual(
       await notificationsOf(() => batch('nfy.b.x', 5)),
       ['nfy-a'],
       'nfy-b receives too, but has no parked worker, so it is not named',
     );
+    await parkA();
     await db.sql`SELECT crier.park('w-b', '{nfy-b}')`;
     const both = await notificationsOf(() => batch('nfy.b.x', 5));
     assert.equal(both.length, 1);
     assert.deepEqual(both[0]!.split(' ').sort(), ['nfy-a', 'nfy-b']);
+    await parkA();
     assert.deepEqual(await notificationsOf(() => batch('nobody.subscribes', 100)), [], 'an unrouted topic: no NOTIFY');
     assert.deepEqual(
       await notificationsOf(() => db.sql`SELECT crier.publish('nfy.sql', '{"secret": "x"}')`),
       ['nfy-a'],
       'SQL publish notifies the same way',
     );
+    await parkA();
     await db.sql`SELECT crier.unpark('w-a1', '{nfy-a}'), crier.unpark('w-a2', '{nfy-a}'), crier.unpark('w-b', '{nfy-b}')`;
     assert.deepEqual(await notificationsOf(() => batch('nfy.b.x', 5)), [], 'after unpark: silent again');
+  });
+
+  test('a publisher whose transaction has not committed the mark yet does not stop others notifying', async () => {
+    await db.sql`SELECT crier.park('w-c', '{nfy-a}')`;
+    const other = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      // An open transaction marks the row (and holds it) but has not committed: a second publisher
+      // must still notify, and must not wait for the first.
+      const notes = await notificationsOf(async () => {
+        await other.begin(async (tx) => {
+          await crier.publish(tx, 'nfy.open', { n: 1 });
+          await crier.publish(db.sql, 'nfy.second', { n: 2 });
+        });
+      });
+      assert.deepEqual(notes, ['nfy-a', 'nfy-a'], 'both publishers notified');
+    } finally {
+      await other.end({ timeout: 1 });
+      await db.sql`SELECT crier.unpark('w-c', '{nfy-a}')`;
+    }
   });
 
   test("the payload is '*' when the names would be long, never the event", async () => {

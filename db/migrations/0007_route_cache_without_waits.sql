@@ -46,8 +46,19 @@ LANGUAGE sql AS $$
   SELECT f.topic, f.subscriptions FROM crier.resolve_routes(p_unrouted) f WHERE p_unrouted IS NOT NULL
 $$;
 --> statement-breakpoint
+-- Wakes the parked workers of these subscriptions (fan_out's last step, its own function so that
+-- how producers wake workers can change without rewriting fan_out).
+CREATE FUNCTION crier.wake_parked(p_subscriptions text[]) RETURNS void
+LANGUAGE sql AS $$
+  SELECT crier.wake(array_agg(DISTINCT p.subscription))
+  FROM crier.parked_workers p
+  WHERE p.subscription = ANY (p_subscriptions)
+  HAVING count(*) > 0
+$$;
+--> statement-breakpoint
 -- fan_out as 0005_delivery_guarantees left it (and 0006_roles made it: SECURITY DEFINER with a
--- fixed search_path), reading routes through crier.current_routes.
+-- fixed search_path), reading routes through crier.current_routes and waking through
+-- crier.wake_parked.
 CREATE OR REPLACE FUNCTION crier.fan_out() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -56,7 +67,6 @@ DECLARE
   v_pending text[];
   v_heads bigint[];
   v_head_subs text[];
-  v_wake text[];
 BEGIN
   SELECT array_agg(DISTINCT e.topic) INTO v_topics FROM new_events e;
   SELECT array_agg(t) INTO v_unrouted
@@ -111,11 +121,6 @@ BEGIN
     UPDATE crier.deliveries SET state = 'pending' WHERE id = ANY (v_heads);
   END IF;
 
-  SELECT array_agg(s) INTO v_wake
-  FROM (SELECT DISTINCT s FROM unnest(coalesce(v_pending, '{}') || coalesce(v_head_subs, '{}')) s) w
-  WHERE EXISTS (SELECT 1 FROM crier.parked_workers p WHERE p.subscription = w.s);
-  IF v_wake IS NOT NULL THEN
-    PERFORM crier.wake(v_wake);
-  END IF;
+  PERFORM crier.wake_parked(coalesce(v_pending, '{}') || coalesce(v_head_subs, '{}'));
   RETURN NULL;
 END $$;

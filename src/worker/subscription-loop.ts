@@ -73,6 +73,15 @@ export class SubscriptionLoop {
     if (this.sleeper?.wakeable) this.sleeper.interrupt();
   }
 
+  /**
+   * A producer's NOTIFY: it also marked this worker's parked row as notified, so producers stop
+   * notifying until the loop parks again (which it does, with a re-check, before it next idles).
+   */
+  notified(): void {
+    this.parked = false;
+    this.wake();
+  }
+
   /** Stops claiming; resolves once the loop has left its current claim. */
   async stop(): Promise<void> {
     this.stopping = true;

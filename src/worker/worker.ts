@@ -129,7 +129,7 @@ export class Worker {
       this.schema,
       {
         onWake: (names) => {
-          for (const loop of this.loops) if (names === '*' || names.includes(loop.settings.name)) loop.wake();
+          for (const loop of this.loops) if (names === '*' || names.includes(loop.settings.name)) loop.notified();
         },
         onReconnect: () => this.loops.forEach((loop) => loop.wake()),
       },
