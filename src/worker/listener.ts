@@ -37,6 +37,7 @@ export class Listener {
   private probeToken: string | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private deaf = false;
+  private warnedDeaf = false;
 
   constructor(
     private readonly connection: Connection,
@@ -92,7 +93,6 @@ export class Listener {
         if (this.closed || client !== this.client || this.probeToken !== token) return;
         this.probeTimer = setTimeout(() => {
           if (this.closed || client !== this.client || this.probeToken !== token) return;
-          this.probeToken = undefined;
           this.becameDeaf();
         }, this.options.probeTimeoutMs ?? 3000);
       },
@@ -105,11 +105,17 @@ export class Listener {
     if (payload !== this.probeToken) return;
     this.probeToken = undefined;
     clearTimeout(this.probeTimer);
+    // Only slow (a loaded server), not deaf: take the warning back.
+    if (this.deaf) {
+      this.deaf = false;
+      this.logger.info('LISTEN works on this connection after all: the probe NOTIFY arrived late');
+    }
   }
 
   private becameDeaf(): void {
-    if (this.deaf) return;
     this.deaf = true;
+    if (this.warnedDeaf) return; // once per worker, not once per reconnect
+    this.warnedDeaf = true;
     this.logger.warn(
       `LISTEN does not work on this connection: a probe NOTIFY never arrived (is it a transaction-mode pooler such as PgBouncer?). ` +
         `The worker falls back to polling every ${this.options.pollIntervalMs}ms. ` +
