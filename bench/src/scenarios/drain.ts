@@ -1,0 +1,37 @@
+// drain: N events published beforehand (100 per transaction), then a worker with a no-op handler
+// starts; the clock runs from its start until every completion is committed.
+import { now } from '../clock.ts';
+import { WorkerHandle } from '../worker-handle.ts';
+import { publishBatches, rate, singleQueue, waitDrained, type Scenario } from './scenario.ts';
+
+export const drain: Scenario = {
+  name: 'drain',
+  headline: { metric: 'eventsPerSecond', unit: 'events/s', higherIsBetter: true },
+  server: 'shared',
+  appliesTo: () => true,
+  async run({ adapter, url, tuning, contestant, scale, log }) {
+    const count = scale.drain;
+    await adapter.install(url, singleQueue, tuning);
+    const publisher = await adapter.publisher(url, singleQueue, 8, tuning);
+    try {
+      await publishBatches(publisher, count, 100, 8);
+    } finally {
+      await publisher.close();
+    }
+    log(`${count} events published; draining`);
+    const worker = new WorkerHandle();
+    try {
+      await worker.loaded();
+      const startedAt = now();
+      await worker.start(contestant, url, singleQueue, tuning);
+      await worker.waitHandled(count, 600_000);
+      await waitDrained(adapter, url, 120_000);
+      const eventsPerSecond = rate(count, startedAt);
+      const report = await worker.stop();
+      if (report.handled !== count) throw new Error(`handled ${report.handled}, expected ${count}`);
+      return { metrics: { eventsPerSecond }, workerPeakRssMiB: report.peakRssMiB };
+    } finally {
+      worker.kill();
+    }
+  },
+};
