@@ -43,7 +43,10 @@ export const latency: Scenario = {
       const report = await worker.stop();
       // A handler may start a hair before the publisher hears its commit: count that as 0.
       const delays = report.starts.map(([i, at]) => Math.max(0, at - committed[i]!)).sort((a, b) => a - b);
-      if (delays.length !== count) throw new Error(`handled ${delays.length}, expected ${count}`);
+      const distinct = new Set(report.starts.map(([i]) => i));
+      if (delays.length !== count || distinct.size !== count) {
+        throw new Error(`handled ${delays.length} deliveries of ${distinct.size} distinct events, expected ${count} once each`);
+      }
       return {
         metrics: {
           p50Ms: percentile(delays, 50),
