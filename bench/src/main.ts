@@ -5,6 +5,7 @@
 //   --contestants a,b  only these contestants (crier, pgboss, graphile, raw, raw-nonotify)
 //   --runs N           runs per cell (default 2; the median is reported with min and max)
 //   --scale F          multiply the event counts (e.g. 0.2 for a shorter full run)
+//   --history N        events of history in the growth scenario (default 1,000,000; quick 20,000)
 //   --out NAME         results file name (default: the date and time)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -26,6 +27,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '2' },
     scale: { type: 'string', default: '1' },
     out: { type: 'string' },
+    history: { type: 'string' },
   },
 });
 
@@ -39,6 +41,7 @@ const contestants = (args.contestants ? args.contestants.split(',') : [...allCon
 for (const c of contestants) if (!allContestants.includes(c)) throw new Error(`unknown contestant "${c}"`);
 const base = args.quick ? quickScale : fullScale;
 const scale = Object.fromEntries(Object.entries(base).map(([k, v]) => [k, Math.max(10, Math.round(v * factor))])) as unknown as Scale;
+if (args.history) scale.history = Number(args.history);
 const adapters = new Map(await Promise.all(contestants.map(async (c) => [c, await loadAdapter(c)] as const)));
 
 const sharedVersion = await (async () => {

@@ -1,5 +1,6 @@
 // drain: N events published beforehand (100 per transaction), then a worker with a no-op handler
 // starts; the clock runs from its start until every completion is committed.
+import postgres from 'postgres';
 import { now } from '../clock.ts';
 import { WorkerHandle } from '../worker-handle.ts';
 import { publishBatches, rate, singleQueue, waitDrained, type Scenario } from './scenario.ts';
@@ -19,8 +20,14 @@ export const drain: Scenario = {
       await publisher.close();
     }
     log(`${count} events published; draining`);
+    // Transactions committed per event while draining: round trips the worker spends per delivery.
+    const stats = postgres(url, { max: 1, onnotice: () => {} });
+    const commits = async () =>
+      Number((await stats`SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()`)[0]!.xact_commit);
     const worker = new WorkerHandle();
     try {
+      await stats`SELECT pg_stat_clear_snapshot()`;
+      const commitsBefore = await commits();
       await worker.loaded();
       const startedAt = now();
       await worker.start(contestant, url, singleQueue, tuning);
@@ -29,9 +36,13 @@ export const drain: Scenario = {
       const eventsPerSecond = rate(count, startedAt);
       const report = await worker.stop();
       if (report.handled !== count) throw new Error(`handled ${report.handled}, expected ${count}`);
-      return { metrics: { eventsPerSecond }, workerPeakRssMiB: report.peakRssMiB };
+      await new Promise((resolve) => setTimeout(resolve, 1200)); // backends report their counts within a second
+      await stats`SELECT pg_stat_clear_snapshot()`;
+      const transactionsPerEvent = ((await commits()) - commitsBefore) / count;
+      return { metrics: { eventsPerSecond, transactionsPerEvent }, workerPeakRssMiB: report.peakRssMiB };
     } finally {
       worker.kill();
+      await stats.end();
     }
   },
 };
