@@ -6,12 +6,13 @@
 //   --runs N           runs per cell (default 2; the median is reported with min and max)
 //   --scale F          multiply the event counts (e.g. 0.2 for a shorter full run)
 //   --history N        events of history in the growth scenario (default 1,000,000; quick 20,000)
+//   --tuning c.k=v,... override a contestant's setting, e.g. crier.concurrency=100 (recorded in the results)
 //   --out NAME         results file name (default: the date and time)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
-import { contestants as allContestants, loadAdapter, type ContestantName } from './adapter.ts';
+import { contestants as allContestants, loadAdapter, type ContestantName, type Tuning } from './adapter.ts';
 import { sharedServerUrl, startEmbedded, type EmbeddedServer } from './database.ts';
 import { markdownReport, svgChart, type CellRecord, type ResultsFile } from './report.ts';
 import { runCell } from './run-cell.ts';
@@ -28,6 +29,7 @@ const { values: args } = parseArgs({
     scale: { type: 'string', default: '1' },
     out: { type: 'string' },
     history: { type: 'string' },
+    tuning: { type: 'string' },
   },
 });
 
@@ -42,6 +44,15 @@ for (const c of contestants) if (!allContestants.includes(c)) throw new Error(`u
 const base = args.quick ? quickScale : fullScale;
 const scale = Object.fromEntries(Object.entries(base).map(([k, v]) => [k, Math.max(10, Math.round(v * factor))])) as unknown as Scale;
 if (args.history) scale.history = Number(args.history);
+const overrides: Partial<Record<ContestantName, Tuning>> = {};
+for (const item of args.tuning ? args.tuning.split(',') : []) {
+  const match = /^([a-z-]+)\.(\w+)=(.+)$/.exec(item);
+  if (!match) throw new Error(`--tuning expects contestant.key=value, got "${item}"`);
+  const value = match[3]!;
+  const parsed = value === 'true' ? true : value === 'false' ? false : Number.isNaN(Number(value)) ? value : Number(value);
+  overrides[match[1] as ContestantName] = { ...overrides[match[1] as ContestantName], [match[2]!]: parsed };
+}
+const tuningOf = (c: ContestantName): Tuning => ({ ...bestTuning(c), ...overrides[c] });
 const adapters = new Map(await Promise.all(contestants.map(async (c) => [c, await loadAdapter(c)] as const)));
 
 const sharedVersion = await (async () => {
@@ -83,7 +94,7 @@ try {
         const label = `[${done}/${plan}] run ${run} ${scenario.name} ${contestant}`;
         const t0 = Date.now();
         try {
-          const result = await runCell({ contestant, scenario: scenario.name, serverUrl: server, scale, tuning: bestTuning(contestant) });
+          const result = await runCell({ contestant, scenario: scenario.name, serverUrl: server, scale, tuning: tuningOf(contestant) });
           cells.push({ run, contestant, scenario: scenario.name, server: scenario.server, ...result });
           const m = result.metrics[scenario.headline.metric]!;
           console.log(`${label}: ${m.toFixed(m < 100 ? 2 : 0)} ${scenario.headline.unit}` +
@@ -105,7 +116,7 @@ try {
     machine: { cpus: cpus().length, node: process.version, sharedServer: sharedVersion, ...(embeddedVersion ? { embeddedServer: embeddedVersion } : {}) },
     options: { quick: args.quick!, runs, scenarios: scenarioNames, contestants },
     scale: scale as unknown as Record<string, number>,
-    tuning: Object.fromEntries(contestants.map((c) => [c, bestTuning(c)])),
+    tuning: Object.fromEntries(contestants.map((c) => [c, tuningOf(c)])),
     cells,
   };
   const folder = new URL('../results/', import.meta.url);

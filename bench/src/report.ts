@@ -45,10 +45,15 @@ export function markdownReport(file: ResultsFile, scenarios: readonly ScenarioIn
   const lines: string[] = [];
   const contestants = file.options.contestants as ContestantName[];
   lines.push(
-    `Run of ${file.startedAt} (${file.options.quick ? 'quick' : 'full'} scale, ${file.options.runs} runs per cell, median (min–max)); ` +
+    `Run of ${file.startedAt} (${file.options.quick ? 'quick' : 'full'} mode, events ${Object.entries(file.scale).map(([k, v]) => `${k} ${v}`).join(', ')}; ` +
+      `${file.options.runs} runs per cell, median (min–max)); ` +
       `${file.machine.cpus} CPUs, Node ${file.machine.node}; shared server: ${file.machine.sharedServer}` +
       (file.machine.embeddedServer ? `; growth on embedded PostgreSQL ${file.machine.embeddedServer} (default settings)` : '') +
       '.',
+    '',
+    `Settings: ${Object.entries(file.tuning)
+      .map(([c, t]) => `${c} ${Object.keys(t as object).length ? JSON.stringify(t) : '(defaults)'}`)
+      .join('; ')}.`,
     '',
   );
   const main = scenarios.filter((s) => s.name !== 'growth' && file.options.scenarios.includes(s.name));
@@ -124,7 +129,7 @@ export function svgChart(file: ResultsFile, scenarios: readonly ScenarioInfo[]):
     return contestants.map((c) => (base && g.summaries.get(c) ? g.summaries.get(c)!.median / base : 0));
   });
   const maxRatio = Math.max(1.2, ...ratios);
-  const y = (ratio: number) => top + plotH - (ratio / maxRatio) * plotH;
+  const y = (ratio: number) => Math.round((top + plotH - (ratio / maxRatio) * plotH) * 10) / 10;
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
