@@ -19,7 +19,8 @@ export class WorkerHandle {
 
   constructor() {
     this.child = fork(fileURLToPath(new URL('./worker-process.ts', import.meta.url)), {
-      execArgv: ['--import', 'tsx'],
+      // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each worker process there (for profiling).
+      execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, NODE_TEST_CONTEXT: undefined },
     });
