@@ -5,6 +5,7 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  customType,
   boolean,
   check,
   index,
@@ -32,13 +33,26 @@ export const events = crier.table(
     payload: jsonb('payload').notNull(),
     headers: jsonb('headers').notNull().default({}),
     createdAt: timestamptz('created_at').notNull().defaultNow(),
+    /** The payload's schema version in the catalog (docs/catalog.md); 1 when published without one. */
+    version: integer('version').notNull().default(1),
+    /** Delayed delivery: no delivery of this event is claimable before this time (null: at once). */
+    deliverAt: timestamptz('deliver_at'),
   },
   (t) => [
+    check('events_version_positive', sql`${t.version} >= 1`),
+    // Chains of events published from handlers (crier.event_chain): only events that carry a
+    // correlationId header are indexed.
+    index('events_correlation_idx')
+      .on(sql`(${t.headers} ->> 'correlationId')`)
+      .where(sql`${t.headers} ? 'correlationId'`),
     check(
       'events_topic_valid',
       sql`length(${t.topic}) <= 255 and ${t.topic} ~ '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$'`,
     ),
     check('events_headers_object', sql`jsonb_typeof(${t.headers}) = 'object'`),
+    // Time-bounded scans of the log (events list --since, replay, prune): tiny, and cheap to keep
+    // because created_at grows with the table. Created in 0002_audit_views.
+    index('events_created_at_brin').using('brin', t.createdAt),
   ],
 );
 
@@ -53,6 +67,10 @@ export const subscriptions = crier.table(
     backoffMaxMs: integer('backoff_max_ms').notNull().default(300_000),
     leaseMs: integer('lease_ms').notNull().default(30_000),
     paused: boolean('paused').notNull().default(false),
+    /** Per-key FIFO: deliveries of events with the same key are handled one at a time, in order. */
+    ordered: boolean('ordered').notNull().default(false),
+    /** When the head of a key ends dead: 'block' the key until requeued (default) or 'skip' it. */
+    orderedOnDead: text('ordered_on_dead', { enum: ['block', 'skip'] }).notNull().default('block'),
     createdAt: timestamptz('created_at').notNull().defaultNow(),
     updatedAt: timestamptz('updated_at').notNull().defaultNow(),
   },
@@ -61,12 +79,15 @@ export const subscriptions = crier.table(
     check('subscriptions_max_attempts_positive', sql`${t.maxAttempts} >= 1`),
     check('subscriptions_backoff_valid', sql`${t.backoffBaseMs} >= 0 and ${t.backoffMaxMs} >= ${t.backoffBaseMs}`),
     check('subscriptions_lease_positive', sql`${t.leaseMs} >= 100`),
+    check('subscriptions_ordered_on_dead_valid', sql`${t.orderedOnDead} in ('block', 'skip')`),
   ],
 );
 
 /**
  * One row per event x matching subscription: the state of that subscription's work on that event.
  * States: pending -> running -> done | pending (retry) | dead. See docs/delivery-states.md.
+ * Ordered subscriptions add 'waiting': behind the head of its key, not claimable until promoted
+ * (docs/guarantees.md).
  */
 export const deliveries = crier.table(
   'deliveries',
@@ -74,7 +95,7 @@ export const deliveries = crier.table(
     id: bigint('id', { mode: 'bigint' }).primaryKey().generatedAlwaysAsIdentity(),
     eventId: bigint('event_id', { mode: 'bigint' }).notNull(),
     subscription: text('subscription').notNull(),
-    state: text('state', { enum: ['pending', 'running', 'done', 'dead'] }).notNull().default('pending'),
+    state: text('state', { enum: ['pending', 'running', 'done', 'dead', 'waiting'] }).notNull().default('pending'),
     attempts: integer('attempts').notNull().default(0),
     availableAt: timestamptz('available_at').notNull().defaultNow(),
     worker: text('worker'),
@@ -86,18 +107,66 @@ export const deliveries = crier.table(
     startedAt: timestamptz('started_at'),
     finishedAt: timestamptz('finished_at'),
     updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+    /** The event's key, set only when the subscription was ordered at fan-out: the FIFO group. */
+    orderingKey: text('ordering_key'),
   },
   (t) => [
-    check('deliveries_state_valid', sql`${t.state} in ('pending', 'running', 'done', 'dead')`),
+    check('deliveries_state_valid', sql`${t.state} in ('pending', 'running', 'done', 'dead', 'waiting')`),
     // The claim path reads only this small index: its size follows pending work, not history.
     index('deliveries_pending_idx')
       .on(t.subscription, t.availableAt, t.id)
       .where(sql`${t.state} = 'pending'`),
-    // Lease rescue reads only running rows.
-    index('deliveries_running_idx').on(t.lockedUntil).where(sql`${t.state} = 'running'`),
+    // Lease rescue reads only leased rows. Deliberately not "WHERE state = 'running'": acks filter
+    // on that state, and an index matching it tempts the planner into a nested loop over every
+    // running row per acked id (quadratic in the batch) instead of primary-key lookups.
+    index('deliveries_lease_idx').on(t.lockedUntil).where(sql`${t.lockedUntil} is not null`),
     index('deliveries_dead_idx').on(t.subscription, t.finishedAt).where(sql`${t.state} = 'dead'`),
     index('deliveries_event_idx').on(t.eventId),
+    // Promotion of the next delivery of a key reads only waiting rows.
+    index('deliveries_waiting_idx')
+      .on(t.subscription, t.orderingKey, t.id)
+      .where(sql`${t.state} = 'waiting'`),
   ],
+);
+
+/**
+ * The head of each active key of an ordered subscription: the one delivery of that key that may be
+ * pending, running, or dead (blocking). A row exists while the key has unfinished deliveries;
+ * its row lock serialises producers and acks of the same key.
+ */
+export const orderedKeys = crier.table(
+  'ordered_keys',
+  {
+    subscription: text('subscription').notNull(),
+    key: text('key').notNull(),
+    headId: bigint('head_id', { mode: 'bigint' }).notNull(),
+    since: timestamptz('since').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.subscription, t.key] })],
+);
+
+/** Producer idempotency keys: a retried publish with the same (topic, key) returns this event. */
+export const idempotencyKeys = crier.table(
+  'idempotency_keys',
+  {
+    topic: text('topic').notNull(),
+    key: text('key').notNull(),
+    eventId: bigint('event_id', { mode: 'bigint' }).notNull(),
+    eventUuid: uuid('event_uuid').notNull(),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.topic, t.key] }), index('idempotency_keys_created_idx').on(t.createdAt)],
+);
+
+/** Consumer-side deduplication for handlers that are not transactional: what was processed. */
+export const processed = crier.table(
+  'processed',
+  {
+    subscription: text('subscription').notNull(),
+    eventId: bigint('event_id', { mode: 'bigint' }).notNull(),
+    at: timestamptz('at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.subscription, t.eventId] }), index('processed_at_idx').on(t.at)],
 );
 
 /**
@@ -132,4 +201,75 @@ export const parkedWorkers = crier.table(
     since: timestamptz('since').notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.subscription, t.worker] })],
+);
+
+/**
+ * The event catalog as registered from code (registerCatalog): one row per topic, with the flag
+ * that turns on validation of every insert into crier.events for that topic, from SQL too.
+ */
+export const catalogTopics = crier.table(
+  'catalog_topics',
+  {
+    topic: text('topic').primaryKey(),
+    latestVersion: integer('latest_version').notNull(),
+    description: text('description'),
+    /** Validate payloads of this topic against the registered JSON Schema on every insert. */
+    validate: boolean('validate').notNull().default(false),
+    registeredAt: timestamptz('registered_at').notNull().defaultNow(),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    check('catalog_topics_topic_valid', sql`length(${t.topic}) <= 255 and ${t.topic} ~ '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$'`),
+    check('catalog_topics_latest_version_positive', sql`${t.latestVersion} >= 1`),
+  ],
+);
+
+/** One row per version of a catalog topic: zod's JSON Schema of that version (what a producer may send). */
+export const catalogVersions = crier.table(
+  'catalog_versions',
+  {
+    topic: text('topic')
+      .notNull()
+      .references(() => catalogTopics.topic, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    jsonSchema: jsonb('json_schema').notNull(),
+    /** Patterns of json_schema that Postgres cannot check faithfully (ECMAScript-only regex features). */
+    uncheckedPatterns: text('unchecked_patterns')
+      .array()
+      .generatedAlwaysAs(sql`crier.json_schema_unchecked_patterns(json_schema)`),
+    registeredAt: timestamptz('registered_at').notNull().defaultNow(),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.topic, t.version] }),
+    check('catalog_versions_version_positive', sql`${t.version} >= 1`),
+  ],
+);
+
+/** Catalog-wide settings (one row). reject_unknown_topics: inserts must name a registered topic. */
+export const catalogSettings = crier.table(
+  'catalog_settings',
+  {
+    singleton: boolean('singleton').primaryKey().default(true),
+    rejectUnknownTopics: boolean('reject_unknown_topics').notNull().default(false),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [check('catalog_settings_singleton', sql`${t.singleton}`)],
+);
+
+/** A role name stored as its oid (regrole): renaming the role keeps the grant. */
+const regrole = customType<{ data: string }>({ dataType: () => 'regrole' });
+
+/**
+ * Which subscriptions a worker role may claim, ack and declare (issue 8, docs/security.md). Read by
+ * the row-level security policies that crier.create_roles() installs for <prefix>_worker.
+ */
+export const subscriptionGrants = crier.table(
+  'subscription_grants',
+  {
+    role: regrole('role').notNull(),
+    subscription: text('subscription').notNull(),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.role, t.subscription] })],
 );

@@ -11,3 +11,46 @@ export { consoleLogger, silentLogger, type Logger } from './logger.ts';
 export type { CrierEvent, Handler, HandlerContext } from './worker/event.ts';
 export { UnrecoverableError } from './worker/subscription-loop.ts';
 export { Worker, type SubscriptionDefinition, type WorkerOptions } from './worker/worker.ts';
+export { createAdmin, type Admin, type AdminOptions } from './admin/index.ts';
+export type {
+  DeadFilter, DeadLetter, DeliveryRecord, EventFilter, EventRecord, EventSummary, PruneOptions, PruneResult,
+  ReplayOptions, ReplayResult, RequeueOptions, RequeueResult, RequeueSelection, RequeuedDelivery, RemoveOptions,
+  SubscriptionInfo,
+  SubscriptionStats, TailOptions,
+} from './admin/index.ts';
+export { toTime } from './duration.ts';
+export {
+  Catalog,
+  defineCatalog,
+  type CatalogEntry,
+  type Payload,
+  type PayloadInput,
+  type TopicDefinition,
+  type TopicOf,
+  type Upcasters,
+  type Versions,
+} from './catalog/define.ts';
+export { formatIssues, PayloadValidationError, PoisonMessageError } from './catalog/decode.ts';
+export {
+  catalogSettings,
+  listCatalog,
+  registerCatalog,
+  setCatalogValidation,
+  setRejectUnknownTopics,
+  showCatalogEntry,
+  type CatalogEntryDetail,
+  type CatalogListRow,
+  type CatalogSettings,
+  type RegisterOptions,
+  type RegisterResult,
+} from './catalog/registry.ts';
+export {
+  createTypedCrier,
+  type CatalogEvent,
+  type CatalogEventInput,
+  type CatalogSubscription,
+  type CatalogSubscriptionDefinition,
+  type TypedCrier,
+} from './catalog/typed-crier.ts';
+export { eventChain, type ChainLink } from './causation.ts';
+export { drizzleTransaction } from './drizzle-transaction.ts';

@@ -19,6 +19,12 @@ export interface SubscriptionSpec extends RetryPolicy {
   name: string;
   /** Topic patterns: "order.created", "order.*" (one segment), "order.#" (zero or more), "#". */
   topics: readonly string[];
+  /**
+   * Per-key FIFO: events with the same (non-null) key are handled one at a time, in publish order,
+   * retries included; different keys in parallel. onDead says what a dead delivery does to its key:
+   * 'block' it until requeued (default, listed in crier.blocked_keys) or 'skip' to the next event.
+   */
+  ordered?: boolean | { onDead?: 'block' | 'skip' };
 }
 
 export interface SubscriptionRow {
@@ -28,6 +34,8 @@ export interface SubscriptionRow {
   backoffBaseMs: number;
   backoffMaxMs: number;
   leaseMs: number;
+  ordered: boolean;
+  orderedOnDead: 'block' | 'skip';
   paused: boolean;
 }
 
@@ -55,19 +63,30 @@ export function toSubscriptionRow(spec: SubscriptionSpec): Omit<SubscriptionRow,
   }
   const leaseMs = toMilliseconds(spec.lease ?? 30_000, `subscription "${spec.name}" lease`);
   if (leaseMs < 100) throw new CrierError('CRIER_INVALID_OPTION', `subscription "${spec.name}": lease must be at least 100ms`);
-  return { name: spec.name, topics: [...spec.topics], maxAttempts, backoffBaseMs, backoffMaxMs, leaseMs };
+  const ordered = spec.ordered ?? false;
+  const orderedOnDead = typeof ordered === 'object' ? (ordered.onDead ?? 'block') : 'block';
+  if ((typeof ordered !== 'boolean' && typeof ordered !== 'object') || ordered === null || !['block', 'skip'].includes(orderedOnDead)) {
+    throw new CrierError('CRIER_INVALID_OPTION', `subscription "${spec.name}": ordered must be true, false or { onDead: 'block' | 'skip' }`);
+  }
+  return {
+    name: spec.name, topics: [...spec.topics], maxAttempts, backoffBaseMs, backoffMaxMs, leaseMs,
+    ordered: ordered !== false, orderedOnDead,
+  };
 }
 
 const upsertSubscriptions = `
-INSERT INTO crier.subscriptions AS s (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms)
-SELECT x.name, x.topics, x.max_attempts, x.backoff_base_ms, x.backoff_max_ms, x.lease_ms
+INSERT INTO crier.subscriptions AS s (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead)
+SELECT x.name, x.topics, x.max_attempts, x.backoff_base_ms, x.backoff_max_ms, x.lease_ms, x.ordered, x.ordered_on_dead
 FROM jsonb_to_recordset($1::text::jsonb)
-  AS x(name text, topics text[], max_attempts integer, backoff_base_ms integer, backoff_max_ms integer, lease_ms integer)
+  AS x(name text, topics text[], max_attempts integer, backoff_base_ms integer, backoff_max_ms integer, lease_ms integer,
+       ordered boolean, ordered_on_dead text)
 ON CONFLICT (name) DO UPDATE
 SET topics = excluded.topics, max_attempts = excluded.max_attempts, backoff_base_ms = excluded.backoff_base_ms,
-    backoff_max_ms = excluded.backoff_max_ms, lease_ms = excluded.lease_ms, updated_at = now()
-WHERE (s.topics, s.max_attempts, s.backoff_base_ms, s.backoff_max_ms, s.lease_ms)
-  IS DISTINCT FROM (excluded.topics, excluded.max_attempts, excluded.backoff_base_ms, excluded.backoff_max_ms, excluded.lease_ms)`;
+    backoff_max_ms = excluded.backoff_max_ms, lease_ms = excluded.lease_ms, ordered = excluded.ordered,
+    ordered_on_dead = excluded.ordered_on_dead, updated_at = now()
+WHERE (s.topics, s.max_attempts, s.backoff_base_ms, s.backoff_max_ms, s.lease_ms, s.ordered, s.ordered_on_dead)
+  IS DISTINCT FROM (excluded.topics, excluded.max_attempts, excluded.backoff_base_ms, excluded.backoff_max_ms, excluded.lease_ms,
+                    excluded.ordered, excluded.ordered_on_dead)`;
 
 /** Creates or updates subscriptions; unchanged ones are left alone (no write, no route invalidation). */
 export async function declareSubscriptions(
@@ -82,6 +101,8 @@ export async function declareSubscriptions(
     backoff_base_ms: r.backoffBaseMs,
     backoff_max_ms: r.backoffMaxMs,
     lease_ms: r.leaseMs,
+    ordered: r.ordered,
+    ordered_on_dead: r.orderedOnDead,
   }));
   if (rows.length === 0) return;
   try {

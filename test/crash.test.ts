@@ -50,6 +50,19 @@ test('two worker processes on one subscription handle all of N, none twice', asy
   await Promise.all([a.exited, b.exited]);
 });
 
+test('a worker whose slots are all busy keeps going when woken', async () => {
+  // Regression: a wake-up (NOTIFY, reconnect) arriving while every slot was busy used to spin the
+  // claim loop on resolved promises, starving timers and sockets: the worker stalled for good.
+  const busy = worker({ SUBSCRIPTION: 'busy', TOPICS: 'busy.#', WORKER_ID: 'busy', HANDLER_MS: '300', CONCURRENCY: '2' });
+  await busy.waitFor(/ready/);
+  await publish('busy.item', 6);
+  await busy.waitFor(/handling/);
+  for (let i = 0; i < 3; i++) await db.sql`SELECT pg_notify('crier', 'busy'), pg_notify('crier', '*')`;
+  await eventually(async () => (await deliveryStates(db.sql, 'busy')).done === 6, 20_000, 'all 6 deliveries done');
+  busy.process.kill('SIGTERM');
+  await busy.exited;
+});
+
 test('a worker killed with SIGKILL mid-handler loses nothing: another completes it after the lease', async () => {
   const doomed = worker({ SUBSCRIPTION: 'crashy', TOPICS: 'crash.#', WORKER_ID: 'doomed', HANG_TOPIC: 'crash.hang', LEASE: '1s' });
   await doomed.waitFor(/ready/);
@@ -71,7 +84,9 @@ test('a worker killed with SIGKILL mid-handler loses nothing: another completes 
 });
 
 test('a worker survives pg_terminate_backend of all its connections and carries on', async () => {
-  const survivor = worker({ SUBSCRIPTION: 'survivor', TOPICS: 'survive.#', WORKER_ID: 'survivor', POLL: '1s' });
+  // The worker owns its pool here (a URL), as the README advises: postgres.js 3.4.9 can leave a
+  // query of a shared client unsettled after its connections are killed repeatedly.
+  const survivor = worker({ SUBSCRIPTION: 'survivor', TOPICS: 'survive.#', WORKER_ID: 'survivor', POLL: '1s', OWN_POOL: '1' });
   await survivor.waitFor(/ready/);
   for (let round = 1; round <= 3; round++) {
     const [{ killed }] = (await db.sql`
@@ -79,7 +94,11 @@ test('a worker survives pg_terminate_backend of all its connections and carries 
       WHERE datname = current_database() AND pid <> pg_backend_pid()`) as unknown as [{ killed: number }];
     assert.ok(killed >= 1, 'the worker had connections to kill');
     await publish('survive.tick', 5);
-    await eventually(async () => (await deliveryStates(db.sql, 'survivor')).done === 5 * round, 20_000, `round ${round} handled`);
+    await eventually(async () => (await deliveryStates(db.sql, 'survivor')).done === 5 * round, 20_000, `round ${round} handled`).catch(
+      async (error: Error) => {
+        throw new Error(`${error.message}; states ${JSON.stringify(await deliveryStates(db.sql, 'survivor'))}; worker output:\n${survivor.output()}`);
+      },
+    );
   }
   await survivor.waitFor(/LISTEN connection restored/);
   survivor.process.kill('SIGTERM');

@@ -1,20 +1,19 @@
 // Acks are batched: outcomes queue here and go to Postgres in one call per kind, one flush in flight
 // at a time, so the batch grows by itself under load and stays a single round trip when idle.
+// Completions usually leave earlier, riding along with the next claim (takeCompletions).
 // A flush that fails (connection lost) is retried; the (worker, attempt) guard in SQL makes a late
 // or repeated ack harmless.
 import { errorMessage, type Logger } from '../logger.ts';
-import type { Failure, Protocol } from './protocol.ts';
+import type { Completion, Failure, Protocol } from './protocol.ts';
 
-interface Completion {
-  deliveryId: string;
-  attempt: number;
-}
+const completionFallbackMs = 50;
 
 export class AckBuffer {
   private completions: Completion[] = [];
   private failures: Failure[] = [];
   private flushing: Promise<void> | undefined;
   private retryDelay = 0;
+  private fallbackTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly protocol: Protocol,
@@ -24,11 +23,28 @@ export class AckBuffer {
 
   complete(deliveryId: string, attempt: number): void {
     this.completions.push({ deliveryId, attempt });
-    this.schedule();
+    // The claim that the freed slot triggers normally takes this completion along; the flush is
+    // only the fallback (a loop backing off, or no claim coming).
+    this.fallbackTimer ??= setTimeout(() => {
+      this.fallbackTimer = undefined;
+      if (this.completions.length > 0) this.schedule();
+    }, completionFallbackMs).unref();
   }
 
   fail(failure: Failure): void {
     this.failures.push(failure);
+    this.schedule();
+  }
+
+  /** Hands the queued completions to a claim that will write them (see Protocol.claim). */
+  takeCompletions(): Completion[] {
+    return this.completions.splice(0);
+  }
+
+  /** Takes back completions whose claim failed; they go out with the next flush or claim. */
+  restoreCompletions(completions: Completion[]): void {
+    if (completions.length === 0) return;
+    this.completions.unshift(...completions);
     this.schedule();
   }
 

@@ -14,7 +14,14 @@ export interface ClaimedDelivery {
   key: string | null;
   payload: unknown;
   headers: Record<string, unknown>;
+  /** The payload's schema version (crier.events.version). */
+  version: number;
   createdAt: Date;
+}
+
+export interface Completion {
+  deliveryId: string;
+  attempt: number;
 }
 
 export interface Failure {
@@ -36,9 +43,12 @@ export function pgArray(values: readonly (string | number | boolean | null)[]): 
 }
 
 const statements = {
-  claim: `SELECT delivery_id::text, attempt, locked_until, event_id::text, event_uuid::text, topic, key,
-                 payload, headers, created_at
-          FROM crier.claim($1, $2, $3)`,
+  // The event's version is read beside crier.claim rather than added to its result, so that the
+  // claim function keeps one signature whoever redefines it (one primary-key lookup per row).
+  claim: `SELECT c.delivery_id::text, c.attempt, c.locked_until, c.event_id::text, c.event_uuid::text, c.topic,
+                 c.key, c.payload, c.headers, c.created_at,
+                 (SELECT e.version FROM crier.events e WHERE e.id = c.event_id) AS version
+          FROM crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[]) c`,
   nextDueIn: `SELECT crier.next_due_in($1) AS ms`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   fail: `SELECT delivery_id::text, state, available_at
@@ -54,8 +64,8 @@ export class Protocol {
   private readonly text: Record<keyof typeof statements, string>;
 
   constructor(
-    private readonly sql: postgres.Sql<any>,
-    schema: string,
+    readonly sql: postgres.Sql<any>,
+    readonly schema: string,
     readonly workerId: string,
   ) {
     this.text = Object.fromEntries(
@@ -63,12 +73,22 @@ export class Protocol {
     ) as Record<keyof typeof statements, string>;
   }
 
-  private run(name: keyof typeof statements, params: unknown[]) {
-    return this.sql.unsafe(this.text[name], params as postgres.ParameterOrJSON<never>[], { prepare: true });
+  private run(name: keyof typeof statements, params: unknown[], sql: postgres.Sql<any> | postgres.TransactionSql<any> = this.sql) {
+    return sql.unsafe(this.text[name], params as postgres.ParameterOrJSON<never>[], { prepare: true });
   }
 
-  async claim(subscription: string, limit: number): Promise<ClaimedDelivery[]> {
-    const rows = await this.run('claim', [subscription, this.workerId, limit]);
+  /**
+   * Completes `done` (attempts that finished; an ack whose lease was lost is refused silently) and
+   * claims up to `limit` deliveries, in one round trip and one transaction.
+   */
+  async claim(subscription: string, limit: number, done: readonly Completion[] = []): Promise<ClaimedDelivery[]> {
+    const rows = await this.run('claim', [
+      subscription,
+      this.workerId,
+      limit,
+      pgArray(done.map((c) => c.deliveryId)),
+      pgArray(done.map((c) => c.attempt)),
+    ]);
     return rows.map((r) => ({
       deliveryId: r.delivery_id,
       attempt: r.attempt,
@@ -79,6 +99,7 @@ export class Protocol {
       key: r.key,
       payload: r.payload,
       headers: r.headers ?? {},
+      version: r.version ?? 1,
       createdAt: r.created_at,
     }));
   }
@@ -89,9 +110,9 @@ export class Protocol {
     return row?.ms == null ? null : Number(row.ms);
   }
 
-  /** Returns the ids that were completed; the others had lost their lease. */
-  async complete(ids: string[], attempts: number[]): Promise<Set<string>> {
-    const rows = await this.run('complete', [this.workerId, pgArray(ids), pgArray(attempts)]);
+  /** Returns the ids that were completed; the others had lost their lease. `tx`: a handler's transaction. */
+  async complete(ids: string[], attempts: number[], tx?: postgres.TransactionSql<any>): Promise<Set<string>> {
+    const rows = await this.run('complete', [this.workerId, pgArray(ids), pgArray(attempts)], tx);
     return new Set(rows.map((r) => r.id as string));
   }
 

@@ -14,12 +14,14 @@
 //   BACKOFF   a claim failed (connection lost, database restarting): wait, with growing delays.
 //   STOPPED   stop() was called: no more claims; handlers in flight are the worker's to finish.
 //
-// It never acks by itself: outcomes go to the worker's AckBuffer.
+// Outcomes go to the worker's AckBuffer; each claim takes the completions queued so far along.
 import { CrierError } from '../errors.ts';
 import { errorMessage, type Logger } from '../logger.ts';
 import type { AckBuffer } from './acks.ts';
-import { toEvent, type Handler, type HandlerContext } from './event.ts';
+import { toEvent, type Handler } from './event.ts';
+import { createHandlerContext } from './handler-context.ts';
 import type { ClaimedDelivery, Protocol } from './protocol.ts';
+import { runTransactional, type TransactionalOutcome } from './transactional.ts';
 
 export interface LoopSettings {
   name: string;
@@ -28,6 +30,8 @@ export interface LoopSettings {
   maxAttempts: number;
   timeoutMs: number;
   pollIntervalMs: number;
+  /** The handler runs in a transaction that also carries its ack (crier.complete). */
+  transactional: boolean;
 }
 
 /** Throw this from a handler when retrying cannot help: the delivery goes straight to dead. */
@@ -47,8 +51,9 @@ export class SubscriptionLoop {
   readonly inFlight = new Map<string, InFlight>();
   private parked = false;
   private stopping = false;
+  /** A wake-up arrived since the last claim began: one token, consumed by the next sleep. */
   private woken = false;
-  private wakeUp: (() => void) | undefined;
+  private sleeper: { wakeable: boolean; interrupt: () => void } | undefined;
   private running: Promise<void> | undefined;
 
   constructor(
@@ -65,15 +70,13 @@ export class SubscriptionLoop {
   /** A hint that there may be work: a NOTIFY, a freed slot, a reconnect. */
   wake(): void {
     this.woken = true;
-    const wakeUp = this.wakeUp;
-    this.wakeUp = undefined;
-    wakeUp?.();
+    if (this.sleeper?.wakeable) this.sleeper.interrupt();
   }
 
   /** Stops claiming; resolves once the loop has left its current claim. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake();
+    this.sleeper?.interrupt();
     await this.running;
     if (this.parked) {
       this.parked = false;
@@ -88,15 +91,20 @@ export class SubscriptionLoop {
       const free = concurrency - this.inFlight.size;
       if (free <= 0) {
         await this.sleep(Infinity);
+        // Handlers that finish in the same tick settle first, so one claim refills all their
+        // slots (claiming one slot per settled handler costs a round trip and a commit each).
+        await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
       this.woken = false;
       let claimed: ClaimedDelivery[];
+      const done = this.acks.takeCompletions();
       try {
-        claimed = await this.protocol.claim(name, free);
+        claimed = await this.protocol.claim(name, free, done);
         if (failures > 0) this.logger.info(`subscription "${name}": claiming again after ${failures} failed attempts`);
         failures = 0;
       } catch (error) {
+        this.acks.restoreCompletions(done);
         if (this.stopping) break;
         failures++;
         if (error instanceof Error && /CRIER_UNKNOWN_SUBSCRIPTION/.test(error.message)) {
@@ -104,7 +112,9 @@ export class SubscriptionLoop {
           break;
         }
         if (failures === 1) this.logger.warn(`subscription "${name}": claim failed (${errorMessage(error)}); retrying with backoff`);
-        await this.sleep(Math.min(5000, 50 * 2 ** Math.min(failures, 7)));
+        // Not cut short by wake-ups: a reconnecting listener wakes every loop, and a dead
+        // database must not be hammered.
+        await this.sleep(Math.min(5000, 50 * 2 ** Math.min(failures, 7)), { wakeable: false });
         continue;
       }
       for (const delivery of claimed) this.execute(delivery);
@@ -127,7 +137,7 @@ export class SubscriptionLoop {
     } catch (error) {
       // Not parked means producers may not notify us: poll soon rather than sleep long.
       this.logger.warn(`subscription "${this.settings.name}": could not ${parked ? 'park' : 'unpark'} (${errorMessage(error)})`);
-      await this.sleep(200);
+      await this.sleep(200, { wakeable: false });
     }
   }
 
@@ -144,31 +154,37 @@ export class SubscriptionLoop {
     if (!wokenEarly && wait === this.settings.pollIntervalMs) this.parked = false;
   }
 
-  /** Sleeps until woken or `ms` pass; returns true when woken. */
-  private sleep(ms: number): Promise<boolean> {
-    if (this.woken || this.stopping) return Promise.resolve(true);
+  /**
+   * Sleeps until `ms` pass, stop() is called or (when wakeable) a wake-up arrives; returns true when
+   * cut short. A wake-up that arrived before the sleep ends it at once and is used up, so a loop
+   * that re-checks and sleeps again really waits (a wake-up left standing would spin it without
+   * ever yielding to timers or I/O).
+   */
+  private sleep(ms: number, { wakeable = true } = {}): Promise<boolean> {
+    if (this.stopping) return Promise.resolve(true);
+    if (wakeable && this.woken) {
+      this.woken = false;
+      return Promise.resolve(true);
+    }
     return new Promise((resolve) => {
-      const timer = ms === Infinity ? undefined : setTimeout(() => {
-        this.wakeUp = undefined;
-        resolve(false);
-      }, ms);
-      this.wakeUp = () => {
+      const finish = (cutShort: boolean) => {
         clearTimeout(timer);
-        resolve(true);
+        this.sleeper = undefined;
+        if (cutShort && wakeable) this.woken = false;
+        resolve(cutShort);
       };
+      const timer = ms === Infinity ? undefined : setTimeout(() => finish(false), ms);
+      this.sleeper = { wakeable, interrupt: () => finish(true) };
     });
   }
 
   private execute(delivery: ClaimedDelivery): void {
-    const { name, handler, maxAttempts, timeoutMs } = this.settings;
+    const { name, handler, maxAttempts, timeoutMs, transactional } = this.settings;
     const controller = new AbortController();
-    const context: HandlerContext = {
-      subscription: name,
-      deliveryId: delivery.deliveryId,
-      attempt: delivery.attempt,
-      maxAttempts,
-      signal: controller.signal,
-    };
+    const event = toEvent(delivery);
+    const { sql, schema } = this.protocol;
+    const run = (tx?: Parameters<typeof createHandlerContext>[0]['tx']) =>
+      handler(event, createHandlerContext({ subscription: name, maxAttempts, sql, schema, delivery, event, signal: controller.signal, tx }));
     const entry: InFlight = { delivery, controller, lost: false, settled: Promise.resolve() };
     this.inFlight.set(delivery.deliveryId, entry);
 
@@ -180,19 +196,22 @@ export class SubscriptionLoop {
         reject(error);
       }, timeoutMs);
     });
-    const handled = Promise.resolve().then(() => handler(toEvent(delivery), context));
+    const handled: Promise<TransactionalOutcome | undefined> = transactional
+      ? runTransactional(sql, this.protocol, delivery, controller.signal, run)
+      : Promise.resolve().then(() => run()).then(() => undefined);
     handled.catch(() => {}); // a timed-out handler may still reject later: nobody is listening then
     entry.settled = Promise.race([handled, timedOut]).then(
-      () => this.settle(entry, undefined),
+      (outcome) => this.settle(entry, undefined, outcome),
       (error: unknown) => this.settle(entry, error ?? new Error('handler threw a nullish value')),
     ).finally(() => clearTimeout(timer));
   }
 
-  private settle(entry: InFlight, error: unknown): void {
+  private settle(entry: InFlight, error: unknown, outcome?: TransactionalOutcome): void {
     const { deliveryId, attempt } = entry.delivery;
     this.inFlight.delete(deliveryId);
     this.wake();
-    if (entry.lost) {
+    if (outcome === 'done') return; // acked in the handler's own transaction
+    if (entry.lost || outcome === 'lease-lost') {
       this.logger.warn(
         `subscription "${this.settings.name}": delivery ${deliveryId} finished after its lease was lost; its outcome is dropped (another attempt owns it)`,
       );
@@ -202,13 +221,16 @@ export class SubscriptionLoop {
       this.acks.complete(deliveryId, attempt);
       return;
     }
-    const err = error instanceof Error ? error : new Error(typeof error === 'string' ? error : JSON.stringify(error));
-    this.acks.fail({
-      deliveryId,
-      attempt,
-      error: err instanceof CrierError ? err.message : `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}`,
-      stack: err.stack ?? null,
-      giveUp: err instanceof UnrecoverableError,
-    });
+    this.acks.fail({ deliveryId, attempt, ...describeFailure(error) });
   }
+}
+
+/** What a failed attempt records: its message (last_error), stack, and whether to give up at once. */
+export function describeFailure(error: unknown): { error: string; stack: string | null; giveUp: boolean } {
+  const err = error instanceof Error ? error : new Error(typeof error === 'string' ? error : JSON.stringify(error));
+  return {
+    error: err instanceof CrierError ? err.message : `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}`,
+    stack: err.stack ?? null,
+    giveUp: err instanceof UnrecoverableError,
+  };
 }

@@ -23,6 +23,12 @@ export interface SubscriptionDefinition<P = any, T extends string = string> exte
   concurrency?: number;
   /** A handler still running after this long fails its attempt and its signal aborts (default 5m). */
   timeout?: Duration;
+  /**
+   * Run the handler in a transaction (ctx.tx) that also carries the ack: its writes commit with
+   * the ack or roll back with a failure (exactly-once effects in this database). Each running
+   * handler holds a connection: a pool passed as `connection` needs `concurrency` extra slots.
+   */
+  transactional?: boolean;
 }
 
 export interface WorkerOptions {
@@ -75,9 +81,15 @@ export class Worker {
     this.heartbeatMs = Math.max(50, Math.min(...rows.map((r) => r.leaseMs)) / 3);
 
     if (typeof options.connection === 'string') {
+      // Transactional handlers each hold a connection while they run; claims and acks need their own.
+      const heldByHandlers = options.subscriptions.reduce((n, s) => n + (s.transactional ? (s.concurrency ?? 10) : 0), 0);
       this.sql = openClient(options.connection, {
-        max: Math.min(20, options.subscriptions.length + 3),
+        max: Math.min(20, options.subscriptions.length + 3) + heldByHandlers,
         connect_timeout: 10,
+        // crier sends arrays as text and reads none. And postgres.js 3.4 fetches array types on
+        // each new connection without handling that query's failure: a connection killed right
+        // then (pg_terminate_backend, restart) becomes an unhandled rejection that ends the process.
+        fetch_types: false,
       });
       this.ownsSql = true;
     } else {
@@ -99,6 +111,7 @@ export class Worker {
           maxAttempts: rows[i]!.maxAttempts,
           timeoutMs: toMilliseconds(definition.timeout ?? 300_000, `subscription "${definition.name}" timeout`),
           pollIntervalMs: this.pollIntervalMs,
+          transactional: definition.transactional ?? false,
         },
         this.protocol,
         this.acks,

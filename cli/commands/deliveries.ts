@@ -1,0 +1,15 @@
+// The deliveries table shared by `events show` and `dead show`.
+import type { DeliveryRecord } from '../../src/admin/events.ts';
+import { printTable, time, type Output } from '../output.ts';
+
+export function printDeliveries(out: Output, deliveries: DeliveryRecord[]): Promise<number> {
+  return printTable<DeliveryRecord>(out, [
+    { header: 'DELIVERY', value: (d) => d.id, align: 'right' },
+    { header: 'SUBSCRIPTION', value: (d) => d.subscription, max: 30 },
+    { header: 'STATUS', value: (d) => d.status },
+    { header: 'ATTEMPTS', value: (d) => String(d.attempts), align: 'right' },
+    { header: 'QUEUED', value: (d) => time(d.queuedAt) },
+    { header: 'FINISHED', value: (d) => time(d.finishedAt) },
+    { header: 'LAST ERROR', value: (d) => d.lastError ?? '-' },
+  ], deliveries);
+}

@@ -1,0 +1,31 @@
+// Every command of the crier CLI, in the order `crier --help` lists them.
+import type { Command } from '../command.ts';
+import { deadListCommand, deadShowCommand } from './dead.ts';
+import { eventsListCommand, eventsShowCommand, eventsTailCommand } from './events.ts';
+import { migrateCommand } from './migrate.ts';
+import { pruneCommand } from './prune.ts';
+import { publishCommand } from './publish.ts';
+import { replayCommand } from './replay.ts';
+import { requeueCommand } from './requeue.ts';
+import { statusCommand } from './status.ts';
+import {
+  subscriptionsListCommand, subscriptionsPauseCommand, subscriptionsRemoveCommand, subscriptionsResumeCommand,
+} from './subscriptions.ts';
+
+export const commands: readonly Command[] = [
+  migrateCommand,
+  statusCommand,
+  publishCommand,
+  eventsListCommand,
+  eventsShowCommand,
+  eventsTailCommand,
+  deadListCommand,
+  deadShowCommand,
+  requeueCommand,
+  replayCommand,
+  subscriptionsListCommand,
+  subscriptionsPauseCommand,
+  subscriptionsResumeCommand,
+  subscriptionsRemoveCommand,
+  pruneCommand,
+];

@@ -1,0 +1,33 @@
+// crier status: one row per subscription, from the crier.subscription_stats view.
+import { stringOption, type Command } from '../command.ts';
+import { age, printJson, printTable } from '../output.ts';
+
+export const statusCommand: Command = {
+  path: ['status'],
+  summary: 'per subscription: pending, running, retrying, dead, done, lag, paused',
+  details:
+    'pending: never attempted yet (or requeued); retrying: waiting for another attempt after a failure;\n' +
+    'lag: how long the oldest due delivery has been waiting; oldest: when the oldest pending one was queued.',
+  options: { subscription: { type: 'string', value: 'NAME', description: 'only this subscription' } },
+  examples: ['crier status', 'crier status --subscription billing --json'],
+  async run({ admin, values, out }) {
+    const name = stringOption(values, 'subscription');
+    const stats = await admin().stats(name);
+    if (out.json) return printJson(out, stats);
+    if (stats.length === 0) {
+      out.note('no subscriptions yet (workers declare them when they start)');
+      return;
+    }
+    await printTable(out, [
+      { header: 'SUBSCRIPTION', value: (s) => s.subscription },
+      { header: 'PENDING', value: (s) => String(s.pending), align: 'right' },
+      { header: 'RUNNING', value: (s) => String(s.running), align: 'right' },
+      { header: 'RETRYING', value: (s) => String(s.retrying), align: 'right' },
+      { header: 'DEAD', value: (s) => String(s.dead), align: 'right' },
+      { header: 'DONE', value: (s) => String(s.done), align: 'right' },
+      { header: 'LAG', value: (s) => age(s.lagSeconds), align: 'right' },
+      { header: 'OLDEST PENDING', value: (s) => (s.oldestPendingAt ? `${age((Date.now() - s.oldestPendingAt.getTime()) / 1000)} ago` : '-') },
+      { header: 'PAUSED', value: (s) => (s.paused ? 'paused' : '-') },
+    ], stats);
+  },
+};

@@ -1,0 +1,184 @@
+-- Least privilege (issue 8): four group roles, each able to do its one job and nothing more.
+--
+--   <prefix>_publisher  publish (TypeScript INSERT into crier.events, or crier.publish); sees only
+--                       the rows its own transaction inserted, nothing else
+--   <prefix>_worker     claim, ack, heartbeat, release, rescue, declare: only for the subscriptions
+--                       that crier.subscription_grants gives to one of its roles
+--   <prefix>_operator   requeue, replay, pause, prune: every row, and every crier function
+--   <prefix>_auditor    SELECT on crier's views, nothing else
+--
+-- Roles are cluster-wide but crier's schema is per database and per tenant, and creating roles needs
+-- CREATEROLE, which the migrating user should not need. So this migration only installs the means:
+-- an administrator runs `SELECT crier.create_roles()` (default prefix: the schema name) once per
+-- database, and again after upgrading crier (it is idempotent and picks up new columns, functions
+-- and views). The roles are NOLOGIN groups: grant them to login users (docs/security.md).
+--
+-- Rows are limited with row-level security. The worker functions stay SECURITY INVOKER, so any helper
+-- redefining crier.claim/complete/... keeps the protection without knowing about it; only the two
+-- trigger functions that write crier's internal tables run as their owner.
+
+CREATE TABLE crier.subscription_grants (
+  role regrole NOT NULL,
+  subscription text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (role, subscription)
+);
+--> statement-breakpoint
+-- Triggers run with the privileges of the inserting user. Publishers and workers (declaring a
+-- subscription) must not need rights on deliveries, routes or the route epoch, so these two run as
+-- their owner with a search_path nobody can plant objects in.
+-- (If a later migration redefines either function with CREATE OR REPLACE, it must repeat this.)
+ALTER FUNCTION crier.fan_out() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+--> statement-breakpoint
+ALTER FUNCTION crier.invalidate_routes() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+--> statement-breakpoint
+-- Nothing in crier is callable by everybody: roles get EXECUTE on exactly what they need.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA "crier" FROM PUBLIC;
+--> statement-breakpoint
+ALTER DEFAULT PRIVILEGES IN SCHEMA "crier" REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+--> statement-breakpoint
+
+-- The columns of a table but the given ones, as a GRANT column list. Computed at grant time, so
+-- columns added by later migrations are granted when create_roles runs again.
+CREATE FUNCTION crier.column_list(p_table regclass, p_except text[]) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum)
+  FROM pg_attribute
+  WHERE attrelid = p_table AND attnum > 0 AND NOT attisdropped AND attname <> ALL (p_except)
+$$;
+--> statement-breakpoint
+CREATE FUNCTION crier.create_roles(p_prefix text DEFAULT 'crier') RETURNS SETOF text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_publisher text := p_prefix || '_publisher';
+  v_worker text := p_prefix || '_worker';
+  v_operator text := p_prefix || '_operator';
+  v_auditor text := p_prefix || '_auditor';
+  -- The extension points: functions each role may call, by name (every overload). The operator
+  -- gets every crier function except the administrative ones listed in v_admin_functions.
+  v_publisher_functions text[] := ARRAY['publish', 'topic_valid'];
+  v_worker_functions text[] := ARRAY[
+    'claim', 'next_due_in', 'complete', 'fail', 'extend_leases', 'release', 'rescue_expired',
+    'park', 'unpark', 'wake', 'topic_valid', 'topic_pattern_valid', 'topic_patterns_valid',
+    'topic_pattern_regex', 'topic_matches'];
+  v_admin_functions text[] := ARRAY['create_roles', 'drop_roles', 'column_list'];
+  -- A row belongs to the worker when one of its roles was granted the row's subscription.
+  v_granted text := '%s IN (SELECT g.subscription FROM crier.subscription_grants g'
+                    ' WHERE pg_has_role(current_user, g.role, ''MEMBER''))';
+  v_role text;
+  v_fn regprocedure;
+  v_view regclass;
+  v_policy record;
+BEGIN
+  IF p_prefix IS NULL OR p_prefix !~ '^[a-z_][a-z0-9_]{0,40}$' THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: role prefix % is not valid: lower-case letters, digits and "_", at most 41 characters',
+      coalesce(quote_literal(p_prefix), 'NULL') USING ERRCODE = '22023';
+  END IF;
+
+  FOREACH v_role IN ARRAY ARRAY[v_publisher, v_worker, v_operator, v_auditor] LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_role) THEN
+      EXECUTE format('CREATE ROLE %I NOLOGIN', v_role);
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA "crier" TO %I', v_role);
+    RETURN NEXT v_role;
+  END LOOP;
+  REVOKE ALL ON ALL FUNCTIONS IN SCHEMA "crier" FROM PUBLIC;
+
+  -- Table privileges (which columns); the policies below say which rows.
+  EXECUTE format('GRANT INSERT (%s) ON crier.events TO %I',
+                 crier.column_list('crier.events', ARRAY['id', 'created_at']), v_publisher);
+  EXECUTE format('GRANT SELECT ON crier.events TO %I', v_publisher);
+
+  EXECUTE format('GRANT SELECT ON crier.events, crier.deliveries, crier.subscriptions, crier.subscription_grants TO %I', v_worker);
+  EXECUTE format('GRANT UPDATE (%s) ON crier.deliveries TO %I',
+                 crier.column_list('crier.deliveries', ARRAY['id', 'event_id', 'subscription', 'created_at']), v_worker);
+  -- Workers declare their subscriptions at start (an upsert); pausing stays the operator's.
+  EXECUTE format('GRANT INSERT (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms) ON crier.subscriptions TO %I', v_worker);
+  EXECUTE format('GRANT UPDATE (topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, updated_at) ON crier.subscriptions TO %I', v_worker);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.parked_workers TO %I', v_worker);
+
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.deliveries TO %I', v_operator);
+  EXECUTE format('GRANT SELECT, DELETE ON crier.events TO %I', v_operator);
+  EXECUTE format('GRANT SELECT, UPDATE, DELETE ON crier.subscriptions TO %I', v_operator);
+  EXECUTE format('GRANT SELECT ON crier.subscription_grants, crier.parked_workers TO %I', v_operator);
+  EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', pg_get_serial_sequence('crier.deliveries', 'id'), v_operator);
+
+  FOR v_view IN
+    SELECT c.oid::regclass FROM pg_class c
+    WHERE c.relnamespace = 'crier'::regnamespace AND c.relkind IN ('v', 'm')
+  LOOP
+    EXECUTE format('GRANT SELECT ON %s TO %I, %I', v_view, v_auditor, v_operator);
+  END LOOP;
+
+  -- Functions.
+  FOR v_fn IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = 'crier'::regnamespace AND p.proname = ANY (v_publisher_functions) LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, v_publisher);
+  END LOOP;
+  FOR v_fn IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = 'crier'::regnamespace AND p.proname = ANY (v_worker_functions) LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, v_worker);
+  END LOOP;
+  FOR v_fn IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = 'crier'::regnamespace AND p.prokind = 'f' LOOP
+    IF (SELECT proname FROM pg_proc WHERE oid = v_fn) = ANY (v_admin_functions) THEN
+      EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I', v_fn, v_operator);
+    ELSE
+      EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, v_operator);
+    END IF;
+  END LOOP;
+
+  -- Rows. The table owner (the migrating user) and superusers bypass these; other roles see only
+  -- what a policy gives them.
+  ALTER TABLE crier.events ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE crier.deliveries ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE crier.subscriptions ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE crier.parked_workers ENABLE ROW LEVEL SECURITY;
+  FOR v_policy IN SELECT * FROM (VALUES
+    -- A publisher reads back only the rows its transaction inserted (for RETURNING): created_at
+    -- defaults to now(), the transaction's start, and a publisher may not set it.
+    ('crier.events', v_publisher, 'insert', 'INSERT', NULL, 'true'),
+    ('crier.events', v_publisher, 'own', 'SELECT', 'created_at = now()', NULL),
+    -- A worker reads the events its subscriptions received, and the rest of its own rows only.
+    ('crier.events', v_worker, 'delivered', 'SELECT',
+       'EXISTS (SELECT 1 FROM crier.deliveries d WHERE d.event_id = events.id)', NULL),
+    ('crier.deliveries', v_worker, 'granted', 'ALL', format(v_granted, 'subscription'), format(v_granted, 'subscription')),
+    ('crier.subscriptions', v_worker, 'granted', 'ALL', format(v_granted, 'name'), format(v_granted, 'name')),
+    ('crier.parked_workers', v_worker, 'granted', 'ALL', format(v_granted, 'subscription'), format(v_granted, 'subscription')),
+    ('crier.events', v_operator, 'all', 'ALL', 'true', 'true'),
+    ('crier.deliveries', v_operator, 'all', 'ALL', 'true', 'true'),
+    ('crier.subscriptions', v_operator, 'all', 'ALL', 'true', 'true'),
+    ('crier.parked_workers', v_operator, 'all', 'ALL', 'true', 'true')
+  ) AS p(tbl, role, suffix, command, using_expr, check_expr) LOOP
+    IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = v_policy.tbl::regclass
+                AND polname = v_policy.role || '_' || v_policy.suffix) THEN
+      EXECUTE format('DROP POLICY %I ON %s', v_policy.role || '_' || v_policy.suffix, v_policy.tbl);
+    END IF;
+    EXECUTE format('CREATE POLICY %I ON %s FOR %s TO %I', v_policy.role || '_' || v_policy.suffix, v_policy.tbl,
+                   v_policy.command, v_policy.role)
+         || coalesce(' USING (' || v_policy.using_expr || ')', '')
+         || coalesce(' WITH CHECK (' || v_policy.check_expr || ')', '');
+  END LOOP;
+END $$;
+--> statement-breakpoint
+-- Undoes create_roles in this database and drops the roles (they must hold no privileges in other
+-- databases; Postgres says which if they do).
+CREATE FUNCTION crier.drop_roles(p_prefix text DEFAULT 'crier') RETURNS SETOF text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_role text;
+  v_policy record;
+BEGIN
+  FOREACH v_role IN ARRAY ARRAY[p_prefix || '_publisher', p_prefix || '_worker', p_prefix || '_operator', p_prefix || '_auditor'] LOOP
+    CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_role);
+    FOR v_policy IN SELECT * FROM pg_policies WHERE schemaname = 'crier' AND v_role = ANY (roles) LOOP
+      EXECUTE format('DROP POLICY %I ON %I.%I', v_policy.policyname, v_policy.schemaname, v_policy.tablename);
+    END LOOP;
+    DELETE FROM crier.subscription_grants WHERE role = v_role::regrole;
+    EXECUTE format('DROP OWNED BY %I', v_role);
+    EXECUTE format('DROP ROLE %I', v_role);
+    RETURN NEXT v_role;
+  END LOOP;
+END $$;
+--> statement-breakpoint
+REVOKE ALL ON FUNCTION crier.create_roles(text), crier.drop_roles(text), crier.column_list(regclass, text[]) FROM PUBLIC;

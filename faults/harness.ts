@@ -1,0 +1,221 @@
+// One scenario's run: its own database on the suite's cluster, worker and producer processes, the
+// bookkeeping of faults injected, and the drain-and-check at the end.
+//
+//   prepare   CREATE DATABASE, migrate, table `handled`
+//   start     spawn workers (wait for "ready"), then producers for the fault window
+//   inject    the scenario's faults, until the window closes (crashed workers are replaced)
+//   drain     wait for producers to finish and every delivery to be done (or a timeout)
+//   check     stop workers, run the checker, drop the database
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { migrate } from '../src/migrate.ts';
+import { spawnTs, type Child } from '../test/support/processes.ts';
+import { attemptErrors, check, handledTable, type AckedRange, type Verdict } from './checker.ts';
+import type { Cluster } from './cluster.ts';
+
+export interface ScenarioSettings {
+  workers: number;
+  producers: number;
+  workerEnv?: Record<string, string>;
+  producerEnv?: Record<string, string>;
+}
+
+export interface Result {
+  verdict: Verdict;
+  faults: number;
+  crashes: number;
+  producerCrashes: number;
+  staleAcksRefused: number;
+  recoveryMs: number | null;
+  drained: boolean;
+  notes: string[];
+}
+
+/** Every process the suite started, so that a signal to the suite can take them down too. */
+export const children = new Set<Child>();
+
+export function killAll(): void {
+  for (const child of children) child.process.kill('SIGKILL');
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Retries a query through a restart or a terminated connection. */
+export async function retrying<T>(what: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await what();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(100);
+    }
+  }
+}
+
+export class ScenarioRun {
+  readonly database = `faults_${randomBytes(4).toString('hex')}`;
+  readonly url: string;
+  sql!: postgres.Sql;
+  readonly workers = new Map<string, Child>();
+  readonly producers = new Map<string, Child>();
+  readonly killed = new Set<string>();
+  readonly acked: AckedRange[] = [];
+  readonly notes: string[] = [];
+  faults = 0;
+  crashes = 0;
+  producerCrashes = 0;
+  lastFaultAt = 0;
+  windowEndsAt = 0;
+  private spawned = 0;
+  private closing = false;
+  private readonly outputs: Child[] = [];
+
+  constructor(
+    readonly cluster: Cluster,
+    readonly settings: ScenarioSettings,
+    private readonly log: (line: string) => void,
+  ) {
+    this.url = cluster.url(this.database);
+  }
+
+  async prepare(): Promise<void> {
+    const admin = postgres(this.cluster.url(), { max: 1, onnotice: () => {} });
+    await admin.unsafe(`CREATE DATABASE ${this.database}`);
+    await admin.end();
+    await migrate({ connection: this.url });
+    this.sql = postgres(this.url, { max: 3, onnotice: () => {}, connect_timeout: 5 });
+    await this.sql.unsafe(handledTable);
+  }
+
+  fault(what?: string): void {
+    this.faults++;
+    this.lastFaultAt = Date.now();
+    if (what) this.log(`  fault ${this.faults}: ${what}`);
+  }
+
+  spawnWorker(): Child {
+    const id = `w${++this.spawned}`;
+    const child = spawnTs('../faults/worker.ts', { DATABASE_URL: this.url, WORKER_ID: id, ...this.settings.workerEnv });
+    this.workers.set(id, child);
+    this.outputs.push(child);
+    children.add(child);
+    void child.exited.then((exit) => {
+      children.delete(child);
+      this.workers.delete(id);
+      if (this.killed.has(id) || this.closing) return;
+      this.crashes++;
+      this.log(`  worker ${id} exited by itself (${exit.code ?? exit.signal}):\n${tail(child.output())}`);
+      this.spawnWorker();
+    });
+    return child;
+  }
+
+  spawnProducer(durationMs: number): Child {
+    const id = `p${++this.spawned}`;
+    const child = spawnTs('../faults/producer.ts', {
+      DATABASE_URL: this.url,
+      PRODUCER_ID: id,
+      DURATION_MS: String(Math.max(0, durationMs)),
+      ...this.settings.producerEnv,
+    });
+    this.producers.set(id, child);
+    this.outputs.push(child);
+    children.add(child);
+    let seen = 0;
+    const collect = () => {
+      const lines = child.output().split('\n');
+      for (; seen < lines.length - 1; seen++) {
+        const m = /^committed (\d+) (\d+)$/.exec(lines[seen]!);
+        if (m) this.acked.push({ producer: id, from: Number(m[1]), to: Number(m[2]) });
+      }
+    };
+    child.process.stdout!.on('data', collect);
+    void child.exited.then((exit) => {
+      children.delete(child);
+      collect();
+      this.producers.delete(id);
+      if (this.killed.has(id) || this.closing || /^done$/m.test(child.output())) return;
+      // A producer that dies by itself (an uncaught error in the driver, say) is replaced, and counted.
+      this.producerCrashes++;
+      this.log(`  producer ${id} exited by itself (${exit.code ?? exit.signal}):\n${tail(child.output().replace(/^committed.*\n/gm, ''), 6)}`);
+      if (Date.now() < this.windowEndsAt) this.spawnProducer(this.windowEndsAt - Date.now());
+    });
+    return child;
+  }
+
+  /** SIGKILL a process this run owns, marking it so its exit is not counted as a crash. */
+  kill(id: string, child: Child): void {
+    this.killed.add(id);
+    child.process.kill('SIGKILL');
+  }
+
+  randomWorker(): [string, Child] | undefined {
+    const entries = [...this.workers.entries()].filter(([id]) => !this.killed.has(id));
+    return entries[Math.floor(Math.random() * entries.length)];
+  }
+
+  async startWorkers(): Promise<void> {
+    const started = Array.from({ length: this.settings.workers }, () => this.spawnWorker());
+    await Promise.all(started.map((c) => c.waitFor(/^ready$/m, 60_000)));
+  }
+
+  startProducers(windowMs: number): void {
+    this.windowEndsAt = Date.now() + windowMs;
+    for (let i = 0; i < this.settings.producers; i++) this.spawnProducer(windowMs);
+  }
+
+  /** Waits for producers to finish and every delivery to be done; returns the recovery time. */
+  async drain(timeoutMs: number): Promise<{ drained: boolean; recoveryMs: number | null }> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.producers.size > 0 && Date.now() < deadline) await sleep(100);
+    const from = Math.max(this.lastFaultAt, this.windowEndsAt);
+    while (Date.now() < deadline) {
+      const open = await retrying(
+        () => this.sql`SELECT count(*)::int AS n FROM crier.deliveries WHERE state <> 'done'`,
+        Math.max(1000, deadline - Date.now()),
+      ).catch(() => [{ n: -1 }]);
+      if (open[0]!.n === 0 && this.producers.size === 0) return { drained: true, recoveryMs: Math.max(0, Date.now() - from) };
+      await sleep(100);
+    }
+    return { drained: false, recoveryMs: null };
+  }
+
+  async finish(drained: boolean, recoveryMs: number | null): Promise<Result> {
+    this.closing = true;
+    for (const child of this.producers.values()) child.process.kill('SIGKILL');
+    const stopping = [...this.workers.values()].map((child) => {
+      child.process.kill('SIGCONT');
+      child.process.kill('SIGTERM');
+      return Promise.race([child.exited, sleep(5000).then(() => child.process.kill('SIGKILL'))]);
+    });
+    await Promise.all(stopping);
+    const verdict = await retrying(() => check(this.sql, this.acked, [...this.killed]));
+    const failedTx = [...this.producerOutputs()].reduce((n, out) => n + (out.match(/^failed /gm)?.length ?? 0), 0);
+    if (failedTx > 0) this.notes.push(`${failedTx} producer transactions failed`);
+    const errors = await retrying(() => attemptErrors(this.sql));
+    if (errors) this.notes.push(`failed attempts: ${errors}`);
+    const staleAcksRefused = this.outputs.reduce(
+      (n, child) => n + (child.output().match(/ack refused|finished after its lease was lost/g)?.length ?? 0),
+      0,
+    );
+    await this.sql.end({ timeout: 1 });
+    const admin = postgres(this.cluster.url(), { max: 1, onnotice: () => {} });
+    await retrying(() => admin.unsafe(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`));
+    await admin.end();
+    return { verdict, faults: this.faults, crashes: this.crashes, producerCrashes: this.producerCrashes, staleAcksRefused, recoveryMs, drained, notes: this.notes };
+  }
+
+  private *producerOutputs(): Iterable<string> {
+    for (const child of this.outputs) if (/^ready\n(committed|failed|done)/m.test(child.output()) || /^(committed|failed) /m.test(child.output())) yield child.output();
+  }
+
+  /** Last lines of every worker's output, for a failed scenario's report. */
+  workerLogs(): string {
+    return this.outputs.map((c) => tail(c.output(), 8)).filter(Boolean).join('\n---\n');
+  }
+}
+
+function tail(output: string, lines = 15): string {
+  return output.trimEnd().split('\n').slice(-lines).map((l) => `    ${l}`).join('\n');
+}

@@ -1,0 +1,54 @@
+// A producer process for the fault suite: publishes batches in transactions, half of each batch,
+// a pause (a window to be killed or cut off in), the other half, then commits, or rolls back on
+// purpose (ROLLBACK_RATE). It prints "committed <from> <to>" only after COMMIT returned: the
+// checker holds Postgres to those. Environment: DATABASE_URL, PRODUCER_ID, DURATION_MS, BATCH,
+// MID_TX_MS, PAUSE_MS, ROLLBACK_RATE, HANG_RATE (share of events whose handler will hang once),
+// RATE (events/s to aim at; replaces PAUSE_MS: a steady load for the soak).
+import postgres from 'postgres';
+import { createCrier } from '../src/index.ts';
+
+const env = process.env;
+const producer = env.PRODUCER_ID ?? `p${process.pid}`;
+const batch = Number(env.BATCH ?? 10);
+const midTxMs = Number(env.MID_TX_MS ?? 5);
+const pauseMs = Number(env.PAUSE_MS ?? 20);
+const rollbackRate = Number(env.ROLLBACK_RATE ?? 0.1);
+const hangRate = Number(env.HANG_RATE ?? 0);
+const rate = Number(env.RATE ?? 0);
+const startedAt = Date.now();
+const end = Date.now() + Number(env.DURATION_MS ?? 5000);
+const sql = postgres(env.DATABASE_URL!, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+const crier = createCrier();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+class RollBack extends Error {}
+
+let seq = 0;
+console.log('ready');
+while (Date.now() < end) {
+  const from = seq + 1;
+  seq += batch;
+  const rollback = Math.random() < rollbackRate;
+  const events = Array.from({ length: batch }, (_, i) => ({
+    topic: 'faults.event',
+    key: `${producer}-${(from + i) % 8}`,
+    payload: { producer, seq: from + i, rollback, hang: Math.random() < hangRate },
+  }));
+  try {
+    await sql.begin(async (tx) => {
+      await crier.publishMany(tx, events.slice(0, batch / 2));
+      await sleep(Math.random() * midTxMs);
+      await crier.publishMany(tx, events.slice(batch / 2));
+      if (rollback) throw new RollBack();
+    });
+    console.log(`committed ${from} ${seq}`);
+  } catch (error) {
+    if (!(error instanceof RollBack)) {
+      console.log(`failed ${from} ${seq}: ${(error as Error).message}`);
+      await sleep(50);
+    }
+  }
+  await sleep(rate > 0 ? startedAt + (seq / rate) * 1000 - Date.now() : Math.random() * pauseMs);
+}
+await sql.end({ timeout: 1 });
+console.log('done');

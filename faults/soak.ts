@@ -1,0 +1,202 @@
+// Soak: `npm run soak -- --minutes N [--rate 400] [--sample 10] [--no-prune] [--no-faults]`.
+// Steady publishing and draining on an embedded Postgres with default settings (autovacuum on),
+// a fault sprinkled in every ~20 s, and a row every sample interval: throughput, latency, lag, table
+// and index sizes, dead tuples. Bloat or a leak shows up as a trend down the columns. At the end,
+// the fault suite's checker proves nothing was lost.
+import { parseArgs } from 'node:util';
+import { violations } from './checker.ts';
+import { Cluster } from './cluster.ts';
+import { killAll, retrying, ScenarioRun } from './harness.ts';
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '2' },
+    sample: { type: 'string', default: '10' },
+    workers: { type: 'string', default: '2' },
+    producers: { type: 'string', default: '2' },
+    rate: { type: 'string', default: '400' },
+    'no-prune': { type: 'boolean', default: false },
+    'no-faults': { type: 'boolean', default: false },
+  },
+});
+const durationMs = Number(values.minutes) * 60_000;
+const sampleMs = Number(values.sample) * 1000;
+if (!(durationMs > 0) || !(sampleMs > 0)) {
+  console.error('usage: npm run soak -- --minutes N [--rate events/s] [--sample seconds] [--workers n] [--producers n] [--no-prune] [--no-faults]');
+  process.exit(2);
+}
+const log = (line: string) => console.error(line);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const cluster = await Cluster.start();
+const onSignal = () => {
+  killAll();
+  cluster.stopSync();
+  process.exit(130);
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+process.on('exit', () => cluster.stopSync());
+
+const run = new ScenarioRun(
+  cluster,
+  {
+    workers: Number(values.workers),
+    producers: Number(values.producers),
+    workerEnv: { LEASE: '5s', HANDLER_MS: '2' },
+    producerEnv: {
+      MID_TX_MS: '2',
+      ROLLBACK_RATE: '0.05',
+      RATE: String(Number(values.rate) / Number(values.producers)),
+    },
+  },
+  (line) => log(line),
+);
+
+// One row per interval. Latency: event created -> delivery done, for deliveries finished in the interval.
+const sampleQuery = `
+SELECT
+  (SELECT count(*) FROM crier.events WHERE created_at >= now() - $1 * interval '1 ms')::int AS published,
+  (SELECT count(*) FROM crier.deliveries WHERE finished_at >= now() - $1 * interval '1 ms' AND state = 'done')::int AS handled,
+  (SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM d.finished_at - e.created_at) * 1000)
+     FROM crier.deliveries d JOIN crier.events e ON e.id = d.event_id
+     WHERE d.finished_at >= now() - $1 * interval '1 ms' AND d.state = 'done') AS latency,
+  (SELECT count(*) FROM crier.deliveries WHERE state IN ('pending', 'running'))::int AS backlog,
+  (SELECT coalesce(extract(epoch FROM now() - min(created_at)) * 1000, 0) FROM crier.deliveries WHERE state = 'pending')::float8 AS lag_ms,
+  pg_total_relation_size('crier.events') AS events_bytes,
+  pg_total_relation_size('crier.deliveries') AS deliveries_bytes,
+  pg_relation_size('crier.deliveries_pending_idx') AS pending_idx_bytes,
+  (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'crier.deliveries'::regclass)::int AS dead_tuples,
+  (SELECT autovacuum_count FROM pg_stat_user_tables WHERE relid = 'crier.deliveries'::regclass)::int AS autovacuums`;
+
+interface Sample {
+  at: number;
+  published: number;
+  handled: number;
+  p50: number;
+  p99: number;
+  backlog: number;
+  lagMs: number;
+  eventsBytes: number;
+  deliveriesBytes: number;
+  pendingIdxBytes: number;
+  deadTuples: number;
+  autovacuums: number;
+}
+
+const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+const header = ['t', 'published/s', 'handled/s', 'p50 ms', 'p99 ms', 'backlog', 'lag ms', 'events MB', 'deliveries MB', 'pending idx kB', 'dead tuples', 'autovacuums'];
+const format = (s: Sample, startedAt: number) => [
+  `${Math.round((s.at - startedAt) / 1000)}s`,
+  (s.published / (sampleMs / 1000)).toFixed(0),
+  (s.handled / (sampleMs / 1000)).toFixed(0),
+  s.p50.toFixed(0),
+  s.p99.toFixed(0),
+  String(s.backlog),
+  s.lagMs.toFixed(0),
+  mb(s.eventsBytes),
+  mb(s.deliveriesBytes),
+  (s.pendingIdxBytes / 1024).toFixed(0),
+  String(s.deadTuples),
+  String(s.autovacuums),
+];
+const widths = header.map((h) => Math.max(h.length, 8));
+const line = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
+
+async function takeSample(): Promise<Sample> {
+  const [r] = await retrying(() => run.sql.unsafe(sampleQuery, [sampleMs]));
+  const latency = (r!.latency as number[] | null) ?? [0, 0];
+  return {
+    at: Date.now(),
+    published: r!.published,
+    handled: r!.handled,
+    p50: Number(latency[0] ?? 0),
+    p99: Number(latency[1] ?? 0),
+    backlog: r!.backlog,
+    lagMs: Number(r!.lag_ms),
+    eventsBytes: Number(r!.events_bytes),
+    deliveriesBytes: Number(r!.deliveries_bytes),
+    pendingIdxBytes: Number(r!.pending_idx_bytes),
+    deadTuples: r!.dead_tuples ?? 0,
+    autovacuums: r!.autovacuums ?? 0,
+  };
+}
+
+const faults = [
+  async () => {
+    const victim = run.randomWorker();
+    if (!victim) return;
+    run.kill(victim[0], victim[1]);
+    run.fault(`SIGKILL worker ${victim[0]}`);
+    run.spawnWorker();
+  },
+  async () => {
+    await run.sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+    run.fault('pg_terminate_backend of every connection');
+  },
+  async () => {
+    const victim = [...run.producers.entries()][0];
+    if (!victim) return;
+    run.kill(victim[0], victim[1]);
+    run.fault(`SIGKILL producer ${victim[0]}`);
+    run.spawnProducer(run.windowEndsAt - Date.now());
+  },
+];
+
+const samples: Sample[] = [];
+let exitCode = 0;
+try {
+  await run.prepare();
+  await run.startWorkers();
+  const startedAt = Date.now();
+  run.startProducers(durationMs);
+  log(`soak: ${values.minutes} min at ${values.rate} events/s on embedded Postgres (port ${cluster.port}, autovacuum on); faults ${values['no-faults'] ? 'off' : 'every ~20 s'}; prune ${values['no-prune'] ? 'off' : 'done deliveries older than 30 s, every 30 s'}`);
+  console.log(line(header));
+  let nextSample = startedAt + sampleMs;
+  let nextFault = startedAt + 10_000 + Math.random() * 20_000;
+  let nextPrune = startedAt + 30_000;
+  while (Date.now() < run.windowEndsAt) {
+    await sleep(Math.max(0, Math.min(nextSample, nextFault, nextPrune) - Date.now()));
+    const now = Date.now();
+    if (now >= nextSample) {
+      const sample = await takeSample();
+      samples.push(sample);
+      console.log(line(format(sample, startedAt)));
+      nextSample += sampleMs;
+    }
+    if (now >= nextFault && !values['no-faults'] && now < run.windowEndsAt - 5000) {
+      await faults[Math.floor(Math.random() * faults.length)]!().catch((e) => log(`fault failed: ${(e as Error).message}`));
+      nextFault = now + 15_000 + Math.random() * 10_000;
+    }
+    if (now >= nextPrune && !values['no-prune']) {
+      // What an operator's retention job does: finished deliveries go, then events nobody needs.
+      await retrying(() => run.sql`
+        WITH gone AS (DELETE FROM crier.deliveries WHERE state = 'done' AND finished_at < now() - interval '30 seconds' RETURNING event_id)
+        DELETE FROM crier.events e USING (SELECT DISTINCT event_id FROM gone) g
+        WHERE e.id = g.event_id AND NOT EXISTS (SELECT 1 FROM crier.deliveries d WHERE d.event_id = e.id AND d.state <> 'done')`);
+      nextPrune = now + 30_000;
+    }
+  }
+  const { drained, recoveryMs } = await run.drain(60_000);
+  // The prune deleted handled events: the checker counts only what is still in the log.
+  await run.sql`DELETE FROM handled h WHERE NOT EXISTS (SELECT 1 FROM crier.events e WHERE e.id = h.event_id)`;
+  const result = await run.finish(drained, recoveryMs);
+  const problems = violations(result.verdict).filter((p) => !p.includes('acknowledged commits missing') || values['no-prune']);
+  if (!drained) problems.unshift('did not drain');
+  const total = (k: 'published' | 'handled') => samples.reduce((n, s) => n + s[k], 0);
+  const seconds = (samples.length * sampleMs) / 1000;
+  const first = samples[0];
+  const last = samples.at(-1);
+  console.log(`\n${samples.length} samples over ${seconds}s: ${(total('published') / seconds).toFixed(0)} events/s published, ${(total('handled') / seconds).toFixed(0)}/s handled; worst p99 ${Math.max(...samples.map((s) => s.p99)).toFixed(0)} ms; worst lag ${Math.max(...samples.map((s) => s.lagMs)).toFixed(0)} ms`);
+  if (first && last) {
+    console.log(`sizes first -> last sample: deliveries ${mb(first.deliveriesBytes)} -> ${mb(last.deliveriesBytes)} MB, pending index ${(first.pendingIdxBytes / 1024).toFixed(0)} -> ${(last.pendingIdxBytes / 1024).toFixed(0)} kB, events ${mb(first.eventsBytes)} -> ${mb(last.eventsBytes)} MB`);
+  }
+  console.log(`faults ${result.faults}, worker crashes ${result.crashes}, producer crashes ${result.producerCrashes}, duplicates ${result.verdict.duplicates}, lost ${result.verdict.lost}, stuck ${result.verdict.stuck}; drained ${drained ? `in ${((recoveryMs ?? 0) / 1000).toFixed(1)} s` : 'NO'}`);
+  if (problems.length > 0) {
+    console.log(`FAILED: ${problems.join('; ')}`);
+    exitCode = 1;
+  }
+} finally {
+  await cluster.stop();
+}
+process.exitCode = exitCode;

@@ -1,0 +1,145 @@
+// Reading the log: list events with their delivery summary, show one event with every delivery,
+// and tail new events as they commit. Listings stream through a cursor.
+import { CrierError } from '../errors.ts';
+import { assertPattern } from '../topics.ts';
+import { query, stream, toNumber, type AdminDb, type Row } from './db.ts';
+import { checkEventRef, isUuid } from './refs.ts';
+
+export interface EventSummary {
+  id: string;
+  uuid: string;
+  topic: string;
+  key: string | null;
+  publishedAt: Date;
+  /** Number of deliveries of this event in each state ("pending", "retrying", "running", "done", "dead"). */
+  deliveries: Record<string, number>;
+}
+
+export interface EventRecord {
+  id: string;
+  uuid: string;
+  topic: string;
+  key: string | null;
+  payload: unknown;
+  headers: Record<string, unknown>;
+  publishedAt: Date;
+}
+
+export interface DeliveryRecord {
+  id: string;
+  eventId: string;
+  subscription: string;
+  state: 'pending' | 'running' | 'done' | 'dead';
+  /** state, with "retrying" for a pending delivery that has been attempted before. */
+  status: string;
+  attempts: number;
+  availableAt: Date;
+  worker: string | null;
+  lockedUntil: Date | null;
+  lastError: string | null;
+  lastErrorStack: string | null;
+  /** Every failed attempt (and requeue), oldest first. */
+  errors: unknown[];
+  queuedAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export interface EventFilter {
+  /** Topic pattern: "order.*", "order.#". */
+  topic?: string;
+  key?: string;
+  since?: Date;
+  until?: Date;
+  /** At most this many (default: no limit; the listing streams). */
+  limit?: number;
+  /** "desc" (default): newest first. */
+  order?: 'asc' | 'desc';
+}
+
+const deliverySummary = `
+  (SELECT coalesce(jsonb_object_agg(s.status, s.n), '{}') FROM (
+     SELECT CASE WHEN d.state = 'pending' AND d.attempts > 0 THEN 'retrying' ELSE d.state END AS status, count(*) AS n
+     FROM crier.deliveries d WHERE d.event_id = e.id GROUP BY 1) s) AS deliveries`;
+
+export async function* listEvents(db: AdminDb, filter: EventFilter = {}): AsyncGenerator<EventSummary> {
+  if (filter.topic !== undefined) assertPattern(filter.topic);
+  const order = filter.order === 'asc' ? 'ASC' : 'DESC';
+  const rows = stream(
+    db,
+    `SELECT e.id::text AS id, e.uuid::text AS uuid, e.topic, e.key, e.created_at, ${deliverySummary}
+     FROM crier.events e
+     WHERE ($1::text IS NULL OR crier.topic_matches(e.topic, $1::text))
+       AND ($2::text IS NULL OR e.key = $2::text)
+       AND ($3::timestamptz IS NULL OR e.created_at >= $3::timestamptz)
+       AND ($4::timestamptz IS NULL OR e.created_at < $4::timestamptz)
+     ORDER BY e.id ${order}
+     LIMIT $5::bigint`,
+    [filter.topic ?? null, filter.key ?? null, filter.since ?? null, filter.until ?? null, filter.limit ?? null],
+  );
+  for await (const row of rows) yield toSummary(row);
+}
+
+function toSummary(row: Row): EventSummary {
+  return {
+    id: row.id,
+    uuid: row.uuid,
+    topic: row.topic,
+    key: row.key,
+    publishedAt: row.created_at,
+    deliveries: Object.fromEntries(Object.entries(row.deliveries ?? {}).map(([k, v]) => [k, toNumber(v)])),
+  };
+}
+
+/** One event with every delivery of it. `ref` is the event id or uuid. */
+export async function getEvent(db: AdminDb, ref: string | number): Promise<{ event: EventRecord; deliveries: DeliveryRecord[] }> {
+  const key = checkEventRef(ref);
+  const [row] = await query(
+    db,
+    `SELECT id::text AS id, uuid::text AS uuid, topic, key, payload, headers, created_at FROM crier.events
+     WHERE ${isUuid(key) ? 'uuid = $1::uuid' : 'id = $1::bigint'}`,
+    [key],
+  );
+  if (!row) throw new CrierError('CRIER_UNKNOWN_EVENT', `no event ${key}`);
+  const deliveries = await query(db, `${deliveryColumns} WHERE d.event_id = $1::bigint ORDER BY d.subscription, d.id`, [row.id]);
+  return { event: toEventRecord(row), deliveries: deliveries.map(toDeliveryRecord) };
+}
+
+export const deliveryColumns = `
+  SELECT d.id::text AS id, d.event_id::text AS event_id, d.subscription, d.state,
+         CASE WHEN d.state = 'pending' AND d.attempts > 0 THEN 'retrying' ELSE d.state END AS status,
+         d.attempts, d.available_at, d.worker, d.locked_until, d.last_error, d.last_error_stack, d.errors,
+         d.created_at, d.started_at, d.finished_at
+  FROM crier.deliveries d`;
+
+export function toEventRecord(row: Row): EventRecord {
+  return {
+    id: row.id,
+    uuid: row.uuid,
+    topic: row.topic,
+    key: row.key,
+    payload: row.payload,
+    headers: row.headers ?? {},
+    publishedAt: row.created_at,
+  };
+}
+
+export function toDeliveryRecord(row: Row): DeliveryRecord {
+  return {
+    id: row.id,
+    eventId: row.event_id,
+    subscription: row.subscription,
+    state: row.state,
+    status: row.status,
+    attempts: row.attempts,
+    availableAt: row.available_at,
+    worker: row.worker,
+    lockedUntil: row.locked_until,
+    lastError: row.last_error,
+    lastErrorStack: row.last_error_stack,
+    errors: row.errors ?? [],
+    queuedAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}

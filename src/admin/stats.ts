@@ -1,0 +1,44 @@
+// Per-subscription numbers: what `crier status` prints, read from the crier.subscription_stats view.
+import { assertSubscription, query, toNumber, type AdminDb } from './db.ts';
+
+export interface SubscriptionStats {
+  subscription: string;
+  topics: string[];
+  paused: boolean;
+  /** Waiting for a first attempt (or requeued). */
+  pending: number;
+  running: number;
+  /** Pending again after a failed attempt, waiting for the next one. */
+  retrying: number;
+  dead: number;
+  done: number;
+  /** When the oldest pending delivery was queued; null when nothing is pending. */
+  oldestPendingAt: Date | null;
+  /** Seconds the oldest due delivery has been waiting; null when nothing is due. */
+  lagSeconds: number | null;
+}
+
+/** Every subscription's numbers, or one's (CRIER_UNKNOWN_SUBSCRIPTION if it does not exist). */
+export async function subscriptionStats(db: AdminDb, subscription?: string): Promise<SubscriptionStats[]> {
+  if (subscription !== undefined) await assertSubscription(db, subscription);
+  const rows = await query(
+    db,
+    `SELECT subscription, topics, paused, pending, running, retrying, dead, done, oldest_pending_at, lag_seconds
+     FROM crier.subscription_stats
+     WHERE $1::text IS NULL OR subscription = $1::text
+     ORDER BY subscription`,
+    [subscription ?? null],
+  );
+  return rows.map((r) => ({
+    subscription: r.subscription,
+    topics: r.topics,
+    paused: r.paused,
+    pending: toNumber(r.pending),
+    running: toNumber(r.running),
+    retrying: toNumber(r.retrying),
+    dead: toNumber(r.dead),
+    done: toNumber(r.done),
+    oldestPendingAt: r.oldest_pending_at,
+    lagSeconds: r.lag_seconds == null ? null : Number(r.lag_seconds),
+  }));
+}
