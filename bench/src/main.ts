@@ -124,6 +124,7 @@ try {
   const name = args.out ?? startedAt.toISOString().slice(0, 16).replace(/[:T]/g, '-') + (args.quick ? '-quick' : '');
   writeFileSync(new URL(`${name}.json`, folder), JSON.stringify(file, null, 2) + '\n');
   writeFileSync(new URL(`${name}.md`, folder), markdownReport(file, allScenarios));
-  writeFileSync(new URL(`${name}.svg`, folder), svgChart(file, allScenarios));
-  console.log(`\n${markdownReport(file, allScenarios)}\nwrote bench/results/${name}.{json,md,svg}`);
+  const chart = svgChart(file, allScenarios);
+  if (chart) writeFileSync(new URL(`${name}.svg`, folder), chart);
+  console.log(`\n${markdownReport(file, allScenarios)}\nwrote bench/results/${name}.{json,md${chart ? ',svg' : ''}}`);
 }

@@ -110,12 +110,13 @@ const colors: Record<ContestantName, string> = {
   'raw-nonotify': '#adb5bd',
 };
 
-/** One group of bars per throughput scenario, each bar the median relative to raw (= 1.0). */
+/** One group of bars per throughput scenario, each bar the median relative to raw (= 1.0); '' if none ran. */
 export function svgChart(file: ResultsFile, scenarios: readonly ScenarioInfo[]): string {
   const contestants = file.options.contestants as ContestantName[];
   const groups = scenarios
     .filter((s) => s.headline.higherIsBetter && s.name !== 'growth' && file.options.scenarios.includes(s.name))
     .map((s) => ({ name: s.name, summaries: metricSummaries(file, s.name, s.headline.metric) }));
+  if (groups.length === 0) return '';
   const barW = 16;
   const gap = 28;
   const groupW = contestants.length * barW + gap;

@@ -36,7 +36,7 @@ try {
     await new Promise((resolve) => setTimeout(resolve, 300));
     console.log(`${setting}: ${(count / seconds).toFixed(0)} events/s, ${notifications} NOTIFYs for ${count} events`);
     if (worker) {
-      await worker.waitHandled(worker === undefined ? 0 : count, 60_000).catch(() => {});
+      await worker.waitHandled(count, 60_000).catch(() => {}); // let it finish before stopping
       await worker.stop();
       worker.kill();
     }
