@@ -113,14 +113,14 @@ async function main(): Promise<void> {
     GROUP BY d.subscription ORDER BY d.subscription`;
   console.table(summary.map((row) => ({ ...row })));
 
-  const deadLetters = `SELECT d.id, d.subscription, e.topic, e.key, d.attempts, d.last_error
-FROM crier.deliveries d JOIN crier.events e ON e.id = d.event_id
-WHERE d.state = 'dead' ORDER BY d.finished_at`;
-  say(`An operator finds the dead letters with plain SQL:\n\n${deadLetters};\n`);
+  const deadLetters = `SELECT delivery_id, subscription, topic, key, attempts, last_error
+FROM crier.dead_letters ORDER BY died_at`;
+  say(`An operator finds the dead letters with plain SQL (or: npx crier dead list):\n\n${deadLetters};\n`);
   const dead = await sql.unsafe(deadLetters);
   console.table(dead.map((row) => ({ ...row })));
-  say('Fix the cause, then move them back to pending (attempts reset) with plain SQL:');
-  say("  UPDATE crier.deliveries SET state = 'pending', attempts = 0, available_at = now() WHERE state = 'dead';");
+  say('Fix the cause, then move them back to pending, attempts reset (workers wake at once):');
+  say('  npx crier requeue --subscription email        or in SQL:');
+  say("  SELECT * FROM crier.requeue(p_subscription => 'email');");
 }
 
 async function placeOrder(

@@ -88,9 +88,8 @@ ORDER BY i.n`;
 
 // A separate statement, so that it sees what a concurrent transaction committed while we waited.
 const findDuplicates = `
-SELECT k.topic, k.key, k.event_id::text AS id, k.event_uuid::text AS uuid, e.version, k.created_at
+SELECT k.topic, k.key, k.event_id::text AS id, k.event_uuid::text AS uuid, k.created_at
 FROM crier.idempotency_keys k
-JOIN crier.events e ON e.id = k.event_id
 JOIN jsonb_to_recordset($1::text::jsonb) AS x(topic text, key text) ON k.topic = x.topic AND k.key = x.key`;
 
 export async function publishEvents(
@@ -112,7 +111,9 @@ export async function publishEvents(
       if (event.id != null) return event;
       const first = byKey.get(`${events[i]!.topic}\u0000${events[i]!.idempotencyKey}`);
       if (!first) throw new CrierError('CRIER_INVALID_IDEMPOTENCY_KEY', `idempotency key ${JSON.stringify(events[i]!.idempotencyKey)} was taken and then pruned during this publish; retry it`);
-      return { ...first, duplicate: true };
+      // The first publish of this key was this same event: same version (not read back, since a
+      // publisher role may not read earlier events).
+      return { ...first, version: events[i]!.version ?? 1, duplicate: true };
     });
   } catch (error) {
     throw fromDatabaseError(error);

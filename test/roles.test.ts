@@ -85,6 +85,12 @@ test('publisher: publishes from TypeScript and SQL, reads and changes nothing el
   await refused(sql`INSERT INTO crier.events (topic, payload, created_at) VALUES ('order.x', '{}', now() - interval '1 day')`, 'backdate an event');
   await refused(sql`SELECT * FROM crier.claim('mine', 'w', 1)`, 'claim');
   await refused(sql`INSERT INTO crier.subscriptions (name, topics) VALUES ('spy', '{#}')`, 'subscribe');
+
+  // A retried publish with an idempotency key finds the first one without reading the log.
+  const once = () => sql.begin((tx) => crier.publish(tx, 'nobody.listens', { n: 3 }, { idempotencyKey: 'req-1' }));
+  const first = await once();
+  const again = await once();
+  assert.deepEqual([again.id, again.duplicate, first.duplicate], [first.id, true, false]);
 });
 
 test('worker: works on its granted subscription only', async () => {

@@ -32,10 +32,18 @@ ALTER FUNCTION crier.fan_out() SECURITY DEFINER SET search_path = pg_catalog, pg
 --> statement-breakpoint
 ALTER FUNCTION crier.invalidate_routes() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 --> statement-breakpoint
--- Nothing in crier is callable by everybody: roles get EXECUTE on exactly what they need.
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA "crier" FROM PUBLIC;
+-- The same for the bookkeeping of per-key ordering (keys locked and handed on as deliveries
+-- finish) and the catalog's payload check: internal tables a publisher or worker never touches.
+ALTER FUNCTION crier.ordered_state_changed() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 --> statement-breakpoint
-ALTER DEFAULT PRIVILEGES IN SCHEMA "crier" REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+ALTER FUNCTION crier.lock_ordered_keys(bigint[]) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+--> statement-breakpoint
+ALTER FUNCTION crier.check_catalog() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+--> statement-breakpoint
+-- Nothing in crier is callable by everybody: roles get EXECUTE on exactly what they need.
+REVOKE ALL ON ALL ROUTINES IN SCHEMA "crier" FROM PUBLIC;
+--> statement-breakpoint
+ALTER DEFAULT PRIVILEGES IN SCHEMA "crier" REVOKE EXECUTE ON ROUTINES FROM PUBLIC;
 --> statement-breakpoint
 
 -- The columns of a table but the given ones, as a GRANT column list. Computed at grant time, so
@@ -55,12 +63,13 @@ DECLARE
   v_operator text := p_prefix || '_operator';
   v_auditor text := p_prefix || '_auditor';
   -- The extension points: functions each role may call, by name (every overload). The operator
-  -- gets every crier function except the administrative ones listed in v_admin_functions.
+  -- gets every function and procedure of the schema except the administrative ones listed in
+  -- v_admin_functions.
   v_publisher_functions text[] := ARRAY['publish', 'topic_valid'];
   v_worker_functions text[] := ARRAY[
     'claim', 'next_due_in', 'complete', 'fail', 'extend_leases', 'release', 'rescue_expired',
     'park', 'unpark', 'wake', 'topic_valid', 'topic_pattern_valid', 'topic_patterns_valid',
-    'topic_pattern_regex', 'topic_matches'];
+    'topic_pattern_regex', 'topic_matches', 'mark_processed', 'is_processed', 'lock_ordered_keys'];
   v_admin_functions text[] := ARRAY['create_roles', 'drop_roles', 'column_list'];
   -- A row belongs to the worker when one of its roles was granted the row's subscription.
   v_granted text := '%s IN (SELECT g.subscription FROM crier.subscription_grants g'
@@ -82,25 +91,30 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA "crier" TO %I', v_role);
     RETURN NEXT v_role;
   END LOOP;
-  REVOKE ALL ON ALL FUNCTIONS IN SCHEMA "crier" FROM PUBLIC;
+  REVOKE ALL ON ALL ROUTINES IN SCHEMA "crier" FROM PUBLIC;
 
   -- Table privileges (which columns); the policies below say which rows.
+  -- id too: a publish with an idempotency key draws the id first (OVERRIDING SYSTEM VALUE).
   EXECUTE format('GRANT INSERT (%s) ON crier.events TO %I',
-                 crier.column_list('crier.events', ARRAY['id', 'created_at']), v_publisher);
+                 crier.column_list('crier.events', ARRAY['created_at']), v_publisher);
   EXECUTE format('GRANT SELECT ON crier.events TO %I', v_publisher);
+  EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', pg_get_serial_sequence('crier.events', 'id'), v_publisher);
+  EXECUTE format('GRANT SELECT, INSERT ON crier.idempotency_keys TO %I', v_publisher);
 
   EXECUTE format('GRANT SELECT ON crier.events, crier.deliveries, crier.subscriptions, crier.subscription_grants TO %I', v_worker);
   EXECUTE format('GRANT UPDATE (%s) ON crier.deliveries TO %I',
                  crier.column_list('crier.deliveries', ARRAY['id', 'event_id', 'subscription', 'created_at']), v_worker);
   -- Workers declare their subscriptions at start (an upsert); pausing stays the operator's.
-  EXECUTE format('GRANT INSERT (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms) ON crier.subscriptions TO %I', v_worker);
-  EXECUTE format('GRANT UPDATE (topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, updated_at) ON crier.subscriptions TO %I', v_worker);
+  EXECUTE format('GRANT INSERT (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead) ON crier.subscriptions TO %I', v_worker);
+  EXECUTE format('GRANT UPDATE (topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead, updated_at) ON crier.subscriptions TO %I', v_worker);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.parked_workers TO %I', v_worker);
+  EXECUTE format('GRANT SELECT, INSERT ON crier.processed TO %I', v_worker);
 
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.deliveries TO %I', v_operator);
   EXECUTE format('GRANT SELECT, DELETE ON crier.events TO %I', v_operator);
   EXECUTE format('GRANT SELECT, UPDATE, DELETE ON crier.subscriptions TO %I', v_operator);
   EXECUTE format('GRANT SELECT ON crier.subscription_grants, crier.parked_workers TO %I', v_operator);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.ordered_keys, crier.idempotency_keys, crier.processed TO %I', v_operator);
   EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', pg_get_serial_sequence('crier.deliveries', 'id'), v_operator);
 
   FOR v_view IN
@@ -120,11 +134,11 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, v_worker);
   END LOOP;
   FOR v_fn IN SELECT p.oid::regprocedure FROM pg_proc p
-              WHERE p.pronamespace = 'crier'::regnamespace AND p.prokind = 'f' LOOP
+              WHERE p.pronamespace = 'crier'::regnamespace AND p.prokind IN ('f', 'p') LOOP
     IF (SELECT proname FROM pg_proc WHERE oid = v_fn) = ANY (v_admin_functions) THEN
-      EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I', v_fn, v_operator);
+      EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM %I', v_fn, v_operator);
     ELSE
-      EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, v_operator);
+      EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_fn, v_operator);
     END IF;
   END LOOP;
 
