@@ -16,6 +16,7 @@ export class WorkerHandle {
   private waiters: (() => void)[] = [];
   private failure: Error | undefined;
   private readonly messages: Record<string, (message: any) => void> = {};
+  private isLoaded = false;
 
   constructor() {
     this.child = fork(fileURLToPath(new URL('./worker-process.ts', import.meta.url)), {
@@ -26,6 +27,7 @@ export class WorkerHandle {
     });
     this.child.on('message', (message: any) => {
       if (message.type === 'progress') this.handled = message.handled;
+      if (message.type === 'loaded') this.isLoaded = true;
       if (message.type === 'error') this.failure = new Error(`worker process failed: ${message.message}`);
       this.messages[message.type]?.(message);
       this.waiters.forEach((w) => w());
@@ -55,7 +57,7 @@ export class WorkerHandle {
 
   /** Resolves once the child has loaded its code (before anything is timed). */
   loaded(): Promise<void> {
-    return this.next('loaded', 60_000);
+    return this.isLoaded ? Promise.resolve() : this.next('loaded', 60_000);
   }
 
   start(contestant: ContestantName, url: string, layout: Layout, tuning: Tuning, record = false): Promise<void> {
