@@ -1,0 +1,71 @@
+// crier through its public API, with its default settings unless `tuning` says otherwise.
+// Tuning keys: concurrency (handlers per subscription, crier's default 10), pollInterval.
+import postgres from 'postgres';
+import { createCrier, silentLogger, type Duration } from '../../../src/index.ts';
+import type { Adapter, Layout, Tuning } from '../adapter.ts';
+
+const crier = createCrier();
+
+function subscriptions(layout: Layout, tuning: Tuning, handle: (payload: any) => void) {
+  return layout.queues.map((name) => ({
+    name,
+    topics: [layout.topic],
+    ...(tuning.concurrency === undefined ? {} : { concurrency: Number(tuning.concurrency) }),
+    handler: (event: { payload: unknown }) => {
+      handle(event.payload);
+    },
+  }));
+}
+
+export const adapter: Adapter = {
+  name: 'crier',
+  fanOut: true,
+
+  async install(url, layout, tuning) {
+    await crier.migrate(url);
+    // Subscriptions are declared by a worker's start; declare them before anything is published.
+    const worker = crier.worker({
+      connection: url,
+      logger: silentLogger,
+      handleSignals: false,
+      subscriptions: subscriptions(layout, tuning, () => {}),
+    });
+    await worker.start();
+    await worker.stop();
+  },
+
+  async publisher(url, layout, connections) {
+    const sql = postgres(url, { max: connections, onnotice: () => {} });
+    return {
+      one: async (payload) => {
+        await crier.publish(sql, layout.topic, payload);
+      },
+      many: async (payloads) => {
+        await crier.publishMany(sql, payloads.map((payload) => ({ topic: layout.topic, payload })));
+      },
+      close: () => sql.end({ timeout: 5 }),
+    };
+  },
+
+  async worker(url, layout, handle, tuning) {
+    const worker = crier.worker({
+      connection: url,
+      logger: silentLogger,
+      handleSignals: false,
+      ...(tuning.pollInterval === undefined ? {} : { pollInterval: tuning.pollInterval as Duration }),
+      subscriptions: subscriptions(layout, tuning, handle),
+    });
+    await worker.start();
+    return { stop: () => worker.stop() };
+  },
+
+  async remaining(url) {
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      const [row] = await sql`SELECT count(*)::int AS n FROM crier.deliveries WHERE state IN ('pending', 'running')`;
+      return row!.n as number;
+    } finally {
+      await sql.end();
+    }
+  },
+};

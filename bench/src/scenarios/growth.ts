@@ -1,0 +1,131 @@
+// growth (crier): does history cost the hot path anything? Runs on the embedded Postgres with default
+// settings (autovacuum on). In one fresh database:
+//   1. publish and drain B events into an empty database (publish-batch and drain rates);
+//   2. publish and drain H events (the history: 1 million at full scale), then table and index sizes;
+//   3. publish and drain B events again, with H done events in history: the same rates;
+//   4. publish-single rate with 1, 100 and 1,000 subscriptions, all but one not matching the topic;
+//   and whether the claim's plan reads the pending index, with fresh and with settled statistics.
+import postgres from 'postgres';
+import { now } from '../clock.ts';
+import { makePayload } from '../payload.ts';
+import { WorkerHandle } from '../worker-handle.ts';
+import { inFlight, publishBatches, rate, singleQueue, waitDrained, type Scenario, type ScenarioContext } from './scenario.ts';
+
+const claimQuery = `EXPLAIN (FORMAT JSON)
+  SELECT d.id FROM crier.deliveries d
+  WHERE d.subscription = 'bench' AND d.state = 'pending' AND d.available_at <= now()
+  ORDER BY d.available_at, d.id LIMIT 500 FOR UPDATE SKIP LOCKED`;
+
+async function publishAndDrain(context: ScenarioContext, count: number, from: number) {
+  const { adapter, url, tuning, contestant } = context;
+  const publisher = await adapter.publisher(url, singleQueue, 8, tuning);
+  let published: number;
+  try {
+    const startedAt = now();
+    await publishBatches(publisher, count, 100, 8, from);
+    published = rate(count, startedAt);
+  } finally {
+    await publisher.close();
+  }
+  const worker = new WorkerHandle();
+  try {
+    await worker.loaded();
+    const startedAt = now();
+    await worker.start(contestant, url, singleQueue, tuning);
+    await worker.waitHandled(count, 900_000);
+    await waitDrained(adapter, url, 120_000);
+    const drained = rate(count, startedAt);
+    const report = await worker.stop();
+    return { published, drained, peakRssMiB: report.peakRssMiB };
+  } finally {
+    worker.kill();
+  }
+}
+
+export const growth: Scenario = {
+  name: 'growth',
+  headline: { metric: 'drainRatio', unit: 'drain with history / empty', higherIsBetter: true },
+  server: 'embedded',
+  appliesTo: (adapter) => adapter.name === 'crier',
+  async run(input) {
+    // Concurrency 100 (crier's default is 10) drains the million-event history in minutes, not a
+    // quarter of an hour; the figures are ratios of crier against itself, so the setting cancels out.
+    const context = { ...input, tuning: { concurrency: 100, ...input.tuning } };
+    const { adapter, url, tuning, scale, log } = context;
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await adapter.install(url, singleQueue, tuning);
+      const usesPendingIndex = async () => {
+        const [row] = await sql.unsafe(claimQuery);
+        return JSON.stringify(row!['QUERY PLAN']).includes('deliveries_pending_idx') ? 1 : 0;
+      };
+      const batch = Math.min(scale.batch, 20_000);
+      const planFresh = await usesPendingIndex();
+      const empty = await publishAndDrain(context, batch, 0);
+      log(`empty: publish ${empty.published.toFixed(0)}/s, drain ${empty.drained.toFixed(0)}/s; building history of ${scale.history}`);
+
+      const history = await publishAndDrain(context, scale.history, batch);
+      const [sizes] = await sql`
+        SELECT pg_total_relation_size('crier.events') AS events,
+               pg_total_relation_size('crier.deliveries') AS deliveries,
+               pg_relation_size('crier.deliveries_pending_idx') AS pending_idx,
+               pg_indexes_size('crier.deliveries') AS indexes,
+               (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'crier.deliveries'::regclass) AS dead,
+               (SELECT autovacuum_count + autoanalyze_count FROM pg_stat_user_tables WHERE relid = 'crier.deliveries'::regclass) AS autovacuums`;
+      log(`history built (drain ${history.drained.toFixed(0)}/s); measuring with history`);
+
+      const planHistory = await usesPendingIndex();
+      const withHistory = await publishAndDrain(context, batch, batch + scale.history);
+
+      // Publish cost of subscriptions that do not match: 1 matching + (n - 1) others.
+      const single = Math.min(scale.single, 5_000);
+      const publisher = await adapter.publisher(url, singleQueue, 8, tuning);
+      const subscriptionRates: Record<number, number> = {};
+      try {
+        let next = 10_000_000;
+        for (const total of [1, 100, 1000]) {
+          await sql`
+            INSERT INTO crier.subscriptions (name, topics)
+            SELECT 'other_' || k, ARRAY['other' || k || '.#', 'bench.other' || k]
+            FROM generate_series(1, ${total - 1}) k
+            ON CONFLICT (name) DO NOTHING`;
+          await inFlight(200, 8, (i) => publisher.one(makePayload(i)), next); // warm the route cache
+          next += 200;
+          const startedAt = now();
+          await inFlight(single, 8, (i) => publisher.one(makePayload(i)), next);
+          next += single;
+          subscriptionRates[total] = rate(single, startedAt);
+        }
+      } finally {
+        await publisher.close();
+      }
+      const mib = (bytes: unknown) => Number(bytes) / 2 ** 20;
+      return {
+        metrics: {
+          publishEmpty: empty.published,
+          publishHistory: withHistory.published,
+          publishRatio: withHistory.published / empty.published,
+          drainEmpty: empty.drained,
+          drainHistory: withHistory.drained,
+          drainRatio: withHistory.drained / empty.drained,
+          historyEvents: scale.history,
+          eventsTableMiB: mib(sizes!.events),
+          deliveriesTableMiB: mib(sizes!.deliveries),
+          pendingIndexMiB: mib(sizes!.pending_idx),
+          deliveriesIndexesMiB: mib(sizes!.indexes),
+          deliveriesDeadTuples: Number(sizes!.dead),
+          autovacuumRuns: Number(sizes!.autovacuums),
+          publishSingle1Sub: subscriptionRates[1]!,
+          publishSingle100Subs: subscriptionRates[100]!,
+          publishSingle1000Subs: subscriptionRates[1000]!,
+          publishCostOf1000Subs: 1 - subscriptionRates[1000]! / subscriptionRates[1]!,
+          claimUsesPendingIndexFresh: planFresh,
+          claimUsesPendingIndexHistory: planHistory,
+        },
+        workerPeakRssMiB: Math.max(empty.peakRssMiB, withHistory.peakRssMiB),
+      };
+    } finally {
+      await sql.end();
+    }
+  },
+};
