@@ -1,13 +1,16 @@
 // The claim loop of one subscription inside one worker process.
 //
 // States, and what moves between them:
-//   CLAIMING  claim up to the free handler slots (one round trip), start a handler per delivery.
+//   CLAIMING  claim up to the free handler slots (one round trip, carrying the completions so
+//             far), start a handler per delivery.
 //             got a full batch          -> unpark if parked, CLAIMING again
-//             got less, not yet parked  -> PARK (producers will now NOTIFY), then CLAIMING again:
-//                                          the re-check closes the race with a producer that
-//                                          committed just before the park became visible
-//             got some, parked          -> CLAIMING again
+//             got some                  -> CLAIMING again
+//             got none, not parked      -> PARK (producers will now NOTIFY, the first of them
+//                                          once), then CLAIMING again: the re-check closes the
+//                                          race with a producer that committed just before the
+//                                          park became visible
 //             got none, parked          -> IDLE
+//   A NOTIFY counts as unparking: producers stop notifying once one has, until the loop parks again.
 //   FULL      every slot busy: wait until a handler settles, then CLAIMING.
 //   IDLE      sleep until a NOTIFY names this subscription, the next delayed delivery falls due,
 //             or the poll interval passes (NOTIFY is a hint; the poll is the safety net).
@@ -130,9 +133,12 @@ export class SubscriptionLoop {
 
       if (claimed.length >= free) {
         if (this.parked) await this.setParked(false);
+      } else if (claimed.length > 0) {
+        // Work is trickling in: claim again at once. While this loop is awake and unparked,
+        // producers skip the NOTIFY (its parked row says it was notified).
       } else if (!this.parked) {
         await this.setParked(true);
-      } else if (claimed.length === 0) {
+      } else {
         await this.idle();
       }
     }
