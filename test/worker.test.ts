@@ -62,4 +62,59 @@ describe('worker', () => {
       await worker.stop();
     }
   });
+
+  test('batchSize claims ahead: big claims, handlers still limited to concurrency, queued work handed back on stop', async () => {
+    let running = 0;
+    let maxRunning = 0;
+    const handled = new Map<string, number>();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const worker = crier.worker({
+      connection: db.url,
+      handleSignals: false,
+      logger: false,
+      subscriptions: [
+        {
+          name: 'batched',
+          topics: ['batched.#'],
+          concurrency: 2,
+          batchSize: 40,
+          handler: async (event: CrierEvent<{ n: number; slow?: boolean }>) => {
+            running++;
+            maxRunning = Math.max(maxRunning, running);
+            handled.set(event.id, (handled.get(event.id) ?? 0) + 1);
+            if (event.payload.slow) await gate;
+            else await new Promise((resolve) => setTimeout(resolve, 2));
+            running--;
+          },
+        },
+      ],
+    });
+    await worker.start();
+    try {
+      await db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: 100 }, (_, n) => ({ topic: 'batched.x', payload: { n } }))));
+      let maxHeld = 0;
+      await eventually(async () => {
+        const s = await deliveryStates(db.sql, 'batched');
+        maxHeld = Math.max(maxHeld, s.running ?? 0);
+        return s.done === 100;
+      }, 15_000, '100 done');
+      assert.equal(maxRunning, 2, 'never more handlers than concurrency');
+      assert.ok(maxHeld > 2, `deliveries were claimed ahead (up to ${maxHeld} held at once)`);
+      assert.deepEqual([...new Set(handled.values())], [1], 'each handled once');
+
+      // Two slow handlers occupy both slots; the rest wait in the local queue when we stop.
+      await db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: 30 }, (_, n) => ({ topic: 'batched.slow', payload: { n, slow: true } }))));
+      await eventually(async () => ((await deliveryStates(db.sql, 'batched')).running ?? 0) === 30, 10_000, 'all 30 claimed ahead');
+    } finally {
+      const stopped = worker.stop();
+      release();
+      await stopped;
+    }
+    const states = await db.sql`
+      SELECT d.state, d.attempts, count(*)::int AS n FROM crier.deliveries d JOIN crier.events e ON e.id = d.event_id
+      WHERE e.topic = 'batched.slow' GROUP BY 1, 2 ORDER BY 1, 2`;
+    const pending = states.find((r) => r.state === 'pending');
+    assert.ok(pending && pending.attempts === 0 && pending.n >= 26, `never-started deliveries handed back without burning an attempt: ${JSON.stringify(states)}`);
+  });
 });

@@ -30,6 +30,8 @@ export interface LoopSettings {
   name: string;
   handler: Handler<any, any>;
   concurrency: number;
+  /** Deliveries held at once: running plus claimed ahead and waiting their turn (>= concurrency). */
+  batchSize: number;
   maxAttempts: number;
   timeoutMs: number;
   pollIntervalMs: number;
@@ -51,7 +53,11 @@ export interface InFlight {
 }
 
 export class SubscriptionLoop {
+  /** Every delivery this loop holds a lease on: running, or claimed ahead and queued. */
   readonly inFlight = new Map<string, InFlight>();
+  /** Claimed ahead, waiting for a handler slot (only when batchSize > concurrency). */
+  private readonly queue: InFlight[] = [];
+  private active = 0;
   private parked = false;
   private stopping = false;
   /** A wake-up arrived since the last claim began: one token, consumed by the next sleep. */
@@ -85,8 +91,11 @@ export class SubscriptionLoop {
     this.wake();
   }
 
-  /** Stops claiming; resolves once the loop has left its current claim. */
-  async stop(): Promise<void> {
+  /**
+   * Stops claiming and starting handlers; resolves once the loop has left its current claim, with
+   * the deliveries it claimed ahead and never started (the worker hands them back).
+   */
+  async stop(): Promise<ClaimedDelivery[]> {
     this.stopping = true;
     this.sleeper?.interrupt();
     await this.running;
@@ -94,14 +103,18 @@ export class SubscriptionLoop {
       this.parked = false;
       await this.protocol.unpark([this.settings.name]).catch(() => {});
     }
+    const unstarted = this.queue.splice(0);
+    for (const entry of unstarted) this.inFlight.delete(entry.delivery.deliveryId);
+    return unstarted.filter((entry) => !entry.lost).map((entry) => entry.delivery);
   }
 
   private async run(): Promise<void> {
-    const { name, concurrency } = this.settings;
+    const { name, batchSize } = this.settings;
     let failures = 0;
     while (!this.stopping) {
-      const free = concurrency - this.inFlight.size;
-      if (free <= 0) {
+      const free = batchSize - this.inFlight.size;
+      // With deliveries still queued, wait until half the batch is free: claims stay big.
+      if (free <= 0 || (this.queue.length > 0 && free < Math.ceil(batchSize / 2))) {
         await this.sleep(Infinity);
         // Handlers that finish in the same tick settle first, so one claim refills all their
         // slots (claiming one slot per settled handler costs a round trip and a commit each).
@@ -129,7 +142,8 @@ export class SubscriptionLoop {
         await this.sleep(Math.min(5000, 50 * 2 ** Math.min(failures, 7)), { wakeable: false });
         continue;
       }
-      for (const delivery of claimed) this.execute(delivery);
+      for (const delivery of claimed) this.enqueue(delivery);
+      this.pump();
 
       if (claimed.length >= free) {
         if (this.parked) await this.setParked(false);
@@ -193,15 +207,32 @@ export class SubscriptionLoop {
     });
   }
 
-  private execute(delivery: ClaimedDelivery): void {
+  private enqueue(delivery: ClaimedDelivery): void {
+    const entry: InFlight = { delivery, controller: new AbortController(), lost: false, settled: Promise.resolve() };
+    this.inFlight.set(delivery.deliveryId, entry);
+    this.queue.push(entry);
+  }
+
+  /** Starts queued deliveries while handler slots are free. */
+  private pump(): void {
+    while (!this.stopping && this.active < this.settings.concurrency && this.queue.length > 0) {
+      const entry = this.queue.shift()!;
+      if (entry.lost) {
+        this.inFlight.delete(entry.delivery.deliveryId); // its lease was taken over while queued
+        continue;
+      }
+      this.execute(entry);
+    }
+  }
+
+  private execute(entry: InFlight): void {
     const { name, handler, maxAttempts, timeoutMs, transactional } = this.settings;
-    const controller = new AbortController();
+    const { delivery, controller } = entry;
     const event = toEvent(delivery);
     const { sql, schema } = this.protocol;
     const run = (tx?: Parameters<typeof createHandlerContext>[0]['tx']) =>
       handler(event, createHandlerContext({ subscription: name, maxAttempts, sql, schema, delivery, event, signal: controller.signal, tx }));
-    const entry: InFlight = { delivery, controller, lost: false, settled: Promise.resolve() };
-    this.inFlight.set(delivery.deliveryId, entry);
+    this.active++;
 
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
@@ -224,6 +255,8 @@ export class SubscriptionLoop {
   private settle(entry: InFlight, error: unknown, outcome?: TransactionalOutcome): void {
     const { deliveryId, attempt } = entry.delivery;
     this.inFlight.delete(deliveryId);
+    this.active--;
+    this.pump();
     this.wake();
     if (outcome === 'done') return; // acked in the handler's own transaction
     if (entry.lost || outcome === 'lease-lost') {

@@ -21,6 +21,13 @@ export interface SubscriptionDefinition<P = any, T extends string = string> exte
   handler: Handler<P, T>;
   /** Handlers of this subscription running at once in this process (default 10). */
   concurrency?: number;
+  /**
+   * Deliveries claimed in one round trip and held at once: running plus waiting their turn
+   * (default: concurrency). Raise it for many short handlers (e.g. 500): fewer round trips and
+   * commits per event. Held deliveries keep their lease (heartbeats renew it), so with slow
+   * handlers a big batch makes other processes of the subscription wait for this one.
+   */
+  batchSize?: number;
   /** A handler still running after this long fails its attempt and its signal aborts (default 5m). */
   timeout?: Duration;
   /**
@@ -109,11 +116,16 @@ export class Worker {
       if (!Number.isInteger(concurrency) || concurrency < 1) {
         throw new CrierError('CRIER_INVALID_OPTION', `subscription "${definition.name}": concurrency must be an integer >= 1`);
       }
+      const batchSize = definition.batchSize ?? concurrency;
+      if (!Number.isInteger(batchSize) || batchSize < concurrency) {
+        throw new CrierError('CRIER_INVALID_OPTION', `subscription "${definition.name}": batchSize must be an integer >= concurrency (${concurrency})`);
+      }
       return new SubscriptionLoop(
         {
           name: definition.name,
           handler: definition.handler,
           concurrency,
+          batchSize,
           maxAttempts: rows[i]!.maxAttempts,
           timeoutMs: toMilliseconds(definition.timeout ?? 300_000, `subscription "${definition.name}" timeout`),
           pollIntervalMs: this.pollIntervalMs,
@@ -182,7 +194,7 @@ export class Worker {
     this.state = 'stopping';
     this.removeSignalHandlers?.();
     const deadline = Date.now() + this.shutdownTimeoutMs;
-    await Promise.all(this.loops.map((loop) => loop.stop()));
+    const unstarted = (await Promise.all(this.loops.map((loop) => loop.stop()))).flat();
 
     const running = () => this.loops.flatMap((loop) => [...loop.inFlight.values()]);
     if (running().length > 0) {
@@ -198,15 +210,16 @@ export class Worker {
       entry.controller.abort(new Error('worker shutting down'));
     }
     await this.acks.drain(Date.now() + 5000);
-    if (unfinished.length > 0) {
+    const handBack = [...unfinished.map((e) => e.delivery), ...unstarted];
+    if (handBack.length > 0) {
       try {
         const released = await this.protocol.release(
-          unfinished.map((e) => e.delivery.deliveryId),
-          unfinished.map((e) => e.delivery.attempt),
+          handBack.map((d) => d.deliveryId),
+          handBack.map((d) => d.attempt),
         );
         this.logger.info(`released ${released.size} unfinished deliveries back to pending`);
       } catch (error) {
-        this.logger.warn(`could not release ${unfinished.length} deliveries (${errorMessage(error)}); their leases will expire`);
+        this.logger.warn(`could not release ${handBack.length} deliveries (${errorMessage(error)}); their leases will expire`);
       }
     }
     await this.close();

@@ -1,5 +1,6 @@
 // crier through its public API, with its default settings unless `tuning` says otherwise.
-// Tuning keys: concurrency (handlers per subscription, crier's default 10), pollInterval.
+// Tuning keys: concurrency (handlers per subscription, crier's default 10), batchSize (deliveries
+// claimed per round trip, default = concurrency), pollInterval.
 import postgres from 'postgres';
 import { createCrier, silentLogger, type Duration } from '../../../src/index.ts';
 import type { Adapter, Layout, Tuning } from '../adapter.ts';
@@ -11,6 +12,7 @@ function subscriptions(layout: Layout, tuning: Tuning, handle: (payload: any) =>
     name,
     topics: [layout.topic],
     ...(tuning.concurrency === undefined ? {} : { concurrency: Number(tuning.concurrency) }),
+    ...(tuning.batchSize === undefined ? {} : { batchSize: Number(tuning.batchSize) }),
     handler: (event: { payload: unknown }) => {
       handle(event.payload);
     },
