@@ -179,7 +179,9 @@ try {
   }
   const { drained, recoveryMs } = await run.drain(60_000);
   // The prune deleted handled events: the checker counts only what is still in the log.
-  await run.sql`DELETE FROM handled h WHERE NOT EXISTS (SELECT 1 FROM crier.events e WHERE e.id = h.event_id)`;
+  for (const table of ['handled', 'handled_tx', 'handled_ordered']) {
+    await run.sql`DELETE FROM ${run.sql(table)} h WHERE NOT EXISTS (SELECT 1 FROM crier.events e WHERE e.id = h.event_id)`;
+  }
   const result = await run.finish(drained, recoveryMs);
   const problems = violations(result.verdict).filter((p) => !p.includes('acknowledged commits missing') || values['no-prune']);
   if (!drained) problems.unshift('did not drain');
