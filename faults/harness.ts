@@ -199,6 +199,8 @@ export class ScenarioRun {
       (n, child) => n + (child.output().match(/ack refused|finished after its lease was lost/g)?.length ?? 0),
       0,
     );
+    const nextWriteBugs = this.outputs.reduce((n, child) => n + (child.output().match(/survived postgres\.js nextWrite bug/g)?.length ?? 0), 0);
+    if (nextWriteBugs > 0) this.notes.push(`${nextWriteBugs} postgres.js nextWrite errors survived by workers`);
     await this.sql.end({ timeout: 1 });
     const admin = postgres(this.cluster.url(), { max: 1, onnotice: () => {} });
     await retrying(() => admin.unsafe(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`));
