@@ -168,3 +168,14 @@ export async function attemptErrors(sql: postgres.Sql): Promise<string> {
     GROUP BY 1 ORDER BY 2 DESC LIMIT 5`;
   return rows.map((r) => `${r.n}x "${String(r.error).slice(0, 60)}"`).join(', ');
 }
+
+/** For a failed run: each event the transactional subscription recorded twice, with its delivery's history. */
+export async function txDuplicateDetails(sql: postgres.Sql): Promise<string> {
+  const rows = await sql`
+    SELECT x.event_id, json_agg(json_build_object('worker', x.worker, 'attempt', x.attempt, 'at', x.at) ORDER BY x.at) AS handlings,
+           d.state, d.worker, d.attempts, d.errors
+    FROM handled_tx x JOIN crier.deliveries d ON d.event_id = x.event_id AND d.subscription = 'faults-tx'
+    WHERE x.event_id IN (SELECT event_id FROM handled_tx GROUP BY event_id HAVING count(*) > 1)
+    GROUP BY x.event_id, d.id LIMIT 5`;
+  return rows.map((r) => JSON.stringify(r)).join('\n');
+}

@@ -44,7 +44,7 @@ const common = {
   maxAttempts: 1000,
   backoff: { base: '20ms', max: '500ms' },
   concurrency,
-  timeout: (env.HANDLER_TIMEOUT ?? '30s') as Duration,
+  timeout: (env.HANDLER_TIMEOUT ?? '3s') as Duration,
 } as const;
 
 const worker = createCrier().worker({
@@ -95,22 +95,19 @@ const worker = createCrier().worker({
   ],
 });
 
-// A known postgres.js 3.4.9 bug (porsager/postgres#1154, #1066, #1208): a write deferred with
-// setImmediate runs after its connection closed and throws outside any promise. The connection is
-// already closed and its queries already rejected (CONNECTION_CLOSED), so the process can go on; the
-// harness counts these lines. Transactional handlers (reserved connections) hit it often when
-// connections are terminated. Any other uncaught exception still ends the process.
-process.on('uncaughtException', (error) => {
-  if (error instanceof TypeError && /reading 'write'/.test(error.message) && /nextWrite .*postgres\/src\/connection\.js/.test(error.stack ?? '')) {
-    log('survived postgres.js nextWrite bug (write on a closed connection)');
-    return;
-  }
-  log(`CRASH uncaught exception: ${error.stack ?? String(error)}`);
-  process.exit(70);
-});
 process.on('unhandledRejection', (error) => {
   log(`CRASH unhandled rejection: ${(error as Error)?.stack ?? String(error)}`);
   process.exit(70);
 });
+// A worker started in place of a dead one may find Postgres still in crash recovery: wait for it.
+for (let tries = 0; ; tries++) {
+  try {
+    await sql`SELECT 1`;
+    break;
+  } catch (error) {
+    if (tries > 100) throw error;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
 await worker.start();
 console.log('ready');
