@@ -193,7 +193,7 @@ try {
   if (first && last) {
     console.log(`sizes first -> last sample: deliveries ${mb(first.deliveriesBytes)} -> ${mb(last.deliveriesBytes)} MB, pending index ${(first.pendingIdxBytes / 1024).toFixed(0)} -> ${(last.pendingIdxBytes / 1024).toFixed(0)} kB, events ${mb(first.eventsBytes)} -> ${mb(last.eventsBytes)} MB`);
   }
-  console.log(`faults ${result.faults}, worker crashes ${result.crashes}, producer crashes ${result.producerCrashes}, duplicates ${result.verdict.duplicates}, lost ${result.verdict.lost}, stuck ${result.verdict.stuck}; drained ${drained ? `in ${((recoveryMs ?? 0) / 1000).toFixed(1)} s` : 'NO'}`);
+  console.log(`faults ${result.faults}, worker crashes ${result.crashes} (+${result.postgresJsCrashes} of the postgres.js write bug), producer crashes ${result.producerCrashes}, duplicates ${result.verdict.duplicates}, tx duplicates ${result.verdict.txDuplicates}, order violations ${result.verdict.orderViolations}, lost ${result.verdict.lost}, stuck ${result.verdict.stuck}; drained ${drained ? `in ${((recoveryMs ?? 0) / 1000).toFixed(1)} s` : 'NO'}`);
   if (problems.length > 0) {
     console.log(`FAILED: ${problems.join('; ')}`);
     exitCode = 1;
