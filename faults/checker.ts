@@ -1,5 +1,6 @@
 // The checker: compares what producers were told was committed, what Postgres holds, and what
-// handlers recorded, and says what was lost, duplicated or invented. Read-only; one query.
+// handlers recorded, and says what was lost, duplicated, invented or handled out of order.
+// Read-only; one query. The three subscriptions it judges are described in worker.ts.
 import type postgres from 'postgres';
 
 /** A range of sequence numbers a producer saw COMMIT succeed for. */
@@ -18,11 +19,25 @@ export interface Verdict {
   ackedMissing: number;
   /** Events of transactions rolled back on purpose that are in the log anyway. Must be 0. */
   rolledBackCommitted: number;
-  /** Committed events never handled to the end. Must be 0. */
+  /** Committed events never handled to the end, summed over the three subscriptions. Must be 0. */
   lost: number;
+  /** ... of them by the transactional subscription, and by the ordered one. */
+  txLost: number;
+  orderedLost: number;
   /** Extra handlings of the same event (at-least-once: allowed, counted). */
   duplicates: number;
-  /** Handlings of events that were never committed. Must be 0. */
+  /** Extra handlings recorded by the transactional subscription (its record commits with its ack). Must be 0. */
+  txDuplicates: number;
+  /** Committed keyed events (topic faults.keyed), for the ordered subscription. */
+  keyed: number;
+  /** Extra completed handlings of keyed events (the ordered subscription is at-least-once): counted. */
+  orderedDuplicates: number;
+  /**
+   * Keyed events whose first handling started before the first completed handling of the event
+   * published before it under the same key (or while that one had none). Must be 0.
+   */
+  orderViolations: number;
+  /** Handlings of events that were never committed, in any of the three tables. Must be 0. */
   phantom: number;
   /** Deliveries not done (pending, running or dead). Must be 0 once drained. */
   notDone: number;
@@ -39,21 +54,50 @@ WITH acked AS (
 ), ev AS (
   SELECT id, payload->>'producer' AS producer, (payload->>'seq')::int AS seq, (payload->>'rollback')::boolean AS rollback
   FROM crier.events WHERE topic = 'faults.event'
+), kev AS (
+  SELECT id, key, (payload->>'seq')::int AS seq, (payload->>'pos')::int AS pos, (payload->>'rollback')::boolean AS rollback
+  FROM crier.events WHERE topic = 'faults.keyed'
 ), h AS (
   SELECT event_id, count(*) AS n FROM handled GROUP BY event_id
+), htx AS (
+  SELECT event_id, count(*) AS n FROM handled_tx GROUP BY event_id
+), ho AS (
+  -- n numbers every start and completion in the order the database saw them (one sequence).
+  SELECT event_id, min(n) FILTER (WHERE phase = 'start') AS first_start, min(n) FILTER (WHERE phase = 'done') AS first_done,
+         count(*) FILTER (WHERE phase = 'done') AS done
+  FROM handled_ordered GROUP BY event_id
+), chain AS (
+  -- Each keyed event beside the one published just before it under the same key (publish order:
+  -- the producer's transaction, then the position in it; a producer owns its keys).
+  SELECT kev.id, ho.first_start, ho.first_done,
+         lag(ho.first_done) OVER w AS previous_done, lag(kev.id) OVER w AS previous
+  FROM kev LEFT JOIN ho ON ho.event_id = kev.id
+  WINDOW w AS (PARTITION BY kev.key ORDER BY kev.seq, kev.pos)
 )
 SELECT
   (SELECT count(*) FROM ev)::int AS events,
+  (SELECT count(*) FROM kev)::int AS keyed,
   (SELECT count(*) FROM acked)::int AS acked,
   (SELECT count(*) FROM acked a WHERE NOT EXISTS (SELECT 1 FROM ev WHERE ev.producer = a.producer AND ev.seq = a.seq))::int AS acked_missing,
-  (SELECT count(*) FROM ev WHERE rollback)::int AS rolled_back_committed,
-  (SELECT count(*) FROM ev WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.event_id = ev.id))::int AS lost,
+  ((SELECT count(*) FROM ev WHERE rollback) + (SELECT count(*) FROM kev WHERE rollback))::int AS rolled_back_committed,
+  (SELECT count(*) FROM ev WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.event_id = ev.id))::int AS plain_lost,
+  (SELECT count(*) FROM ev WHERE NOT EXISTS (SELECT 1 FROM htx WHERE htx.event_id = ev.id))::int AS tx_lost,
+  (SELECT count(*) FROM kev WHERE NOT EXISTS (SELECT 1 FROM ho WHERE ho.event_id = kev.id AND ho.done > 0))::int AS ordered_lost,
   (SELECT coalesce(sum(n - 1), 0) FROM h)::int AS duplicates,
-  (SELECT count(*) FROM handled x WHERE x.rollback OR NOT EXISTS (SELECT 1 FROM ev WHERE ev.id = x.event_id))::int AS phantom,
+  (SELECT coalesce(sum(n - 1), 0) FROM htx)::int AS tx_duplicates,
+  (SELECT coalesce(sum(done - 1), 0) FROM ho WHERE done > 0)::int AS ordered_duplicates,
+  (SELECT count(*) FROM chain WHERE previous IS NOT NULL AND first_start IS NOT NULL
+     AND (previous_done IS NULL OR first_start < previous_done))::int AS order_violations,
+  ((SELECT count(*) FROM handled x WHERE x.rollback OR NOT EXISTS (SELECT 1 FROM ev WHERE ev.id = x.event_id))
+   + (SELECT count(*) FROM handled_tx x WHERE x.rollback OR NOT EXISTS (SELECT 1 FROM ev WHERE ev.id = x.event_id))
+   + (SELECT count(*) FROM handled_ordered x WHERE x.rollback OR NOT EXISTS (SELECT 1 FROM kev WHERE kev.id = x.event_id)))::int AS phantom,
   (SELECT count(*) FROM crier.deliveries WHERE state <> 'done')::int AS not_done,
   (SELECT count(*) FROM crier.deliveries WHERE state = 'running' AND worker = ANY ($2::text::text[]))::int AS stuck,
-  (SELECT count(*) FROM crier.deliveries d WHERE d.state = 'done' AND NOT EXISTS (
-     SELECT 1 FROM handled x WHERE x.event_id = d.event_id AND x.worker = d.worker AND x.attempt = d.attempts))::int AS wrong_winner`;
+  (SELECT count(*) FROM crier.deliveries d WHERE d.state = 'done' AND NOT CASE d.subscription
+     WHEN 'faults' THEN EXISTS (SELECT 1 FROM handled x WHERE x.event_id = d.event_id AND x.worker = d.worker AND x.attempt = d.attempts)
+     WHEN 'faults-tx' THEN EXISTS (SELECT 1 FROM handled_tx x WHERE x.event_id = d.event_id AND x.worker = d.worker AND x.attempt = d.attempts)
+     ELSE EXISTS (SELECT 1 FROM handled_ordered x WHERE x.event_id = d.event_id AND x.worker = d.worker AND x.attempt = d.attempts AND x.phase = 'done')
+   END)::int AS wrong_winner`;
 
 export const handledTable = `
 CREATE TABLE handled (
@@ -63,7 +107,18 @@ CREATE TABLE handled (
   rollback boolean NOT NULL,
   at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-CREATE INDEX handled_event ON handled (event_id)`;
+CREATE INDEX handled_event ON handled (event_id);
+CREATE TABLE handled_tx (LIKE handled INCLUDING ALL);
+CREATE TABLE handled_ordered (
+  n bigint GENERATED ALWAYS AS IDENTITY,
+  event_id bigint NOT NULL,
+  key text NOT NULL,
+  worker text NOT NULL,
+  attempt integer NOT NULL,
+  phase text NOT NULL CHECK (phase IN ('start', 'done')),
+  rollback boolean NOT NULL
+);
+CREATE INDEX handled_ordered_event ON handled_ordered (event_id)`;
 
 export async function check(sql: postgres.Sql, acked: AckedRange[], deadWorkers: string[]): Promise<Verdict> {
   const workers = `{${deadWorkers.map((w) => `"${w.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
@@ -73,8 +128,14 @@ export async function check(sql: postgres.Sql, acked: AckedRange[], deadWorkers:
     acked: row!.acked,
     ackedMissing: row!.acked_missing,
     rolledBackCommitted: row!.rolled_back_committed,
-    lost: row!.lost,
+    lost: row!.plain_lost + row!.tx_lost + row!.ordered_lost,
+    txLost: row!.tx_lost,
+    orderedLost: row!.ordered_lost,
     duplicates: row!.duplicates,
+    txDuplicates: row!.tx_duplicates,
+    keyed: row!.keyed,
+    orderedDuplicates: row!.ordered_duplicates,
+    orderViolations: row!.order_violations,
     phantom: row!.phantom,
     notDone: row!.not_done,
     stuck: row!.stuck,
@@ -87,12 +148,15 @@ export function violations(v: Verdict): string[] {
   const out: string[] = [];
   if (v.ackedMissing > 0) out.push(`${v.ackedMissing} acknowledged commits missing`);
   if (v.rolledBackCommitted > 0) out.push(`${v.rolledBackCommitted} rolled-back events in the log`);
-  if (v.lost > 0) out.push(`${v.lost} committed events never handled`);
+  if (v.lost > 0) out.push(`${v.lost} committed events never handled (${v.txLost} by faults-tx, ${v.orderedLost} by faults-ordered)`);
+  if (v.txDuplicates > 0) out.push(`${v.txDuplicates} events handled twice by the transactional subscription`);
+  if (v.orderViolations > 0) out.push(`${v.orderViolations} keyed events started before their predecessor was done`);
   if (v.phantom > 0) out.push(`${v.phantom} handlings of uncommitted events`);
   if (v.notDone > 0) out.push(`${v.notDone} deliveries not done`);
   if (v.stuck > 0) out.push(`${v.stuck} deliveries still claimed by killed workers`);
   if (v.wrongWinner > 0) out.push(`${v.wrongWinner} deliveries completed by an attempt that did not finish`);
   if (v.events === 0) out.push('no events were committed: the scenario proved nothing');
+  if (v.keyed === 0) out.push('no keyed events were committed: ordering was not tested');
   return out;
 }
 
@@ -103,4 +167,15 @@ export async function attemptErrors(sql: postgres.Sql): Promise<string> {
     FROM crier.deliveries d, jsonb_array_elements(d.errors) e
     GROUP BY 1 ORDER BY 2 DESC LIMIT 5`;
   return rows.map((r) => `${r.n}x "${String(r.error).slice(0, 60)}"`).join(', ');
+}
+
+/** For a failed run: each event the transactional subscription recorded twice, with its delivery's history. */
+export async function txDuplicateDetails(sql: postgres.Sql): Promise<string> {
+  const rows = await sql`
+    SELECT x.event_id, json_agg(json_build_object('worker', x.worker, 'attempt', x.attempt, 'at', x.at) ORDER BY x.at) AS handlings,
+           d.state, d.worker, d.attempts, d.errors
+    FROM handled_tx x JOIN crier.deliveries d ON d.event_id = x.event_id AND d.subscription = 'faults-tx'
+    WHERE x.event_id IN (SELECT event_id FROM handled_tx GROUP BY event_id HAVING count(*) > 1)
+    GROUP BY x.event_id, d.id LIMIT 5`;
+  return rows.map((r) => JSON.stringify(r)).join('\n');
 }

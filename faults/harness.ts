@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { migrate } from '../src/migrate.ts';
 import { spawnTs, type Child } from '../test/support/processes.ts';
-import { attemptErrors, check, handledTable, type AckedRange, type Verdict } from './checker.ts';
+import { attemptErrors, check, handledTable, txDuplicateDetails, type AckedRange, type Verdict } from './checker.ts';
 import type { Cluster } from './cluster.ts';
 
 export interface ScenarioSettings {
@@ -24,6 +24,7 @@ export interface Result {
   verdict: Verdict;
   faults: number;
   crashes: number;
+  postgresJsCrashes: number;
   producerCrashes: number;
   staleAcksRefused: number;
   recoveryMs: number | null;
@@ -37,6 +38,17 @@ export const children = new Set<Child>();
 export function killAll(): void {
   for (const child of children) child.process.kill('SIGKILL');
 }
+
+/**
+ * postgres.js 3.4.9 (porsager/postgres#1154, #1066, #1208): when a reserved connection closes
+ * mid-transaction, sql.begin rejects at once but lets the callback run on, and the ROLLBACK or
+ * COMMIT it sends when the callback settles goes to the closed socket from a setImmediate, where the
+ * TypeError cannot be caught: the process dies. crier's transactional handlers run in sql.begin, so
+ * a worker can die this way when its connections are cut. The process is gone, so nothing it held
+ * can do harm (its leases expire, its open transaction rolled back): the checker still judges every
+ * event. Counted apart from other deaths, which fail the scenario.
+ */
+const postgresJsWriteBug = /TypeError: Cannot read properties of null \(reading 'write'\)\n\s+at Immediate\.nextWrite \(\S+postgres\/src\/connection\.js/;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -64,6 +76,8 @@ export class ScenarioRun {
   readonly notes: string[] = [];
   faults = 0;
   crashes = 0;
+  /** Workers that died of postgres.js's deferred write on a closed connection (see postgresJsWriteBug). */
+  postgresJsCrashes = 0;
   producerCrashes = 0;
   lastFaultAt = 0;
   windowEndsAt = 0;
@@ -104,7 +118,8 @@ export class ScenarioRun {
       children.delete(child);
       this.workers.delete(id);
       if (this.killed.has(id) || this.closing) return;
-      this.crashes++;
+      if (postgresJsWriteBug.test(child.output())) this.postgresJsCrashes++;
+      else this.crashes++;
       this.log(`  worker ${id} exited by itself (${exit.code ?? exit.signal}):\n${tail(child.output())}`);
       this.spawnWorker();
     });
@@ -191,6 +206,7 @@ export class ScenarioRun {
     });
     await Promise.all(stopping);
     const verdict = await retrying(() => check(this.sql, this.acked, [...this.killed]));
+    if (verdict.txDuplicates > 0) this.log(`  transactional duplicates:\n${await retrying(() => txDuplicateDetails(this.sql))}`);
     const failedTx = [...this.producerOutputs()].reduce((n, out) => n + (out.match(/^failed /gm)?.length ?? 0), 0);
     if (failedTx > 0) this.notes.push(`${failedTx} producer transactions failed`);
     const errors = await retrying(() => attemptErrors(this.sql));
@@ -203,7 +219,7 @@ export class ScenarioRun {
     const admin = postgres(this.cluster.url(), { max: 1, onnotice: () => {} });
     await retrying(() => admin.unsafe(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`));
     await admin.end();
-    return { verdict, faults: this.faults, crashes: this.crashes, producerCrashes: this.producerCrashes, staleAcksRefused, recoveryMs, drained, notes: this.notes };
+    return { verdict, faults: this.faults, crashes: this.crashes, postgresJsCrashes: this.postgresJsCrashes, producerCrashes: this.producerCrashes, staleAcksRefused, recoveryMs, drained, notes: this.notes };
   }
 
   private *producerOutputs(): Iterable<string> {

@@ -4,6 +4,12 @@
 // checker holds Postgres to those. Environment: DATABASE_URL, PRODUCER_ID, DURATION_MS, BATCH,
 // MID_TX_MS, PAUSE_MS, ROLLBACK_RATE, HANG_RATE (share of events whose handler will hang once),
 // RATE (events/s to aim at; replaces PAUSE_MS: a steady load for the soak).
+//
+// Each transaction also publishes two keyed events (topic faults.keyed, for the ordered
+// subscription), one in each half, both with the key `<producer>-k<n % 8>` of its n-th transaction:
+// a producer owns its 8 keys, so publish order per key is known without asking crier (seq, then
+// pos), and each transaction takes one key only, so it cannot deadlock with batched acks that lock
+// keys in order (docs/guarantees.md).
 import postgres from 'postgres';
 import { createCrier } from '../src/index.ts';
 
@@ -31,14 +37,18 @@ while (Date.now() < end) {
   const rollback = Math.random() < rollbackRate;
   const events = Array.from({ length: batch }, (_, i) => ({
     topic: 'faults.event',
-    key: `${producer}-${(from + i) % 8}`,
     payload: { producer, seq: from + i, rollback, hang: Math.random() < hangRate },
   }));
+  const keyed = (pos: number) => ({
+    topic: 'faults.keyed',
+    key: `${producer}-k${(from - 1) / batch % 8}`,
+    payload: { producer, seq: from, pos, rollback, hang: Math.random() < hangRate },
+  });
   try {
     await sql.begin(async (tx) => {
-      await crier.publishMany(tx, events.slice(0, batch / 2));
+      await crier.publishMany(tx, [...events.slice(0, batch / 2), keyed(0)]);
       await sleep(Math.random() * midTxMs);
-      await crier.publishMany(tx, events.slice(batch / 2));
+      await crier.publishMany(tx, [...events.slice(batch / 2), keyed(1)]);
       if (rollback) throw new RollBack();
     });
     console.log(`committed ${from} ${seq}`);

@@ -62,17 +62,20 @@ try {
   await cluster.stop();
 }
 
-const header = ['scenario', 'events', 'faults', 'duplicates', 'lost', 'phantom', 'stuck', 'stale acks refused', 'crashes (workers/producers)', 'recovery', 'result'];
+const header = ['scenario', 'events', 'keyed', 'faults', 'duplicates', 'tx dup', 'lost', 'order violations', 'phantom', 'stuck', 'stale acks refused', 'crashes (workers/pg.js/producers)', 'recovery', 'result'];
 const table = rows.map(({ name, result: r, problems }) => [
   name,
   String(r.verdict.events),
+  String(r.verdict.keyed),
   String(r.faults),
-  String(r.verdict.duplicates),
+  `${r.verdict.duplicates}/${r.verdict.orderedDuplicates}`,
+  String(r.verdict.txDuplicates),
   String(r.verdict.lost),
+  String(r.verdict.orderViolations),
   String(r.verdict.phantom),
   String(r.verdict.stuck),
   String(r.staleAcksRefused),
-  `${r.crashes}/${r.producerCrashes}`,
+  `${r.crashes}/${r.postgresJsCrashes}/${r.producerCrashes}`,
   r.recoveryMs === null ? '-' : `${(r.recoveryMs / 1000).toFixed(1)} s`,
   problems.length === 0 ? 'ok' : 'FAIL',
 ]);
@@ -81,5 +84,5 @@ const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!))
 console.log(`\n${line(header)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const row of table) console.log(line(row));
 for (const { name, problems } of rows) if (problems.length) console.log(`\n${name}: ${problems.join('; ')}`);
-console.log(`\n${rows.length} scenarios in ${((Date.now() - started) / 1000).toFixed(0)} s; lost: committed events never handled; stuck: deliveries held by killed workers after the drain; crashes: processes that died by themselves (replaced; see the log above).`);
+console.log(`\n${rows.length} scenarios in ${((Date.now() - started) / 1000).toFixed(0)} s; events: committed, each handled by a plain and a transactional subscription; keyed: committed keyed events, for the ordered subscription; duplicates: extra handlings, plain/ordered (at-least-once: allowed); tx dup: extra handlings by the transactional subscription (must be 0); lost: committed events a subscription never handled; order violations: keyed events started before their predecessor was done; stuck: deliveries held by killed workers after the drain; crashes: processes that died by themselves (replaced; see the log above): workers (must be 0), workers killed by postgres.js's write on a closed connection (see harness.ts), producers.`);
 process.exitCode = rows.every((r) => r.problems.length === 0) ? 0 : 1;

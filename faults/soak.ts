@@ -179,7 +179,9 @@ try {
   }
   const { drained, recoveryMs } = await run.drain(60_000);
   // The prune deleted handled events: the checker counts only what is still in the log.
-  await run.sql`DELETE FROM handled h WHERE NOT EXISTS (SELECT 1 FROM crier.events e WHERE e.id = h.event_id)`;
+  for (const table of ['handled', 'handled_tx', 'handled_ordered']) {
+    await run.sql`DELETE FROM ${run.sql(table)} h WHERE NOT EXISTS (SELECT 1 FROM crier.events e WHERE e.id = h.event_id)`;
+  }
   const result = await run.finish(drained, recoveryMs);
   const problems = violations(result.verdict).filter((p) => !p.includes('acknowledged commits missing') || values['no-prune']);
   if (!drained) problems.unshift('did not drain');
@@ -191,7 +193,7 @@ try {
   if (first && last) {
     console.log(`sizes first -> last sample: deliveries ${mb(first.deliveriesBytes)} -> ${mb(last.deliveriesBytes)} MB, pending index ${(first.pendingIdxBytes / 1024).toFixed(0)} -> ${(last.pendingIdxBytes / 1024).toFixed(0)} kB, events ${mb(first.eventsBytes)} -> ${mb(last.eventsBytes)} MB`);
   }
-  console.log(`faults ${result.faults}, worker crashes ${result.crashes}, producer crashes ${result.producerCrashes}, duplicates ${result.verdict.duplicates}, lost ${result.verdict.lost}, stuck ${result.verdict.stuck}; drained ${drained ? `in ${((recoveryMs ?? 0) / 1000).toFixed(1)} s` : 'NO'}`);
+  console.log(`faults ${result.faults}, worker crashes ${result.crashes} (+${result.postgresJsCrashes} of the postgres.js write bug), producer crashes ${result.producerCrashes}, duplicates ${result.verdict.duplicates}, tx duplicates ${result.verdict.txDuplicates}, order violations ${result.verdict.orderViolations}, lost ${result.verdict.lost}, stuck ${result.verdict.stuck}; drained ${drained ? `in ${((recoveryMs ?? 0) / 1000).toFixed(1)} s` : 'NO'}`);
   if (problems.length > 0) {
     console.log(`FAILED: ${problems.join('; ')}`);
     exitCode = 1;

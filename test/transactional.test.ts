@@ -117,6 +117,36 @@ describe('transactional handlers', () => {
     }
   });
 
+  test('a handler that outlives its transaction (timed out) cannot write through ctx.tx any more', async () => {
+    // postgres.js would run such a late query outside any transaction: a write that must have
+    // rolled back would commit (the fault suite saw it as a transactional duplicate).
+    const late: string[] = [];
+    const worker = await startWorker({
+      name: 'tx-late',
+      topics: ['txlate.#'],
+      transactional: true,
+      timeout: '200ms',
+      backoff: { base: 10, max: 10 },
+      handler: async (event, ctx) => {
+        if (ctx.attempt === 1) {
+          await new Promise((resolve) => setTimeout(resolve, 600));
+          late.push(await ctx.tx`INSERT INTO effects (event_id, attempt) VALUES (${event.id}, 1)`.then(() => 'ran', (e: Error) => e.message));
+          return;
+        }
+        await ctx.tx`INSERT INTO effects (event_id, attempt) VALUES (${event.id}, ${ctx.attempt})`;
+      },
+    });
+    try {
+      const event = await crier.publish(db.sql, 'txlate.order', {});
+      await eventually(() => late.length === 1, 10_000, 'the timed-out attempt tried its late write');
+      await eventually(async () => (await deliveryStates(db.sql, 'tx-late')).done === 1, 10_000, 'done');
+      assert.match(late[0]!, /ctx\.tx used after its transaction ended/);
+      assert.deepEqual(await effectRows(event.id), [2], 'only the committed attempt wrote');
+    } finally {
+      await worker.stop();
+    }
+  });
+
   test('ctx.tx outside a transactional subscription, and bad ordering options, are clear errors', async () => {
     const worker = await startWorker({
       name: 'not-tx',

@@ -4,6 +4,7 @@
 // A handler that throws, times out or loses its lease rolls back too; the caller then records the
 // failure outside the rolled-back transaction, so the retry policy applies.
 import type postgres from 'postgres';
+import { CrierError } from '../errors.ts';
 import type { Protocol } from './protocol.ts';
 
 export type TransactionalOutcome = 'done' | 'lease-lost';
@@ -17,9 +18,14 @@ export async function runTransactional(
   signal: AbortSignal,
   handle: (tx: postgres.TransactionSql<{}>) => unknown,
 ): Promise<TransactionalOutcome> {
+  const state = { over: false };
   try {
     await sql.begin(async (tx) => {
-      await Promise.race([handle(tx as postgres.TransactionSql<{}>), aborted(signal)]);
+      try {
+        await Promise.race([handle(closable(tx as postgres.TransactionSql<{}>, state)), aborted(signal)]);
+      } finally {
+        state.over = true;
+      }
       const done = await protocol.complete([delivery.deliveryId], [delivery.attempt], tx);
       if (!done.has(delivery.deliveryId)) throw new LeaseLost();
     });
@@ -27,7 +33,29 @@ export async function runTransactional(
   } catch (error) {
     if (error instanceof LeaseLost) return 'lease-lost';
     throw error;
+  } finally {
+    state.over = true;
   }
+}
+
+// A handler can outlive its transaction (timed out, lease lost, connection closed). postgres.js then
+// runs its late ctx.tx queries outside any transaction (on a pooled connection), or, on a connection
+// that closed, throws from a deferred write and keeps the bytes to send after the reconnect: either
+// way a write that should have rolled back could commit (the fault suite, issue 8, caught it as a
+// transactional duplicate). So ctx.tx refuses queries once the handler's part of the transaction is over.
+function closable(tx: postgres.TransactionSql<{}>, state: { over: boolean }): postgres.TransactionSql<{}> {
+  // A rejected promise, as a query would give: `await ctx.tx\`...\`` and `.catch()` both see it.
+  const refuse = () =>
+    Promise.reject(new CrierError('CRIER_INVALID_OPTION', 'ctx.tx used after its transaction ended (the handler timed out, lost its lease or its connection); the query was not run'));
+  const queries = new Set<PropertyKey>(['unsafe', 'file', 'savepoint', 'prepare']);
+  return new Proxy(tx, {
+    apply: (target, self, args) => (state.over ? refuse() : Reflect.apply(target, self, args)),
+    get: (target, name, receiver) => {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== 'function' || !queries.has(name)) return value;
+      return (...args: unknown[]) => (state.over ? refuse() : Reflect.apply(value, target, args));
+    },
+  });
 }
 
 /** Rejects when the attempt is aborted (timeout, lost lease, shutdown), so the transaction rolls back at once. */
