@@ -18,19 +18,30 @@ export async function runTransactional(
   signal: AbortSignal,
   handle: (tx: postgres.TransactionSql<{}>) => unknown,
 ): Promise<TransactionalOutcome> {
-  const state = { over: false };
+  const state = { over: false, abandoned: false };
   try {
     await sql.begin(async (tx) => {
       try {
-        await Promise.race([handle(closable(tx as postgres.TransactionSql<{}>, state)), aborted(signal)]);
+        try {
+          await Promise.race([handle(closable(tx as postgres.TransactionSql<{}>, state)), aborted(signal)]);
+        } finally {
+          state.over = true;
+        }
+        const done = await protocol.complete([delivery.deliveryId], [delivery.attempt], tx);
+        if (!done.has(delivery.deliveryId)) throw new LeaseLost();
       } finally {
-        state.over = true;
+        // postgres.js 3.4.9 rejects begin() at once when the connection closes, yet still sends
+        // COMMIT or ROLLBACK when this callback settles, to a socket that is gone: a TypeError
+        // thrown from a timer, which ends the process. So once begin() has failed (seen after the
+        // rejections of this tick have run), this callback never settles; the lease brings the
+        // delivery back.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (state.abandoned) await new Promise(() => {});
       }
-      const done = await protocol.complete([delivery.deliveryId], [delivery.attempt], tx);
-      if (!done.has(delivery.deliveryId)) throw new LeaseLost();
     });
     return 'done';
   } catch (error) {
+    state.abandoned = true;
     if (error instanceof LeaseLost) return 'lease-lost';
     throw error;
   } finally {
