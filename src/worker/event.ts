@@ -62,7 +62,6 @@ export type Handler<P = unknown, T extends string = string> = (
 
 export function toEvent(row: ClaimedDelivery): CrierEvent {
   const headers = row.headers;
-  const header = (name: string) => (typeof headers[name] === 'string' ? (headers[name] as string) : null);
   return {
     id: row.eventId,
     uuid: row.eventUuid,
@@ -71,8 +70,13 @@ export function toEvent(row: ClaimedDelivery): CrierEvent {
     payload: row.payload,
     headers,
     version: row.version,
-    correlationId: header('correlationId') ?? row.eventUuid,
-    causationId: header('causationId'),
+    correlationId: stringHeader(headers, 'correlationId') ?? row.eventUuid,
+    causationId: stringHeader(headers, 'causationId'),
     createdAt: row.createdAt,
   };
+}
+
+function stringHeader(headers: Record<string, unknown>, name: string): string | null {
+  const value = headers[name];
+  return typeof value === 'string' ? value : null;
 }

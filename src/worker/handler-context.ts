@@ -1,6 +1,10 @@
-// Builds what a handler receives as `ctx` for one attempt: the attempt's facts, publishing that
-// carries causation, the consumer-side dedup record, and (transactional subscriptions) the
-// transaction the ack will commit in. It owns no state beyond the attempt.
+// What a handler receives as `ctx` for one attempt: the attempt's facts, publishing that carries
+// causation, the consumer-side dedup record, and (transactional subscriptions) the transaction the
+// ack will commit in. It owns no state beyond the attempt.
+//
+// One is made per delivery, so it costs what a small object costs: the functions are made only
+// when a handler reads them (destructuring `const { publish } = ctx` still works), and the abort
+// signal only when a handler asks for it.
 import type postgres from 'postgres';
 import { CrierError, fromDatabaseError } from '../errors.ts';
 import { runQuery, type Executor } from '../executor.ts';
@@ -14,42 +18,73 @@ export interface ContextSources {
   maxAttempts: number;
   sql: postgres.Sql<any>;
   schema: string;
-  delivery: ClaimedDelivery;
-  event: CrierEvent;
-  signal: AbortSignal;
-  /** Set for transactional subscriptions. */
-  tx: postgres.TransactionSql<{}> | undefined;
 }
 
-export function createHandlerContext(s: ContextSources): HandlerContext {
-  const causedBy = { uuid: s.event.uuid, correlationId: s.event.correlationId };
-  const executor = (): Executor => s.tx ?? s.sql;
-  const dedup = async (fn: 'mark_processed' | 'is_processed', on: Executor) => {
+export class AttemptContext implements HandlerContext {
+  readonly subscription: string;
+  readonly deliveryId: string;
+  readonly attempt: number;
+  readonly maxAttempts: number;
+
+  constructor(
+    private readonly sources: ContextSources,
+    delivery: ClaimedDelivery,
+    private readonly event: CrierEvent,
+    private readonly abortSignal: { readonly signal: AbortSignal },
+    /** Set for transactional subscriptions. */
+    private readonly transaction?: postgres.TransactionSql<{}>,
+  ) {
+    this.subscription = sources.subscription;
+    this.deliveryId = delivery.deliveryId;
+    this.attempt = delivery.attempt;
+    this.maxAttempts = sources.maxAttempts;
+  }
+
+  get signal(): AbortSignal {
+    return this.abortSignal.signal;
+  }
+
+  get tx(): postgres.TransactionSql<{}> {
+    if (!this.transaction) {
+      throw new CrierError('CRIER_INVALID_OPTION', `ctx.tx is only given to handlers of transactional subscriptions; declare subscription "${this.subscription}" with transactional: true`);
+    }
+    return this.transaction;
+  }
+
+  get publish(): HandlerContext['publish'] {
+    return async (topic, payload, options = {}) => {
+      const [event] = await publishEvents(this.executor(), this.sources.schema, [{ ...options, topic, payload, causedBy: this.causedBy() }]);
+      return event!;
+    };
+  }
+
+  get publishMany(): HandlerContext['publishMany'] {
+    return (events) => publishEvents(this.executor(), this.sources.schema, events.map((e) => ({ ...e, causedBy: this.causedBy() })));
+  }
+
+  get markProcessed(): HandlerContext['markProcessed'] {
+    return (on) => this.dedup('mark_processed', on ?? this.executor());
+  }
+
+  get isProcessed(): HandlerContext['isProcessed'] {
+    return () => this.dedup('is_processed', this.executor());
+  }
+
+  private executor(): Executor {
+    return this.transaction ?? this.sources.sql;
+  }
+
+  private causedBy() {
+    return { uuid: this.event.uuid, correlationId: this.event.correlationId };
+  }
+
+  private async dedup(fn: 'mark_processed' | 'is_processed', on: Executor): Promise<boolean> {
     try {
-      const [row] = await runQuery(on, inSchema(`SELECT crier.${fn}($1, $2::text::bigint) AS result`, s.schema), [s.subscription, s.event.id]);
+      const sql = inSchema(`SELECT crier.${fn}($1, $2::text::bigint) AS result`, this.sources.schema);
+      const [row] = await runQuery(on, sql, [this.subscription, this.event.id]);
       return row?.result === true;
     } catch (error) {
       throw fromDatabaseError(error);
     }
-  };
-  return {
-    subscription: s.subscription,
-    deliveryId: s.delivery.deliveryId,
-    attempt: s.delivery.attempt,
-    maxAttempts: s.maxAttempts,
-    signal: s.signal,
-    get tx(): postgres.TransactionSql<{}> {
-      if (!s.tx) {
-        throw new CrierError('CRIER_INVALID_OPTION', `ctx.tx is only given to handlers of transactional subscriptions; declare subscription "${s.subscription}" with transactional: true`);
-      }
-      return s.tx;
-    },
-    async publish(topic, payload, options = {}) {
-      const [event] = await publishEvents(executor(), s.schema, [{ ...options, topic, payload, causedBy }]);
-      return event!;
-    },
-    publishMany: (events) => publishEvents(executor(), s.schema, events.map((e) => ({ ...e, causedBy }))),
-    markProcessed: (on) => dedup('mark_processed', on ?? executor()),
-    isProcessed: () => dedup('is_processed', executor()),
-  };
+  }
 }

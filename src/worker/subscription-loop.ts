@@ -12,6 +12,11 @@
 //             got none, parked          -> IDLE
 //   A NOTIFY counts as unparking: producers stop notifying once one has, until the loop parks again.
 //   FULL      every slot busy: wait until a handler settles, then CLAIMING.
+//   BACKLOG   the last claim came back full: claims no longer wait for each other. A claim goes out
+//             as soon as half the batch is free, even while the previous one is on its way (at most
+//             two in flight), so Postgres works on the next batch while this process handles the
+//             last one. The first claim that comes back short ends it: the loop waits for the
+//             other claim, then goes on one claim at a time (CLAIMING, PARK, IDLE).
 //   IDLE      sleep until a NOTIFY names this subscription, the next delayed delivery falls due,
 //             or the poll interval passes (NOTIFY is a hint; the poll is the safety net).
 //   BACKOFF   a claim failed (connection lost, database restarting): wait, with growing delays.
@@ -22,7 +27,7 @@ import { CrierError } from '../errors.ts';
 import { errorMessage, type Logger } from '../logger.ts';
 import type { AckBuffer } from './acks.ts';
 import { toEvent, type Handler } from './event.ts';
-import { createHandlerContext } from './handler-context.ts';
+import { AttemptContext } from './handler-context.ts';
 import type { ClaimedDelivery, Protocol } from './protocol.ts';
 import { runTransactional, type TransactionalOutcome } from './transactional.ts';
 
@@ -44,26 +49,65 @@ export class UnrecoverableError extends Error {
   override readonly name = 'UnrecoverableError';
 }
 
-export interface InFlight {
-  delivery: ClaimedDelivery;
-  controller: AbortController;
+/** Claims of one subscription on their way at once while there is a backlog. */
+const maxClaimsInFlight = 2;
+
+/** A delivery this loop holds a lease on: running, or claimed ahead and queued. */
+export class InFlight {
   /** The lease was lost (heartbeat refused): the outcome must not be acked. */
-  lost: boolean;
-  settled: Promise<void>;
+  lost = false;
+  /** When the running handler times out (ms since the epoch). */
+  deadline = Infinity;
+  private controller: AbortController | undefined;
+  private finished = false;
+  private waiters: (() => void)[] | undefined;
+
+  constructor(readonly delivery: ClaimedDelivery) {}
+
+  /** Made on first use: most handlers never read their signal. */
+  get signal(): AbortSignal {
+    return (this.controller ??= new AbortController()).signal;
+  }
+
+  abort(reason: Error): void {
+    (this.controller ??= new AbortController()).abort(reason);
+  }
+
+  /** Resolves once the attempt has an outcome: its handler settled or timed out. */
+  settled(): Promise<void> {
+    if (this.finished) return Promise.resolve();
+    return new Promise((resolve) => (this.waiters ??= []).push(resolve));
+  }
+
+  /** Marks the outcome as decided; false if it already was (a handler settling after its timeout). */
+  finish(): boolean {
+    if (this.finished) return false;
+    this.finished = true;
+    this.waiters?.forEach((resolve) => resolve());
+    return true;
+  }
 }
+
+type ClaimOutcome = { claimed: number } | { error: unknown };
 
 export class SubscriptionLoop {
   /** Every delivery this loop holds a lease on: running, or claimed ahead and queued. */
   readonly inFlight = new Map<string, InFlight>();
   /** Claimed ahead, waiting for a handler slot (only when batchSize > concurrency). */
   private readonly queue: InFlight[] = [];
-  private active = 0;
+  /** Handlers running, oldest first: the first one times out first. */
+  private readonly running = new Set<InFlight>();
+  private timeoutTimer: NodeJS.Timeout | undefined;
+  /** Claims on their way, and the slots they may fill. */
+  private readonly claims = new Set<Promise<ClaimOutcome>>();
+  private reserved = 0;
+  private backlog = false;
   private parked = false;
   private stopping = false;
   /** A wake-up arrived since the last claim began: one token, consumed by the next sleep. */
   private woken = false;
   private sleeper: { wakeable: boolean; interrupt: () => void } | undefined;
-  private running: Promise<void> | undefined;
+  private loop: Promise<void> | undefined;
 
   constructor(
     readonly settings: LoopSettings,
@@ -73,7 +117,7 @@ export class SubscriptionLoop {
   ) {}
 
   start(): void {
-    this.running = this.run();
+    this.loop = this.run();
   }
 
   /** A hint that there may be work: a NOTIFY, a freed slot, a reconnect. */
@@ -98,7 +142,8 @@ export class SubscriptionLoop {
   async stop(): Promise<ClaimedDelivery[]> {
     this.stopping = true;
     this.sleeper?.interrupt();
-    await this.running;
+    await this.loop;
+    await Promise.all(this.claims); // what they bring is queued, and handed back below
     if (this.parked) {
       this.parked = false;
       await this.protocol.unpark([this.settings.name]).catch(() => {});
@@ -110,11 +155,14 @@ export class SubscriptionLoop {
 
   private async run(): Promise<void> {
     const { name, batchSize } = this.settings;
+    const half = Math.ceil(batchSize / 2);
     let failures = 0;
     while (!this.stopping) {
-      const free = batchSize - this.inFlight.size;
-      // With deliveries still queued, wait until half the batch is free: claims stay big.
-      if (free <= 0 || (this.queue.length > 0 && free < Math.ceil(batchSize / 2))) {
+      const free = batchSize - this.inFlight.size - this.reserved;
+      const busy = this.queue.length > 0 || this.claims.size > 0;
+      // While deliveries are queued or a claim is on its way, wait until half the batch is free:
+      // claims stay big. Outside a backlog, one claim at a time (its outcome decides what next).
+      if (free <= 0 || (busy && free < half) || this.claims.size >= maxClaimsInFlight || (this.claims.size > 0 && !this.backlog)) {
         await this.sleep(Infinity);
         // Handlers that finish in the same tick settle first, so one claim refills all their
         // slots (claiming one slot per settled handler costs a round trip and a commit each).
@@ -122,14 +170,12 @@ export class SubscriptionLoop {
         continue;
       }
       this.woken = false;
-      let claimed: ClaimedDelivery[];
-      const done = this.acks.takeCompletions();
-      try {
-        claimed = await this.protocol.claim(name, free, done);
-        if (failures > 0) this.logger.info(`subscription "${name}": claiming again after ${failures} failed attempts`);
-        failures = 0;
-      } catch (error) {
-        this.acks.restoreCompletions(done);
+      const claim = this.claim(free);
+      if (this.backlog) continue; // pipelined: the loop may send the next claim before this one is back
+
+      const outcome = await claim;
+      if ('error' in outcome) {
+        const { error } = outcome;
         if (this.stopping) break;
         failures++;
         if (error instanceof Error && /CRIER_UNKNOWN_SUBSCRIPTION/.test(error.message)) {
@@ -142,12 +188,12 @@ export class SubscriptionLoop {
         await this.sleep(Math.min(5000, 50 * 2 ** Math.min(failures, 7)), { wakeable: false });
         continue;
       }
-      for (const delivery of claimed) this.enqueue(delivery);
-      this.pump();
+      if (failures > 0) this.logger.info(`subscription "${name}": claiming again after ${failures} failed attempts`);
+      failures = 0;
 
-      if (claimed.length >= free) {
+      if (outcome.claimed >= free) {
         if (this.parked) await this.setParked(false);
-      } else if (claimed.length > 0) {
+      } else if (outcome.claimed > 0) {
         // Work is trickling in: claim again at once. While this loop is awake and unparked,
         // producers skip the NOTIFY (its parked row says it was notified).
       } else if (!this.parked) {
@@ -156,6 +202,41 @@ export class SubscriptionLoop {
         await this.idle();
       }
     }
+  }
+
+  /**
+   * Claims up to `limit` deliveries, taking the completions queued so far along, and queues what it
+   * gets. A full claim starts (or keeps) the backlog; anything less, or a failure, ends it.
+   */
+  private claim(limit: number): Promise<ClaimOutcome> {
+    const done = this.acks.takeCompletions();
+    // The loop awaits a claim it sends outside a backlog; a pipelined claim must wake it when it is
+    // back. (Waking for the awaited kind would leave a wake-up token that ends the next idle sleep
+    // at once: a spinning loop.)
+    const pipelined = this.backlog;
+    this.reserved += limit;
+    const finish = () => {
+      this.reserved -= limit;
+      this.claims.delete(claim);
+      if (pipelined) this.wake();
+    };
+    const claim: Promise<ClaimOutcome> = this.protocol.claim(this.settings.name, limit, done).then(
+      (claimed) => {
+        finish();
+        for (const delivery of claimed) this.enqueue(delivery);
+        this.backlog = claimed.length >= limit;
+        this.pump();
+        return { claimed: claimed.length };
+      },
+      (error: unknown) => {
+        finish();
+        this.acks.restoreCompletions(done);
+        this.backlog = false;
+        return { error };
+      },
+    );
+    this.claims.add(claim);
+    return claim;
   }
 
   private async setParked(parked: boolean): Promise<void> {
@@ -208,14 +289,14 @@ export class SubscriptionLoop {
   }
 
   private enqueue(delivery: ClaimedDelivery): void {
-    const entry: InFlight = { delivery, controller: new AbortController(), lost: false, settled: Promise.resolve() };
+    const entry = new InFlight(delivery);
     this.inFlight.set(delivery.deliveryId, entry);
     this.queue.push(entry);
   }
 
   /** Starts queued deliveries while handler slots are free. */
   private pump(): void {
-    while (!this.stopping && this.active < this.settings.concurrency && this.queue.length > 0) {
+    while (!this.stopping && this.running.size < this.settings.concurrency && this.queue.length > 0) {
       const entry = this.queue.shift()!;
       if (entry.lost) {
         this.inFlight.delete(entry.delivery.deliveryId); // its lease was taken over while queued
@@ -227,35 +308,63 @@ export class SubscriptionLoop {
 
   private execute(entry: InFlight): void {
     const { name, handler, maxAttempts, timeoutMs, transactional } = this.settings;
-    const { delivery, controller } = entry;
+    const { delivery } = entry;
     const event = toEvent(delivery);
     const { sql, schema } = this.protocol;
-    const run = (tx?: Parameters<typeof createHandlerContext>[0]['tx']) =>
-      handler(event, createHandlerContext({ subscription: name, maxAttempts, sql, schema, delivery, event, signal: controller.signal, tx }));
-    this.active++;
+    const sources = { subscription: name, maxAttempts, sql, schema };
+    entry.deadline = Date.now() + timeoutMs;
+    this.running.add(entry);
+    this.armTimeout();
 
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new Error(`handler timed out after ${timeoutMs}ms`);
-        controller.abort(error);
-        reject(error);
-      }, timeoutMs);
-    });
-    const handled: Promise<TransactionalOutcome | undefined> = transactional
-      ? runTransactional(sql, this.protocol, delivery, controller.signal, run)
-      : Promise.resolve().then(() => run()).then(() => undefined);
-    handled.catch(() => {}); // a timed-out handler may still reject later: nobody is listening then
-    entry.settled = Promise.race([handled, timedOut]).then(
+    let handled: Promise<TransactionalOutcome | undefined>;
+    if (transactional) {
+      handled = runTransactional(sql, this.protocol, delivery, entry.signal, (tx) => handler(event, new AttemptContext(sources, delivery, event, entry, tx)));
+    } else {
+      try {
+        handled = Promise.resolve(handler(event, new AttemptContext(sources, delivery, event, entry))).then(() => undefined);
+      } catch (error) {
+        handled = Promise.reject(error);
+      }
+    }
+    handled.then(
       (outcome) => this.settle(entry, undefined, outcome),
       (error: unknown) => this.settle(entry, error ?? new Error('handler threw a nullish value')),
-    ).finally(() => clearTimeout(timer));
+    );
+  }
+
+  /**
+   * One timer per loop, set for the oldest running handler (every handler of a loop gets the same
+   * timeout, so the oldest is the first due): no timer per delivery.
+   */
+  private armTimeout(): void {
+    if (this.timeoutTimer !== undefined || this.running.size === 0) return;
+    const oldest = this.running.values().next().value!;
+    this.timeoutTimer = setTimeout(() => {
+      this.timeoutTimer = undefined;
+      this.timeOutOverdue();
+    }, Math.max(0, oldest.deadline - Date.now()));
+  }
+
+  private timeOutOverdue(): void {
+    const now = Date.now();
+    for (const entry of this.running) {
+      if (entry.deadline > now) break;
+      const error = new Error(`handler timed out after ${this.settings.timeoutMs}ms`);
+      entry.abort(error);
+      this.settle(entry, error); // the handler may still finish later: nobody is listening then
+    }
+    this.armTimeout();
   }
 
   private settle(entry: InFlight, error: unknown, outcome?: TransactionalOutcome): void {
+    if (!entry.finish()) return; // timed out before it settled
     const { deliveryId, attempt } = entry.delivery;
     this.inFlight.delete(deliveryId);
-    this.active--;
+    this.running.delete(entry);
+    if (this.running.size === 0 && this.timeoutTimer !== undefined) {
+      clearTimeout(this.timeoutTimer);
+      this.timeoutTimer = undefined;
+    }
     this.pump();
     this.wake();
     if (outcome === 'done') return; // acked in the handler's own transaction

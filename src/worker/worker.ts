@@ -200,14 +200,14 @@ export class Worker {
     if (running().length > 0) {
       this.logger.info(`waiting up to ${this.shutdownTimeoutMs}ms for ${running().length} running handlers`);
       await Promise.race([
-        Promise.all(running().map((entry) => entry.settled)),
+        Promise.all(running().map((entry) => entry.settled())),
         new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now()))),
       ]);
     }
     const unfinished = running();
     for (const entry of unfinished) {
       entry.lost = true; // whatever it does now, it is not ours to ack
-      entry.controller.abort(new Error('worker shutting down'));
+      entry.abort(new Error('worker shutting down'));
     }
     await this.acks.drain(Date.now() + 5000);
     const handBack = [...unfinished.map((e) => e.delivery), ...unstarted];
@@ -251,7 +251,7 @@ export class Worker {
         // Settled meanwhile: its ack is on its way, nothing to renew.
         if (held.has(entry.delivery.deliveryId) || !this.isRunning(entry)) continue;
         entry.lost = true;
-        entry.controller.abort(new Error('lease lost: another attempt owns this delivery'));
+        entry.abort(new Error('lease lost: another attempt owns this delivery'));
         this.logger.warn(`delivery ${entry.delivery.deliveryId}: lease lost (expired and taken over); its handler is aborted`);
       }
     } catch (error) {
