@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createCrier, UnrecoverableError, type CrierEvent } from '../src/index.ts';
+import { Protocol } from '../src/worker/protocol.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
@@ -116,5 +117,60 @@ describe('worker', () => {
       WHERE e.topic = 'batched.slow' GROUP BY 1, 2 ORDER BY 1, 2`;
     const pending = states.find((r) => r.state === 'pending');
     assert.ok(pending && pending.attempts === 0 && pending.n >= 26, `never-started deliveries handed back without burning an attempt: ${JSON.stringify(states)}`);
+  });
+
+  test('with a backlog, the next claim goes out while the previous one is on its way; never more than batchSize held', async () => {
+    // Counts the claims on their way and the deliveries held (claimed, not yet settled) at each claim.
+    let onTheirWay = 0;
+    let mostOnTheirWay = 0;
+    let mostHeld = 0;
+    let held = 0;
+    const claim = Protocol.prototype.claim;
+    Protocol.prototype.claim = async function (this: Protocol, subscription, limit, done) {
+      onTheirWay++;
+      mostOnTheirWay = Math.max(mostOnTheirWay, onTheirWay);
+      mostHeld = Math.max(mostHeld, held + limit);
+      held += limit;
+      try {
+        const claimed = await claim.call(this, subscription, limit, done);
+        held -= limit - claimed.length;
+        return claimed;
+      } catch (error) {
+        held -= limit;
+        throw error;
+      } finally {
+        onTheirWay--;
+      }
+    };
+    const handled = new Map<string, number>();
+    const worker = crier.worker({
+      connection: db.url,
+      handleSignals: false,
+      logger: false,
+      subscriptions: [
+        {
+          name: 'backlog',
+          topics: ['backlog.#'],
+          concurrency: 4,
+          batchSize: 60,
+          handler: (event) => {
+            held--;
+            handled.set(event.id, (handled.get(event.id) ?? 0) + 1);
+          },
+        },
+      ],
+    });
+    try {
+      await worker.start(); // declares the subscription; the 3000 events then arrive in one commit
+      await db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: 3000 }, (_, n) => ({ topic: 'backlog.x', payload: { n } }))));
+      await eventually(async () => (await deliveryStates(db.sql, 'backlog')).done === 3000, 30_000, '3000 done');
+    } finally {
+      Protocol.prototype.claim = claim;
+      await worker.stop();
+    }
+    assert.equal(handled.size, 3000);
+    assert.deepEqual([...new Set(handled.values())], [1], 'each handled once');
+    assert.equal(mostOnTheirWay, 2, 'two claims overlapped while there was a backlog, never more');
+    assert.ok(mostHeld <= 60, `claimed ahead within batchSize (at most ${mostHeld} held or asked for)`);
   });
 });

@@ -12,10 +12,10 @@
 //             got none, parked          -> IDLE
 //   A NOTIFY counts as unparking: producers stop notifying once one has, until the loop parks again.
 //   FULL      every slot busy: wait until a handler settles, then CLAIMING.
-//   BACKLOG   the last claim came back full: claims no longer wait for each other. A claim goes out
-//             as soon as half the batch is free, even while the previous one is on its way (at most
-//             two in flight), so Postgres works on the next batch while this process handles the
-//             last one. The first claim that comes back short ends it: the loop waits for the
+//   BACKLOG   the last claim came back full: claims no longer wait for each other. A claim of half
+//             the batch goes out as soon as half the batch is free, even while the previous one is
+//             on its way (at most two in flight), so Postgres works on the next batch while this
+//             process handles the last one. The first claim that comes back short ends it: the loop waits for the
 //             other claim, then goes on one claim at a time (CLAIMING, PARK, IDLE).
 //   IDLE      sleep until a NOTIFY names this subscription, the next delayed delivery falls due,
 //             or the poll interval passes (NOTIFY is a hint; the poll is the safety net).
@@ -170,8 +170,12 @@ export class SubscriptionLoop {
         continue;
       }
       this.woken = false;
+      if (this.backlog) {
+        // Pipelined: half a batch each, so the next claim can go out before this one is back.
+        void this.claim(Math.min(free, half));
+        continue;
+      }
       const claim = this.claim(free);
-      if (this.backlog) continue; // pipelined: the loop may send the next claim before this one is back
 
       const outcome = await claim;
       if ('error' in outcome) {
