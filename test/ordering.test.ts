@@ -153,10 +153,13 @@ describe('per-key ordering', () => {
       );
       await eventually(() => holding, 10_000, 'event 4 running');
       assert.deepEqual(handled, [0, 2, 3]);
+      // A plain UPDATE, as an operator would write it. (Its RETURNING shows what the UPDATE wrote;
+      // the ordering trigger, which runs after the row is written, then moves it to waiting.)
       const [requeued] = await db.sql`
         UPDATE crier.deliveries d SET state = 'pending', attempts = 0 FROM crier.events e
-        WHERE e.id = d.event_id AND d.subscription = 'skipping' AND e.payload->>'n' = '1' RETURNING d.state`;
-      assert.equal(requeued!.state, 'waiting', 'the requeued delivery queues behind the running head (4)');
+        WHERE e.id = d.event_id AND d.subscription = 'skipping' AND e.payload->>'n' = '1' RETURNING d.id`;
+      const [now] = await db.sql`SELECT state FROM crier.deliveries WHERE id = ${requeued!.id}`;
+      assert.equal(now!.state, 'waiting', 'the requeued delivery queues behind the running head (4)');
       release();
       await eventually(async () => (await deliveryStates(db.sql, 'skipping')).done === 6, 10_000, 'all six done');
       assert.deepEqual(handled, [0, 2, 3, 4, 1, 5]);

@@ -247,8 +247,8 @@ test('SKIP LOCKED: four connections claiming concurrently over many rows never g
 });
 
 test('fail backs off exponentially with equal jitter: delay in [raw/2, raw], raw = min(max, base * 2^(attempt-1))', async () => {
-  const base = 1000;
-  const max = 10_000;
+  const base = 4000; // long enough that a slow machine cannot make a delivery due before the next claim checks it
+  const max = 40_000;
   const maxAttempts = 8;
   await subscription('backoff', { base, max, maxAttempts });
   const events = await publish('backoff', 20);
