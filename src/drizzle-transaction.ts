@@ -25,9 +25,11 @@ export function drizzleTransaction<TFullSchema extends Record<string, unknown>, 
   // the session builds its transaction object synchronously, before its first await.
   const handOver = { begin: (use: (client: unknown) => unknown) => use(tx) };
   let transaction: PostgresJsTransaction<TFullSchema, TSchema> | undefined;
-  void session.transaction.call(Object.create(session, { client: { value: handOver } }), (made) => {
+  const settled = session.transaction.call(Object.create(session, { client: { value: handOver } }), (made) => {
     transaction = made as PostgresJsTransaction<TFullSchema, TSchema>;
   });
+  // Another driver's session would go on to use the hand-over client and fail later: not our outcome.
+  Promise.resolve(settled).catch(() => {});
   if (!transaction) throw new TypeError('crier: drizzleTransaction expects a Drizzle database made by drizzle-orm/postgres-js');
   return transaction;
 }
