@@ -1,7 +1,8 @@
 // Runs crier's SQL on whatever the caller's transaction is: a postgres.js `sql` / `sql.begin`
 // transaction, or a Drizzle database / `db.transaction` handle. This is how publishing joins the
-// caller's business transaction instead of opening its own.
-import { sql as drizzleSql, type SQL, type SQLWrapper } from 'drizzle-orm';
+// caller's business transaction instead of opening its own. drizzle-orm loads only when a Drizzle
+// handle is first used: a process that never passes one does not pay for it (~8 MiB).
+import type { SQL, SQLWrapper } from 'drizzle-orm';
 import type postgres from 'postgres';
 
 /** Anything crier can publish through: postgres.js (`sql`, `tx`) or Drizzle (`db`, `tx`). */
@@ -21,7 +22,7 @@ export async function runQuery(executor: Executor, text: string, params: unknown
     return (await executor.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })) as Row[];
   }
   if (executor && typeof (executor as DrizzleExecutor).execute === 'function') {
-    const result = await (executor as DrizzleExecutor).execute(toDrizzle(text, params));
+    const result = await (executor as DrizzleExecutor).execute(await toDrizzle(text, params));
     // postgres-js returns the rows; node-postgres returns { rows }.
     return (Array.isArray(result) ? result : ((result as { rows?: Row[] }).rows ?? [])) as Row[];
   }
@@ -29,7 +30,8 @@ export async function runQuery(executor: Executor, text: string, params: unknown
 }
 
 /** "$1"-style SQL text and its parameters as a Drizzle SQL object. */
-function toDrizzle(text: string, params: unknown[]): SQL {
+async function toDrizzle(text: string, params: unknown[]): Promise<SQL> {
+  const { sql: drizzleSql } = await import('drizzle-orm');
   const parts = text.split(/\$(\d+)/);
   const chunks: SQL[] = [];
   parts.forEach((part, i) => {

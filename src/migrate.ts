@@ -1,10 +1,9 @@
 // Applies crier's migrations (db/migrations: drizzle-kit's generated SQL plus the hand-written SQL
 // API) to the configured schema. Safe to run twice and from many processes at once: an advisory
 // lock on a dedicated connection serialises migrators, and the Drizzle journal skips what is applied.
+// Drizzle's migrator is imported when migrate() runs, so workers that never migrate never load it.
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { drizzle } from 'drizzle-orm/postgres-js';
-import { readMigrationFiles } from 'drizzle-orm/migrator';
 import type postgres from 'postgres';
 import { openClient, type Connection } from './connection.ts';
 import { fromDatabaseError } from './errors.ts';
@@ -39,6 +38,7 @@ export function migrationsFolder(): string {
 
 export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const schema = checkSchemaName(options.schema ?? defaultSchema);
+  const [{ drizzle }, { readMigrationFiles }] = await Promise.all([import('drizzle-orm/postgres-js'), import('drizzle-orm/migrator')]);
   const folder = migrationsFolder();
   const journal = JSON.parse(readFileSync(`${folder}/meta/_journal.json`, 'utf8')) as {
     entries: { tag: string; when: number }[];
