@@ -2,7 +2,9 @@
 // settings (autovacuum on). In one fresh database:
 //   1. publish and drain B events into an empty database (publish-batch and drain rates);
 //   2. publish and drain H events (the history: 1 million at full scale), then table and index sizes;
-//   3. publish and drain B events again, with H done events in history: the same rates;
+//   3. publish and drain B events again, with H done events in history: the same rates, at once (while
+//      autovacuum works through the dead row versions the history left) and again once autovacuum has
+//      caught up with crier's tables (waiting up to 10 minutes; the figures say how long it took);
 //   4. publish-single rate with 1, 100 and 1,000 subscriptions, all but one not matching the topic;
 //   and whether the claim's plan reads the pending index, with fresh and with settled statistics.
 import postgres from 'postgres';
@@ -42,6 +44,22 @@ async function publishAndDrain(context: ScenarioContext, count: number, from: nu
   }
 }
 
+/**
+ * Waits until no autovacuum worker runs and crier.deliveries and crier.events have each been
+ * vacuumed since their dead row versions piled up (n_dead_tup small); returns the seconds waited.
+ */
+async function waitForAutovacuum(sql: postgres.Sql, timeoutMs: number): Promise<number> {
+  const startedAt = now();
+  for (;;) {
+    const [row] = await sql`
+      SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker')::int AS workers,
+             (SELECT coalesce(max(n_dead_tup::float8 / greatest(n_live_tup, 1)), 0) FROM pg_stat_user_tables
+              WHERE schemaname = 'crier' AND relname IN ('deliveries', 'events')) AS dead_share`;
+    if ((row!.workers === 0 && row!.dead_share < 0.05) || now() - startedAt > timeoutMs) return (now() - startedAt) / 1000;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
 export const growth: Scenario = {
   name: 'growth',
   headline: { metric: 'drainRatio', unit: 'drain with history / empty', higherIsBetter: true },
@@ -76,6 +94,10 @@ export const growth: Scenario = {
 
       const planHistory = await usesPendingIndex();
       const withHistory = await publishAndDrain(context, batch, batch + scale.history);
+      log(`with history: publish ${withHistory.published.toFixed(0)}/s, drain ${withHistory.drained.toFixed(0)}/s; waiting for autovacuum`);
+      const vacuumWaitS = await waitForAutovacuum(sql, 600_000);
+      const settled = await publishAndDrain(context, batch, 2 * batch + scale.history);
+      log(`after autovacuum (${vacuumWaitS.toFixed(0)} s): publish ${settled.published.toFixed(0)}/s, drain ${settled.drained.toFixed(0)}/s`);
 
       // Publish cost of subscriptions that do not match: 1 matching + (n - 1) others.
       const single = Math.min(scale.single, 5_000);
@@ -108,6 +130,11 @@ export const growth: Scenario = {
           drainEmpty: empty.drained,
           drainHistory: withHistory.drained,
           drainRatio: withHistory.drained / empty.drained,
+          publishSettled: settled.published,
+          publishRatioSettled: settled.published / empty.published,
+          drainSettled: settled.drained,
+          drainRatioSettled: settled.drained / empty.drained,
+          autovacuumWaitSeconds: vacuumWaitS,
           historyEvents: scale.history,
           eventsTableMiB: mib(sizes!.events),
           deliveriesTableMiB: mib(sizes!.deliveries),
@@ -122,7 +149,7 @@ export const growth: Scenario = {
           claimUsesPendingIndexFresh: planFresh,
           claimUsesPendingIndexHistory: planHistory,
         },
-        workerPeakRssMiB: Math.max(empty.peakRssMiB, withHistory.peakRssMiB),
+        workerPeakRssMiB: Math.max(empty.peakRssMiB, withHistory.peakRssMiB, settled.peakRssMiB),
       };
     } finally {
       await sql.end();
