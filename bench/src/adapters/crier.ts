@@ -64,7 +64,12 @@ export const adapter: Adapter = {
   async remaining(url) {
     const sql = postgres(url, { max: 1, onnotice: () => {} });
     try {
-      const [row] = await sql`SELECT count(*)::int AS n FROM crier.deliveries WHERE state IN ('pending', 'running')`;
+      // Pending through the pending index, running through the lease index (a running delivery is
+      // the one with a lease): \`state IN ('pending', 'running')\` has no index and would scan every
+      // done delivery inside the timed window (seconds with a million of history, in growth).
+      const [row] = await sql`
+        SELECT (SELECT count(*) FROM crier.deliveries WHERE state = 'pending')::int
+             + (SELECT count(*) FROM crier.deliveries WHERE locked_until IS NOT NULL)::int AS n`;
       return row!.n as number;
     } finally {
       await sql.end();
