@@ -49,6 +49,9 @@ export class UnrecoverableError extends Error {
   override readonly name = 'UnrecoverableError';
 }
 
+/** setTimeout fires at once for longer delays (a timeout of '30d'); the timer then just re-arms. */
+const maxTimerDelayMs = 2 ** 31 - 1;
+
 /** Claims of one subscription on their way at once while there is a backlog. */
 const maxClaimsInFlight = 2;
 
@@ -346,7 +349,7 @@ export class SubscriptionLoop {
     this.timeoutTimer = setTimeout(() => {
       this.timeoutTimer = undefined;
       this.timeOutOverdue();
-    }, Math.max(0, oldest.deadline - Date.now()));
+    }, Math.min(maxTimerDelayMs, Math.max(0, oldest.deadline - Date.now())));
   }
 
   private timeOutOverdue(): void {
