@@ -27,16 +27,18 @@ DECLARE
   v_heads bigint[];
   v_head_subs text[];
 BEGIN
-  -- The common path, one statement. Each event is joined to its topic's route for the current
-  -- epoch (an index lookup per event was measured cheaper than grouping topics first); deliveries
-  -- are inserted only when every event found its route and no subscription is ordered. The
-  -- subscriptions to wake are the routes' (each just got a delivery), read only if a worker is
-  -- parked.
-  WITH routed AS MATERIALIZED (
+  -- The common path, one statement. The statement's topics (usually one) are looked up in the
+  -- route cache by index, whatever batch size the session's cached plan was made for, and joined
+  -- back to the events; deliveries are inserted only when every event found its route and no
+  -- subscription is ordered. The subscriptions to wake are the routes' (each just got a
+  -- delivery), read only if a worker is parked.
+  WITH routes AS MATERIALIZED (
+    SELECT r.topic, r.subscriptions FROM crier.topic_routes r
+    WHERE r.topic = ANY ((SELECT array_agg(DISTINCT e.topic) FROM new_events e)::text[])
+      AND r.epoch = (SELECT x.epoch FROM crier.route_epoch x)
+  ), routed AS MATERIALIZED (
     SELECT e.id, e.deliver_at, r.subscriptions
-    FROM new_events e
-    LEFT JOIN crier.topic_routes r
-      ON r.topic = e.topic AND r.epoch = (SELECT x.epoch FROM crier.route_epoch x)
+    FROM new_events e LEFT JOIN routes r ON r.topic = e.topic
   ), common AS MATERIALIZED (
     SELECT NOT EXISTS (SELECT 1 FROM crier.subscriptions s WHERE s.ordered)
        AND NOT EXISTS (SELECT 1 FROM routed r WHERE r.subscriptions IS NULL) AS yes
