@@ -1,8 +1,8 @@
 -- A cheaper fan-out: the common publish runs one statement inside the trigger instead of two plus a
 -- function call.
 --
--- Measured (docs/benchmarks.md, "Where crier loses time", item 5): the fan-out trigger was about
--- half of a publish's server CPU, and most of that went to executor start-up and planning, not to
+-- Measured (docs/benchmarks.md, "Where crier loses time", item 5): the fan-out trigger took over
+-- 40% of a publish's server CPU, and most of that went to executor start-up and planning, not to
 -- the delivery rows (perf on the server backends under pgbench). crier.current_routes, a plpgsql
 -- set-returning function called from the insert, was planned again on every call (its array
 -- parameters never earned a generic plan). Now, when no subscription is ordered and every event's
