@@ -6,6 +6,7 @@ import { CrierError, fromDatabaseError } from './errors.ts';
 import { runQuery, type Executor } from './executor.ts';
 import { inSchema } from './schema-name.ts';
 import { assertTopic } from './topics.ts';
+import { uuidV7 } from './uuid-v7.ts';
 
 /** Headers travel with an event. correlationId groups a conversation; causationId names the event that caused this one. */
 export interface EventHeaders {
@@ -53,20 +54,21 @@ export interface PublishedEvent {
 }
 
 const delayedAt = `coalesce(x.deliver_at, statement_timestamp() + x.delay_ms * interval '1 millisecond')`;
-const inputColumns = `topic text, key text, payload jsonb, headers jsonb, idempotency_key text, deliver_at timestamptz, delay_ms double precision, version integer`;
+const inputColumns = `uuid uuid, topic text, key text, payload jsonb, headers jsonb, idempotency_key text, deliver_at timestamptz, delay_ms double precision, version integer`;
 
 const insertEvents = `
-INSERT INTO crier.events (topic, key, payload, headers, deliver_at, version)
-SELECT x.topic, x.key, x.payload, x.headers, ${delayedAt}, x.version
+INSERT INTO crier.events (uuid, topic, key, payload, headers, deliver_at, version)
+SELECT x.uuid, x.topic, x.key, x.payload, x.headers, ${delayedAt}, x.version
 FROM jsonb_to_recordset($1::text::jsonb) AS x(${inputColumns})
 RETURNING id::text AS id, uuid::text AS uuid, topic, version, created_at`;
 
-// With idempotency keys: ids and uuids are drawn first, keys are claimed (ON CONFLICT DO NOTHING
-// waits for a concurrent transaction holding the same key), and only events whose key was claimed,
-// or that have none, are inserted. Rows without an id were duplicates: see findDuplicates.
+// With idempotency keys: ids are drawn first (uuids come with the input), keys are claimed (ON
+// CONFLICT DO NOTHING waits for a concurrent transaction holding the same key), and only events
+// whose key was claimed, or that have none, are inserted. Rows without an id were duplicates: see
+// findDuplicates.
 const insertIdempotentEvents = `
 WITH input AS MATERIALIZED (
-  SELECT nextval(pg_get_serial_sequence('crier.events', 'id')) AS id, gen_random_uuid() AS uuid, a.n,
+  SELECT nextval(pg_get_serial_sequence('crier.events', 'id')) AS id, x.uuid, a.n,
          x.topic, x.key, x.payload, x.headers, x.idempotency_key, ${delayedAt} AS deliver_at, x.version
   FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS a(v, n)
   CROSS JOIN LATERAL jsonb_to_record(a.v) AS x(${inputColumns})
@@ -165,7 +167,7 @@ function encodeEvent(event: EventInput, index: number): string {
   }
   const payload = toJson(event.payload, where, 'CRIER_INVALID_PAYLOAD', 'payload');
   const headersJson = toJson(headers, where, 'CRIER_INVALID_HEADERS', 'headers');
-  return `{"topic":${JSON.stringify(event.topic)},"key":${JSON.stringify(key)},"payload":${payload},"headers":${headersJson},"idempotency_key":${JSON.stringify(idempotencyKey)},"deliver_at":${JSON.stringify(deliverAt)},"delay_ms":${JSON.stringify(delayMs)},"version":${version}}`;
+  return `{"uuid":"${uuidV7()}","topic":${JSON.stringify(event.topic)},"key":${JSON.stringify(key)},"payload":${payload},"headers":${headersJson},"idempotency_key":${JSON.stringify(idempotencyKey)},"deliver_at":${JSON.stringify(deliverAt)},"delay_ms":${JSON.stringify(delayMs)},"version":${version}}`;
 }
 
 /** The causing event's correlation and id, unless the caller set these headers explicitly. */

@@ -248,6 +248,30 @@ describe('fan-out', () => {
     assert.equal(before.topic, afterDelete.topic);
     assert.ok(afterCreate && afterRetarget && afterBack);
   });
+
+  // fan_out has a one-statement path for batches whose topics all have a cached route, and the
+  // general path (routes resolved) otherwise: both give the same deliveries, in event order.
+  test('a batch mixing topics with and without a cached route fans out like a fully cached one', async () => {
+    await subscribe('mix-a', ['mix.a']);
+    await subscribe('mix-all', ['mix.#']);
+    await db.sql.begin((tx) => crier.publish(tx, 'mix.a', {})); // caches mix.a's route only
+    const batch = ['mix.a', 'mix.b', 'mix.a', 'mix.none.x'].map((topic, n) => ({ topic, payload: { n } }));
+    const deliveries = async (events: { id: string }[]) => {
+      const rows = await db.sql<{ n: string; subscription: string }[]>`
+        SELECT e.payload->>'n' AS n, d.subscription FROM crier.deliveries d JOIN crier.events e ON e.id = d.event_id
+        WHERE d.event_id = ANY (${events.map((e) => e.id)}::bigint[]) ORDER BY d.id`;
+      return rows.map((r) => `${r.n}:${r.subscription}`);
+    };
+    const mixed = await db.sql.begin((tx) => crier.publishMany(tx, batch));
+    const cached = await db.sql.begin((tx) => crier.publishMany(tx, batch));
+    const want = ['0:mix-a', '0:mix-all', '1:mix-all', '2:mix-a', '2:mix-all', '3:mix-all'];
+    assert.deepEqual((await deliveries(mixed)).sort(), [...want].sort(), 'routes resolved in the statement');
+    assert.deepEqual((await deliveries(cached)).sort(), [...want].sort(), 'every route cached');
+    for (const events of [mixed, cached]) {
+      const order = (await deliveries(events)).map((d) => d.split(':')[0]);
+      assert.deepEqual(order, [...order].sort(), 'delivery ids follow event order');
+    }
+  });
 });
 
 describe('event contents', () => {
@@ -259,7 +283,7 @@ describe('event contents', () => {
       headers: { correlationId: 'corr-1', causationId: 'cause-1', tenant: 'acme', trace: { id: 7 } },
     });
     const literalBackslash = await crier.publish(db.sql, 'contents.plain', { s: '\\u0000 is not NUL', t: '\\ud800 neither', e: '', emoji: '😀' }, { key: 'ключ-😀' });
-    const rows = await db.sql`SELECT id::text, uuid::text, key, payload, headers FROM crier.events WHERE topic LIKE 'contents.%' ORDER BY id`;
+    const rows = await db.sql`SELECT id::text, uuid::text, key, payload, headers FROM crier.events WHERE topic LIKE 'contents.%' ORDER BY events.id`;
     assert.deepEqual(rows.map((r) => ({ ...r })), [
       { id: plain.id, uuid: plain.uuid, key: null, payload: { a: 1 }, headers: {} },
       {

@@ -1,0 +1,2 @@
+-- pgbench script for bench/pgbench/server-cpu.py: the raw baseline's bare insert (create public.bare like raw_jobs). JSON has a space after each colon.
+INSERT INTO public.bare (queue, payload) VALUES ('q0', '{"i": 1,"orderId": "ord_255s","customer": {"id": 4243,"tier": "gold","country": "SE"},"lines": [{"sku": "SKU-1001","qty": 2,"price": 1999},{"sku": "SKU-2002","qty": 1,"price": 4999}],"note": "bench payload of about two hundred bytes"}');
