@@ -2,8 +2,11 @@
 // /proc, so the server must run on this machine) and client side, for variants of crier's schema
 // side by side; rounds alternate. CPU time is steadier than events/s on a shared machine.
 //   node --import tsx bench/src/probes/publish-cpu.ts [N] [rounds] [eventsPerTx] [variant...]
-// A variant is `crier` (the migrations as they are), `raw` (the raw baseline's bare insert), or a
-// SQL file run after migrating (e.g. an older crier.fan_out body to compare against).
+// A variant is `crier` (the migrations as they are), `raw` (the raw baseline's bare insert), a SQL
+// file run after migrating, or `<migration file>#<function>`: that migration's definition of
+// crier.<function> (and its ALTER FUNCTIONs) run after migrating, e.g. the fan-out trigger as an
+// earlier migration left it:
+//   node --import tsx bench/src/probes/publish-cpu.ts 3000 4 1 crier db/migrations/0007_route_cache_without_waits.sql#fan_out
 import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import { createCrier } from '../../../src/index.ts';
@@ -29,6 +32,17 @@ async function serverTicks(sql: postgres.Sql): Promise<number> {
   return ticks;
 }
 
+/** A SQL file, or the statements of a migration that (re)define one crier function. */
+function variantSql(variant: string): string {
+  const [file, fn] = variant.split('#');
+  const text = readFileSync(file!, 'utf8');
+  if (!fn) return text;
+  const mentions = new RegExp(`(CREATE OR REPLACE|CREATE|ALTER) FUNCTION crier\\.${fn}\\(`);
+  const statements = text.split('--> statement-breakpoint').filter((statement) => mentions.test(statement));
+  if (statements.length === 0) throw new Error(`${file} does not define crier.${fn}`);
+  return statements.join(';\n');
+}
+
 interface Setup { variant: string; url: string; sql: postgres.Sql; publish: (i: number) => Promise<void> }
 
 async function setUp(variant: string, index: number): Promise<Setup> {
@@ -47,7 +61,7 @@ async function setUp(variant: string, index: number): Promise<Setup> {
   }
   await crier.migrate(url);
   await sql`INSERT INTO crier.subscriptions (name, topics) VALUES ('q0', '{bench.event}')`;
-  if (variant !== 'crier') await sql.unsafe(readFileSync(variant, 'utf8'));
+  if (variant !== 'crier') await sql.unsafe(variantSql(variant));
   const publish = async (i: number) => {
     if (perTx === 1) await crier.publish(sql, 'bench.event', makePayload(i));
     else await crier.publishMany(sql, payloads(i).map((payload) => ({ topic: 'bench.event', payload })));
