@@ -24,6 +24,11 @@ export interface CrierEvent<P = unknown, T extends string = string> {
   createdAt: Date;
 }
 
+/**
+ * One attempt's context. Pass `ctx` itself to helpers or destructure what you need; a spread copy
+ * (`{ ...ctx }`) keeps the attempt's facts but not `publish`, `markProcessed` and the other
+ * functions, which are made when read.
+ */
 export interface HandlerContext {
   subscription: string;
   deliveryId: string;
