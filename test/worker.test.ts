@@ -173,4 +173,35 @@ describe('worker', () => {
     assert.equal(mostOnTheirWay, 2, 'two claims overlapped while there was a backlog, never more');
     assert.ok(mostHeld <= 60, `claimed ahead within batchSize (at most ${mostHeld} held or asked for)`);
   });
+
+  test('a handler that throws synchronously fails its attempt like one that rejects', async () => {
+    const worker = crier.worker({
+      connection: db.url,
+      handleSignals: false,
+      logger: false,
+      subscriptions: [
+        {
+          name: 'sync-throw',
+          topics: ['sync.#'],
+          concurrency: 2,
+          batchSize: 20,
+          handler: (event: CrierEvent<{ n: number }>) => {
+            if (event.payload.n % 2 === 0) throw new UnrecoverableError(`even ${event.payload.n}`);
+          },
+        },
+      ],
+    });
+    await worker.start();
+    try {
+      await db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: 20 }, (_, n) => ({ topic: 'sync.x', payload: { n } }))));
+      await eventually(async () => {
+        const s = await deliveryStates(db.sql, 'sync-throw');
+        return s.done === 10 && s.dead === 10;
+      }, 10_000, '10 done and 10 dead');
+    } finally {
+      await worker.stop();
+    }
+    const [row] = await db.sql`SELECT last_error FROM crier.deliveries WHERE subscription = 'sync-throw' AND state = 'dead' LIMIT 1`;
+    assert.match(row!.last_error as string, /UnrecoverableError: even \d+/);
+  });
 });

@@ -15,8 +15,9 @@
 //   BACKLOG   the last claim came back full: claims no longer wait for each other. A claim of half
 //             the batch goes out as soon as half the batch is free, even while the previous one is
 //             on its way (at most two in flight), so Postgres works on the next batch while this
-//             process handles the last one. The first claim that comes back short ends it: the loop waits for the
-//             other claim, then goes on one claim at a time (CLAIMING, PARK, IDLE).
+//             process handles the last one. The first claim that comes back short ends it: the
+//             loop waits for the other claim, then goes on one claim at a time (CLAIMING, PARK,
+//             IDLE).
 //   IDLE      sleep until a NOTIFY names this subscription, the next delayed delivery falls due,
 //             or the poll interval passes (NOTIFY is a hint; the poll is the safety net).
 //   BACKOFF   a claim failed (connection lost, database restarting): wait, with growing delays.
@@ -27,7 +28,7 @@ import { CrierError } from '../errors.ts';
 import { errorMessage, type Logger } from '../logger.ts';
 import type { AckBuffer } from './acks.ts';
 import { toEvent, type Handler } from './event.ts';
-import { AttemptContext } from './handler-context.ts';
+import { AttemptContext, type ContextSources } from './handler-context.ts';
 import type { ClaimedDelivery, Protocol } from './protocol.ts';
 import { runTransactional, type TransactionalOutcome } from './transactional.ts';
 
@@ -111,13 +112,18 @@ export class SubscriptionLoop {
   private woken = false;
   private sleeper: { wakeable: boolean; interrupt: () => void } | undefined;
   private loop: Promise<void> | undefined;
+  /** What every handler context of this loop shares. */
+  private readonly contextSources: ContextSources;
 
   constructor(
     readonly settings: LoopSettings,
     private readonly protocol: Protocol,
     private readonly acks: AckBuffer,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    const { name: subscription, maxAttempts } = settings;
+    this.contextSources = { subscription, maxAttempts, sql: protocol.sql, schema: protocol.schema };
+  }
 
   start(): void {
     this.loop = this.run();
@@ -178,9 +184,7 @@ export class SubscriptionLoop {
         void this.claim(Math.min(free, half));
         continue;
       }
-      const claim = this.claim(free);
-
-      const outcome = await claim;
+      const outcome = await this.claim(free);
       if ('error' in outcome) {
         const { error } = outcome;
         if (this.stopping) break;
@@ -314,29 +318,27 @@ export class SubscriptionLoop {
   }
 
   private execute(entry: InFlight): void {
-    const { name, handler, maxAttempts, timeoutMs, transactional } = this.settings;
+    const { handler, timeoutMs, transactional } = this.settings;
+    const sources = this.contextSources;
     const { delivery } = entry;
     const event = toEvent(delivery);
-    const { sql, schema } = this.protocol;
-    const sources = { subscription: name, maxAttempts, sql, schema };
     entry.deadline = Date.now() + timeoutMs;
     this.running.add(entry);
     this.armTimeout();
 
-    let handled: Promise<TransactionalOutcome | undefined>;
+    const failed = (error: unknown) => this.settle(entry, error ?? new Error('handler threw a nullish value'));
     if (transactional) {
-      handled = runTransactional(sql, this.protocol, delivery, entry.signal, (tx) => handler(event, new AttemptContext(sources, delivery, event, entry, tx)));
-    } else {
-      try {
-        handled = Promise.resolve(handler(event, new AttemptContext(sources, delivery, event, entry))).then(() => undefined);
-      } catch (error) {
-        handled = Promise.reject(error);
-      }
+      runTransactional(sources.sql, this.protocol, delivery, entry.signal, (tx) => handler(event, new AttemptContext(sources, delivery, event, entry, tx))).then(
+        (outcome) => this.settle(entry, undefined, outcome),
+        failed,
+      );
+      return;
     }
-    handled.then(
-      (outcome) => this.settle(entry, undefined, outcome),
-      (error: unknown) => this.settle(entry, error ?? new Error('handler threw a nullish value')),
-    );
+    try {
+      Promise.resolve(handler(event, new AttemptContext(sources, delivery, event, entry))).then(() => this.settle(entry, undefined), failed);
+    } catch (error) {
+      queueMicrotask(() => failed(error)); // settle later, as a rejection would: pump is running
+    }
   }
 
   /**
