@@ -4,7 +4,7 @@
 import postgres from 'postgres';
 import type { Adapter, Layout, Tuning } from '../adapter.ts';
 
-const schemaSql = (notify: boolean) => `
+export const schemaSql = (notify: boolean) => `
 CREATE TABLE raw_jobs (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   queue text NOT NULL,
@@ -18,7 +18,7 @@ BEGIN PERFORM pg_notify('raw_jobs', ''); RETURN NULL; END $$;
 CREATE TRIGGER raw_jobs_notify AFTER INSERT ON raw_jobs FOR EACH STATEMENT EXECUTE FUNCTION raw_notify();` : ''}`;
 
 // Deletes the previous batch (the ack) and claims the next one in one round trip.
-const ackAndClaim = `
+export const ackAndClaim = `
 WITH acked AS (DELETE FROM raw_jobs WHERE id = ANY($1::bigint[])),
 picked AS (
   SELECT id FROM raw_jobs WHERE queue = $2 AND locked_at IS NULL ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED

@@ -1,6 +1,6 @@
 // Probe: what Postgres spends per delivery on the worker's side, without any worker process: one
 // connection runs crier's claim cycle (crier.claim carrying the previous batch's acks) until N
-// deliveries are done, and the same for raw's ack-and-claim statement (delete on ack), rounds
+// deliveries are done, and the same for raw's ack-and-claim statement (bench/src/adapters/raw.ts) (delete on ack), rounds
 // alternating. Reports, per delivery: the server backend's CPU time (read from /proc, so the
 // server must run on this machine) and WAL bytes (server-wide LSN difference: run it on a quiet
 // server).
@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import { createCrier } from '../../../src/index.ts';
+import { ackAndClaim, schemaSql } from '../adapters/raw.ts';
 import { createDatabase, dropDatabase, sharedServerUrl } from '../database.ts';
 import { makePayload } from '../payload.ts';
 
@@ -15,13 +16,6 @@ const count = Number(process.argv[2] ?? 50_000);
 const batch = Number(process.argv[3] ?? 500);
 const rounds = Number(process.argv[4] ?? 3);
 
-const rawSchema = `
-  CREATE TABLE raw_jobs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, queue text NOT NULL, payload jsonb NOT NULL, locked_at timestamptz);
-  CREATE INDEX raw_jobs_pending ON raw_jobs (queue, id) WHERE locked_at IS NULL;`;
-const rawCycle = `
-  WITH acked AS (DELETE FROM raw_jobs WHERE id = ANY($1::bigint[])),
-  picked AS (SELECT id FROM raw_jobs WHERE queue = 'q' AND locked_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-  UPDATE raw_jobs j SET locked_at = now() FROM picked WHERE j.id = picked.id RETURNING j.id::text, j.payload`;
 const crierCycle = `
   SELECT c.delivery_id::text AS id, c.attempt, c.payload FROM crier.claim('s', 'probe', $1, $2::bigint[], $3::int[]) c`;
 
@@ -40,13 +34,13 @@ const contestants: Record<'crier' | 'raw', { setup: (sql: postgres.Sql, url: str
   },
   raw: {
     async setup(sql) {
-      await sql.unsafe(rawSchema);
+      await sql.unsafe(schemaSql(false));
       for (let i = 0; i < count; i += 1000) {
         const payloads = Array.from({ length: Math.min(1000, count - i) }, (_, k) => makePayload(i + k));
         await sql`INSERT INTO raw_jobs (queue, payload) SELECT 'q', p FROM jsonb_array_elements(${JSON.stringify(payloads)}::text::jsonb) p`;
       }
     },
-    cycle: (sql, acks) => sql.unsafe(rawCycle, [`{${acks.ids}}`, batch], { prepare: true }) as never,
+    cycle: (sql, acks) => sql.unsafe(ackAndClaim, [`{${acks.ids}}`, 'q', batch], { prepare: true }) as never,
   },
 };
 

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import { createCrier } from '../../../src/index.ts';
+import { schemaSql } from '../adapters/raw.ts';
 import { createDatabase, dropDatabase, sharedServerUrl } from '../database.ts';
 import { makePayload } from '../payload.ts';
 import { inFlight } from '../scenarios/scenario.ts';
@@ -50,10 +51,7 @@ async function setUp(variant: string, index: number): Promise<Setup> {
   const sql = postgres(url, { max: 8, onnotice: () => {} });
   const payloads = (i: number) => Array.from({ length: perTx }, (_, j) => makePayload(i * perTx + j));
   if (variant === 'raw') {
-    await sql.unsafe(`
-      CREATE TABLE raw_jobs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, queue text NOT NULL,
-                             payload jsonb NOT NULL, locked_at timestamptz);
-      CREATE INDEX raw_jobs_pending ON raw_jobs (queue, id) WHERE locked_at IS NULL;`);
+    await sql.unsafe(schemaSql(false));
     const publish = async (i: number) => {
       await sql`INSERT INTO raw_jobs (queue, payload) SELECT 'q0', p FROM jsonb_array_elements(${JSON.stringify(payloads(i))}::text::jsonb) p`;
     };
