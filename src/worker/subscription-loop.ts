@@ -2,15 +2,20 @@
 //
 // States, and what moves between them:
 //   CLAIMING  claim up to the free handler slots (one round trip, carrying the completions so
-//             far), start a handler per delivery.
+//             far), start a handler per delivery. A claim that finds nothing also does, in the
+//             same round trip, what comes next: park (when not parked), or report when the next
+//             delivery is due (crier.claim's overload in 0012_claim_or_idle).
 //             got a full batch          -> unpark if parked, CLAIMING again
 //             got some                  -> CLAIMING again
-//             got none, not parked      -> PARK (producers will now NOTIFY, the first of them
-//                                          once), then CLAIMING again: the re-check closes the
-//                                          race with a producer that committed just before the
-//                                          park became visible
-//             got none, parked          -> IDLE
-//   A NOTIFY counts as unparking: producers stop notifying once one has, until the loop parks again.
+//             got none, not parked      -> it parked (producers will now NOTIFY, the first of
+//                                          them once): CLAIMING again, the re-check, in a new
+//                                          transaction: it closes the race with a producer that
+//                                          committed just before the park became visible
+//             got none, parked          -> IDLE until the next delivery it reported is due
+//   So an event that wakes an idle loop costs three round trips: the claim that gets it, the claim
+//   that carries its ack and parks, and the re-check.
+//   A NOTIFY counts as unparking: producers stop notifying once one has, until the loop parks again
+//   (a NOTIFY that arrives while a parking claim is on its way too: its mark may have come first).
 //   FULL      every slot busy: wait until a handler settles, then CLAIMING.
 //   BACKLOG   the last claim came back full: claims no longer wait for each other. A claim of half
 //             the batch goes out as soon as half the batch is free, even while the previous one is
