@@ -125,22 +125,28 @@ describe('worker', () => {
     let mostOnTheirWay = 0;
     let mostHeld = 0;
     let held = 0;
-    const claim = Protocol.prototype.claim;
-    Protocol.prototype.claim = async function (this: Protocol, subscription, limit, done) {
+    async function counted<T>(limit: number, send: () => Promise<T>, count: (result: T) => number): Promise<T> {
       onTheirWay++;
       mostOnTheirWay = Math.max(mostOnTheirWay, onTheirWay);
       mostHeld = Math.max(mostHeld, held + limit);
       held += limit;
       try {
-        const claimed = await claim.call(this, subscription, limit, done);
-        held -= limit - claimed.length;
-        return claimed;
+        const result = await send();
+        held -= limit - count(result);
+        return result;
       } catch (error) {
         held -= limit;
         throw error;
       } finally {
         onTheirWay--;
       }
+    }
+    const { claim, claimOrIdle } = Protocol.prototype;
+    Protocol.prototype.claim = function (this: Protocol, subscription, limit, done) {
+      return counted(limit, () => claim.call(this, subscription, limit, done), (claimed) => claimed.length);
+    };
+    Protocol.prototype.claimOrIdle = function (this: Protocol, subscription, limit, done, park) {
+      return counted(limit, () => claimOrIdle.call(this, subscription, limit, done, park), (claimed) => claimed.deliveries.length);
     };
     const handled = new Map<string, number>();
     const worker = crier.worker({
@@ -165,13 +171,49 @@ describe('worker', () => {
       await db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: 3000 }, (_, n) => ({ topic: 'backlog.x', payload: { n } }))));
       await eventually(async () => (await deliveryStates(db.sql, 'backlog')).done === 3000, 30_000, '3000 done');
     } finally {
-      Protocol.prototype.claim = claim;
+      Object.assign(Protocol.prototype, { claim, claimOrIdle });
       await worker.stop();
     }
     assert.equal(handled.size, 3000);
     assert.deepEqual([...new Set(handled.values())], [1], 'each handled once');
     assert.equal(mostOnTheirWay, 2, 'two claims overlapped while there was a backlog, never more');
     assert.ok(mostHeld <= 60, `claimed ahead within batchSize (at most ${mostHeld} held or asked for)`);
+  });
+
+  test('an idle worker handles an event and is asleep again after three round trips', async () => {
+    // The loop's calls to Postgres (the timers' heartbeats and rescues aside) from one event's
+    // wake-up to sleeping again: the claim that gets it, the claim that carries its ack, comes back
+    // empty and parks, and the re-check claim that also says when the next delivery is due.
+    const calls: string[] = [];
+    const timers = new Set(['extendLeases', 'rescueExpired']);
+    const run = (Protocol.prototype as any).run; // every statement the protocol sends, by name
+    (Protocol.prototype as any).run = function (this: Protocol, name: string, ...rest: unknown[]) {
+      if (!timers.has(name)) calls.push(name);
+      return run.call(this, name, ...rest);
+    };
+    let handled = 0;
+    const worker = crier.worker({
+      connection: db.url,
+      handleSignals: false,
+      logger: false,
+      pollInterval: '30s',
+      subscriptions: [{ name: 'idle-cycle', topics: ['idle.#'], handler: () => void handled++ }],
+    });
+    const parked = async () =>
+      (await db.sql`SELECT 1 FROM crier.parked_workers WHERE subscription = 'idle-cycle' AND NOT notified`).length === 1;
+    try {
+      await worker.start();
+      await eventually(parked, 10_000, 'worker parked');
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the re-check after parking
+      calls.length = 0;
+      await crier.publish(db.sql, 'idle.x', {});
+      await eventually(async () => handled === 1 && (await deliveryStates(db.sql, 'idle-cycle')).done === 1 && (await parked()), 10_000, 'handled, acked, parked again');
+      await new Promise((resolve) => setTimeout(resolve, 300)); // whatever follows the park
+      assert.ok(calls.length <= 3, `at most 3 round trips from the wake-up to sleeping (${calls.join(', ')})`);
+    } finally {
+      (Protocol.prototype as any).run = run;
+      await worker.stop();
+    }
   });
 
   test('a handler that throws synchronously fails its attempt like one that rejects', async () => {

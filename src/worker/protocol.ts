@@ -1,6 +1,7 @@
 // The worker's side of the SQL protocol: one named call per step of a delivery's life. The SQL
 // itself (claim, complete, fail, extend_leases, release, rescue_expired, park) lives in
-// db/migrations/0001_sql_api.sql, reviewed as SQL and callable by any language.
+// db/migrations (0001_sql_api.sql and the later ones that redefine it), reviewed as SQL and
+// callable by any language.
 import type postgres from 'postgres';
 import { inSchema } from '../schema-name.ts';
 
@@ -16,6 +17,14 @@ export interface ClaimedDelivery {
   /** The payload's schema version (crier.events.version). */
   version: number;
   createdAt: Date;
+}
+
+export interface ClaimOrIdle {
+  deliveries: ClaimedDelivery[];
+  /** Nothing was claimed and the worker parked (asked to). */
+  parked: boolean;
+  /** When nothing was claimed: ms until the next pending delivery is due; null when none is pending. */
+  nextDueIn: number | null;
 }
 
 export interface Completion {
@@ -50,14 +59,21 @@ const statements = {
                  coalesce(c.headers, '{}') AS headers, c.created_at AS "createdAt",
                  coalesce((SELECT e.version FROM crier.events e WHERE e.id = c.event_id), 1) AS version
           FROM crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[]) c`,
-  nextDueIn: `SELECT crier.next_due_in($1) AS ms`,
+  // The same claim, and when it comes back empty: park ($6) and say when the next delivery is due
+  // (0012_claim_or_idle), so an idle cycle costs no extra round trips. That case is one row
+  // without a delivery.
+  claimOrIdle: `SELECT c.delivery_id::text AS "deliveryId", c.attempt, c.event_id::text AS "eventId",
+                       c.event_uuid::text AS "eventUuid", c.topic, c.key, c.payload,
+                       coalesce(c.headers, '{}') AS headers, c.created_at AS "createdAt",
+                       coalesce((SELECT e.version FROM crier.events e WHERE e.id = c.event_id), 1) AS version,
+                       c.next_due_in AS "nextDueIn"
+                FROM crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean) c`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   fail: `SELECT delivery_id::text, state, available_at
          FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[])`,
   extendLeases: `SELECT id::text FROM crier.extend_leases($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   release: `SELECT id::text FROM crier.release($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   rescueExpired: `SELECT crier.rescue_expired() AS rescued`,
-  park: `SELECT crier.park($1, $2::text::text[])`,
   unpark: `SELECT crier.unpark($1, $2::text::text[])`,
 } as const;
 
@@ -96,10 +112,22 @@ export class Protocol {
     return rows as unknown as ClaimedDelivery[];
   }
 
-  /** Milliseconds until the subscription's next pending delivery is due; null when none is pending. */
-  async nextDueIn(subscription: string): Promise<number | null> {
-    const [row] = await this.run('nextDueIn', [subscription]);
-    return row?.ms == null ? null : Number(row.ms);
+  /**
+   * claim(), and when nothing is claimed: parks this worker on the subscription if `park`, and
+   * says in how many ms its next pending delivery is due (null: none pending). One round trip.
+   */
+  async claimOrIdle(subscription: string, limit: number, done: readonly Completion[], park: boolean): Promise<ClaimOrIdle> {
+    const rows = await this.run('claimOrIdle', [
+      subscription,
+      this.workerId,
+      limit,
+      pgArray(done.map((c) => c.deliveryId)),
+      pgArray(done.map((c) => c.attempt)),
+      park,
+    ]);
+    const first = rows[0];
+    if (first === undefined || first.deliveryId !== null) return { deliveries: rows as unknown as ClaimedDelivery[], parked: false, nextDueIn: null };
+    return { deliveries: [], parked: park, nextDueIn: first.nextDueIn == null ? null : Number(first.nextDueIn) };
   }
 
   /** Returns the ids that were completed; the others had lost their lease. `tx`: a handler's transaction. */
@@ -133,10 +161,6 @@ export class Protocol {
   async rescueExpired(): Promise<number> {
     const [row] = await this.run('rescueExpired', []);
     return Number(row?.rescued ?? 0);
-  }
-
-  async park(subscriptions: string[]): Promise<void> {
-    await this.run('park', [this.workerId, pgArray(subscriptions)]);
   }
 
   async unpark(subscriptions: string[]): Promise<void> {

@@ -2,15 +2,20 @@
 //
 // States, and what moves between them:
 //   CLAIMING  claim up to the free handler slots (one round trip, carrying the completions so
-//             far), start a handler per delivery.
+//             far), start a handler per delivery. A claim that finds nothing also does, in the
+//             same round trip, what comes next: park (when not parked), or report when the next
+//             delivery is due (crier.claim's overload in 0012_claim_or_idle).
 //             got a full batch          -> unpark if parked, CLAIMING again
 //             got some                  -> CLAIMING again
-//             got none, not parked      -> PARK (producers will now NOTIFY, the first of them
-//                                          once), then CLAIMING again: the re-check closes the
-//                                          race with a producer that committed just before the
-//                                          park became visible
-//             got none, parked          -> IDLE
-//   A NOTIFY counts as unparking: producers stop notifying once one has, until the loop parks again.
+//             got none, not parked      -> it parked (producers will now NOTIFY, the first of
+//                                          them once): CLAIMING again, the re-check, in a new
+//                                          transaction: it closes the race with a producer that
+//                                          committed just before the park became visible
+//             got none, parked          -> IDLE until the next delivery it reported is due
+//   So an event that wakes an idle loop costs three round trips: the claim that gets it, the claim
+//   that carries its ack and parks, and the re-check.
+//   A NOTIFY counts as unparking: producers stop notifying once one has, until the loop parks again
+//   (a NOTIFY that arrives while a parking claim is on its way too: its mark may have come first).
 //   FULL      every slot busy: wait until a handler settles, then CLAIMING.
 //   BACKLOG   the last claim came back full: claims no longer wait for each other. A claim of half
 //             the batch goes out as soon as half the batch is free, even while the previous one is
@@ -92,7 +97,7 @@ export class InFlight {
   }
 }
 
-type ClaimOutcome = { claimed: number } | { error: unknown };
+type ClaimOutcome = { claimed: number; parked: boolean; nextDueIn: number | null } | { error: unknown };
 
 export class SubscriptionLoop {
   /** Every delivery this loop holds a lease on: running, or claimed ahead and queued. */
@@ -107,6 +112,8 @@ export class SubscriptionLoop {
   private reserved = 0;
   private backlog = false;
   private parked = false;
+  /** NOTIFYs received: a claim that parked counts as parked only if none arrived meanwhile. */
+  private notifications = 0;
   private stopping = false;
   /** A wake-up arrived since the last claim began: one token, consumed by the next sleep. */
   private woken = false;
@@ -141,6 +148,7 @@ export class SubscriptionLoop {
    */
   notified(): void {
     this.parked = false;
+    this.notifications++;
     this.wake();
   }
 
@@ -184,7 +192,7 @@ export class SubscriptionLoop {
         void this.claim(Math.min(free, half));
         continue;
       }
-      const outcome = await this.claim(free);
+      const outcome = await this.claim(free, !this.parked);
       if ('error' in outcome) {
         const { error } = outcome;
         if (this.stopping) break;
@@ -203,14 +211,14 @@ export class SubscriptionLoop {
       failures = 0;
 
       if (outcome.claimed >= free) {
-        if (this.parked) await this.setParked(false);
+        if (this.parked) await this.unpark();
       } else if (outcome.claimed > 0) {
         // Work is trickling in: claim again at once. While this loop is awake and unparked,
         // producers skip the NOTIFY (its parked row says it was notified).
-      } else if (!this.parked) {
-        await this.setParked(true);
+      } else if (outcome.parked || !this.parked) {
+        // Just parked (or a NOTIFY came meanwhile): claim again, the re-check.
       } else {
-        await this.idle();
+        await this.idle(outcome.nextDueIn);
       }
     }
   }
@@ -218,8 +226,10 @@ export class SubscriptionLoop {
   /**
    * Claims up to `limit` deliveries, taking the completions queued so far along, and queues what it
    * gets. A full claim starts (or keeps) the backlog; anything less, or a failure, ends it.
+   * `park` (given for the claims the loop awaits): if nothing is claimed, park in the same round
+   * trip; either way an empty claim reports when the next delivery is due.
    */
-  private claim(limit: number): Promise<ClaimOutcome> {
+  private claim(limit: number, park?: boolean): Promise<ClaimOutcome> {
     const done = this.acks.takeCompletions();
     // The loop awaits a claim it sends outside a backlog; a pipelined claim must wake it when it is
     // back. (Waking for the awaited kind would leave a wake-up token that ends the next idle sleep
@@ -231,13 +241,22 @@ export class SubscriptionLoop {
       this.claims.delete(claim);
       if (pipelined) this.wake();
     };
-    const claim: Promise<ClaimOutcome> = this.protocol.claim(this.settings.name, limit, done).then(
-      (claimed) => {
+    const { name } = this.settings;
+    const notifications = this.notifications;
+    const request =
+      park === undefined
+        ? this.protocol.claim(name, limit, done).then((deliveries) => ({ deliveries, parked: false, nextDueIn: null }))
+        : this.protocol.claimOrIdle(name, limit, done, park);
+    const claim: Promise<ClaimOutcome> = request.then(
+      ({ deliveries, parked, nextDueIn }) => {
         finish();
-        for (const delivery of claimed) this.enqueue(delivery);
-        this.backlog = claimed.length >= limit;
+        for (const delivery of deliveries) this.enqueue(delivery);
+        this.backlog = deliveries.length >= limit;
+        // A NOTIFY since the claim went out may have marked the row notified after the park wrote
+        // it: producers would then skip us, so this loop does not count as parked.
+        if (parked && this.notifications === notifications) this.parked = true;
         this.pump();
-        return { claimed: claimed.length };
+        return { claimed: deliveries.length, parked, nextDueIn };
       },
       (error: unknown) => {
         finish();
@@ -250,26 +269,20 @@ export class SubscriptionLoop {
     return claim;
   }
 
-  private async setParked(parked: boolean): Promise<void> {
+  private async unpark(): Promise<void> {
     try {
-      if (parked) await this.protocol.park([this.settings.name]);
-      else await this.protocol.unpark([this.settings.name]);
-      this.parked = parked;
+      await this.protocol.unpark([this.settings.name]);
+      this.parked = false;
     } catch (error) {
-      // Not parked means producers may not notify us: poll soon rather than sleep long.
-      this.logger.warn(`subscription "${this.settings.name}": could not ${parked ? 'park' : 'unpark'} (${errorMessage(error)})`);
+      this.logger.warn(`subscription "${this.settings.name}": could not unpark (${errorMessage(error)})`);
       await this.sleep(200, { wakeable: false });
     }
   }
 
-  private async idle(): Promise<void> {
+  /** Sleeps until the next delivery is due (`dueIn` ms), a wake-up, or the poll interval. */
+  private async idle(dueIn: number | null): Promise<void> {
     let wait = this.settings.pollIntervalMs;
-    try {
-      const dueIn = await this.protocol.nextDueIn(this.settings.name);
-      if (dueIn !== null) wait = Math.max(0, Math.min(wait, Math.ceil(dueIn)));
-    } catch {
-      // The claim that follows will report a broken connection.
-    }
+    if (dueIn !== null) wait = Math.max(0, Math.min(wait, Math.ceil(dueIn)));
     const wokenEarly = await this.sleep(wait);
     // A full poll interval without a wake-up: park again, which also refreshes the parked row.
     if (!wokenEarly && wait === this.settings.pollIntervalMs) this.parked = false;
