@@ -191,7 +191,8 @@ export const routeEpoch = crier.table(
 
 /**
  * Workers that found nothing to claim and are waiting for a NOTIFY. Producers notify only when a
- * worker of a matching subscription is parked, so a busy system never takes the NOTIFY lock.
+ * worker of a matching subscription is parked, so a busy system never takes the NOTIFY lock; the
+ * first producer to wake a worker deletes its row, so the others skip even the check (0013).
  */
 export const parkedWorkers = crier.table(
   'parked_workers',
@@ -199,8 +200,6 @@ export const parkedWorkers = crier.table(
     subscription: text('subscription').notNull(),
     worker: text('worker').notNull(),
     since: timestamptz('since').notNull().defaultNow(),
-    /** A producer has woken this worker since it parked: later producers need not (0009). */
-    notified: boolean('notified').notNull().default(false),
   },
   (t) => [primaryKey({ columns: [t.subscription, t.worker] })],
 );

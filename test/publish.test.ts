@@ -479,6 +479,10 @@ describe('NOTIFY', () => {
     await parkA();
     const secret = 'SECRET-PAYLOAD-MUST-NOT-TRAVEL';
     assert.deepEqual(await notificationsOf(() => batch('nfy.x', 100, { secret })), ['nfy-a'], 'a 100-event batch: one NOTIFY');
+    // Woken means unparked: the rows are gone, so later producers find no parked worker at all
+    // and skip crier.wake_parked (while a worker stayed marked, every publish called it in vain).
+    const [left] = await db.sql`SELECT count(*)::int AS n FROM crier.parked_workers WHERE subscription = 'nfy-a'`;
+    assert.equal(left!.n, 0, 'the woken workers no longer count as parked');
     assert.deepEqual(
       await notificationsOf(async () => {
         for (let i = 0; i < 3; i++) await crier.publish(db.sql, 'nfy.single', { secret, i });

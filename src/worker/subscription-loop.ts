@@ -14,8 +14,9 @@
 //             got none, parked          -> IDLE until the next delivery it reported is due
 //   So an event that wakes an idle loop costs three round trips: the claim that gets it, the claim
 //   that carries its ack and parks, and the re-check.
-//   A NOTIFY counts as unparking: producers stop notifying once one has, until the loop parks again
-//   (a NOTIFY that arrives while a parking claim is on its way too: its mark may have come first).
+//   A NOTIFY counts as unparking: the producer that sent it deleted the loop's parked row, so the
+//   others stop notifying until the loop parks again (a NOTIFY that arrives while a parking claim is
+//   on its way too: its delete may have come first).
 //   FULL      every slot busy: wait until a handler settles, then CLAIMING.
 //   BACKLOG   the last claim came back full: claims no longer wait for each other. A claim of half
 //             the batch goes out as soon as half the batch is free, even while the previous one is
@@ -143,8 +144,8 @@ export class SubscriptionLoop {
   }
 
   /**
-   * A producer's NOTIFY: it also marked this worker's parked row as notified, so producers stop
-   * notifying until the loop parks again (which it does, with a re-check, before it next idles).
+   * A producer's NOTIFY: it also deleted this worker's parked row, so producers stop notifying
+   * until the loop parks again (which it does, with a re-check, before it next idles).
    */
   notified(): void {
     this.parked = false;
@@ -214,7 +215,7 @@ export class SubscriptionLoop {
         if (this.parked) await this.unpark();
       } else if (outcome.claimed > 0) {
         // Work is trickling in: claim again at once. While this loop is awake and unparked,
-        // producers skip the NOTIFY (its parked row says it was notified).
+        // producers skip the NOTIFY (it has no parked row).
       } else if (outcome.parked || !this.parked) {
         // Just parked (or a NOTIFY came meanwhile): claim again, the re-check.
       } else {
@@ -252,8 +253,8 @@ export class SubscriptionLoop {
         finish();
         for (const delivery of deliveries) this.enqueue(delivery);
         this.backlog = deliveries.length >= limit;
-        // A NOTIFY since the claim went out may have marked the row notified after the park wrote
-        // it: producers would then skip us, so this loop does not count as parked.
+        // A NOTIFY since the claim went out may have deleted the row the park wrote: producers
+        // would then skip us, so this loop does not count as parked.
         if (parked && this.notifications === notifications) this.parked = true;
         this.pump();
         return { claimed: deliveries.length, parked, nextDueIn };
