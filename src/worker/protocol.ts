@@ -18,10 +18,13 @@ export interface ClaimedDelivery {
   createdAt: Date;
 }
 
-export interface Completion {
-  deliveryId: string;
-  attempt: number;
+/** Attempts that finished: deliveryIds[i] at attempts[i]. */
+export interface Completions {
+  ids: string[];
+  attempts: number[];
 }
+
+const noCompletions: Completions = { ids: [], attempts: [] };
 
 export interface Failure {
   deliveryId: string;
@@ -39,6 +42,11 @@ export function pgArray(values: readonly (string | number | boolean | null)[]): 
   const element = (v: string | number | boolean | null) =>
     v === null ? 'NULL' : typeof v === 'string' ? `"${v.replace(/[\\"]/g, '\\$&')}"` : typeof v === 'boolean' ? (v ? 't' : 'f') : String(v);
   return `{${values.map(element).join(',')}}`;
+}
+
+/** pgArray for ids (bigints as text) and attempts: nothing to quote, no string per element. */
+function pgIntegerArray(values: readonly (string | number)[]): string {
+  return `{${values.join(',')}}`;
 }
 
 const statements = {
@@ -85,14 +93,8 @@ export class Protocol {
    * Completes `done` (attempts that finished; an ack whose lease was lost is refused silently) and
    * claims up to `limit` deliveries, in one round trip and one transaction.
    */
-  async claim(subscription: string, limit: number, done: readonly Completion[] = []): Promise<ClaimedDelivery[]> {
-    const rows = await this.run('claim', [
-      subscription,
-      this.workerId,
-      limit,
-      pgArray(done.map((c) => c.deliveryId)),
-      pgArray(done.map((c) => c.attempt)),
-    ]);
+  async claim(subscription: string, limit: number, done: Completions = noCompletions): Promise<ClaimedDelivery[]> {
+    const rows = await this.run('claim', [subscription, this.workerId, limit, pgIntegerArray(done.ids), pgIntegerArray(done.attempts)]);
     return rows as unknown as ClaimedDelivery[];
   }
 
@@ -104,7 +106,7 @@ export class Protocol {
 
   /** Returns the ids that were completed; the others had lost their lease. `tx`: a handler's transaction. */
   async complete(ids: string[], attempts: number[], tx?: postgres.TransactionSql<any>): Promise<Set<string>> {
-    const rows = await this.run('complete', [this.workerId, pgArray(ids), pgArray(attempts)], tx);
+    const rows = await this.run('complete', [this.workerId, pgIntegerArray(ids), pgIntegerArray(attempts)], tx);
     return new Set(rows.map((r) => r.id as string));
   }
 
@@ -121,12 +123,12 @@ export class Protocol {
   }
 
   async extendLeases(ids: string[], attempts: number[]): Promise<Set<string>> {
-    const rows = await this.run('extendLeases', [this.workerId, pgArray(ids), pgArray(attempts)]);
+    const rows = await this.run('extendLeases', [this.workerId, pgIntegerArray(ids), pgIntegerArray(attempts)]);
     return new Set(rows.map((r) => r.id as string));
   }
 
   async release(ids: string[], attempts: number[]): Promise<Set<string>> {
-    const rows = await this.run('release', [this.workerId, pgArray(ids), pgArray(attempts)]);
+    const rows = await this.run('release', [this.workerId, pgIntegerArray(ids), pgIntegerArray(attempts)]);
     return new Set(rows.map((r) => r.id as string));
   }
 
