@@ -246,4 +246,47 @@ describe('worker', () => {
     const [row] = await db.sql`SELECT last_error FROM crier.deliveries WHERE subscription = 'sync-throw' AND state = 'dead' LIMIT 1`;
     assert.match(row!.last_error as string, /UnrecoverableError: even \d+/);
   });
+  test('handlers that return, throw, resolve, reject or return a thenable each settle their own attempt', async () => {
+    // Synchronous returns settle without a promise of their own (see SubscriptionLoop.execute).
+    const thenable = (fail: boolean) => ({
+      then: (resolve: () => void, reject: (e: Error) => void) => setTimeout(() => (fail ? reject(new UnrecoverableError('thenable')) : resolve()), 1),
+    });
+    const worker = crier.worker({
+      connection: db.url,
+      handleSignals: false,
+      logger: false,
+      subscriptions: [
+        {
+          name: 'outcomes',
+          topics: ['outcomes.#'],
+          concurrency: 3,
+          batchSize: 24,
+          handler: (event: CrierEvent<{ n: number }>) => {
+            switch (event.payload.n % 6) {
+              case 0: return undefined;
+              case 1: throw new UnrecoverableError('sync');
+              case 2: return Promise.resolve();
+              case 3: return Promise.reject(new UnrecoverableError('async'));
+              case 4: return thenable(true);
+              default: return thenable(false);
+            }
+          },
+        },
+      ],
+    });
+    await worker.start();
+    try {
+      await db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: 60 }, (_, n) => ({ topic: 'outcomes.x', payload: { n } }))));
+      await eventually(async () => {
+        const s = await deliveryStates(db.sql, 'outcomes');
+        return s.done === 30 && s.dead === 30;
+      }, 10_000, '30 done and 30 dead');
+    } finally {
+      await worker.stop();
+    }
+    const rows = await db.sql`
+      SELECT (e.payload->>'n')::int % 6 AS kind, d.state FROM crier.deliveries d JOIN crier.events e ON e.id = d.event_id
+      WHERE d.subscription = 'outcomes' GROUP BY 1, 2 ORDER BY 1`;
+    assert.deepEqual(rows.map((r) => `${r.kind}:${r.state}`), ['0:done', '1:dead', '2:done', '3:dead', '4:dead', '5:done']);
+  });
 });

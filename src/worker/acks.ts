@@ -4,12 +4,14 @@
 // A flush that fails (connection lost) is retried; the (worker, attempt) guard in SQL makes a late
 // or repeated ack harmless.
 import { errorMessage, type Logger } from '../logger.ts';
-import type { Completion, Failure, Protocol } from './protocol.ts';
+import type { Completions, Failure, Protocol } from './protocol.ts';
 
 const completionFallbackMs = 50;
 
 export class AckBuffer {
-  private completions: Completion[] = [];
+  // Two flat arrays rather than an object per completion: they wait for the next claim, often
+  // across a young-generation GC.
+  private completions: Completions = { ids: [], attempts: [] };
   private failures: Failure[] = [];
   private flushing: Promise<void> | undefined;
   private retryDelay = 0;
@@ -22,12 +24,13 @@ export class AckBuffer {
   ) {}
 
   complete(deliveryId: string, attempt: number): void {
-    this.completions.push({ deliveryId, attempt });
+    this.completions.ids.push(deliveryId);
+    this.completions.attempts.push(attempt);
     // The claim that the freed slot triggers normally takes this completion along; the flush is
     // only the fallback (a loop backing off, or no claim coming).
     this.fallbackTimer ??= setTimeout(() => {
       this.fallbackTimer = undefined;
-      if (this.completions.length > 0) this.schedule();
+      if (this.completions.ids.length > 0) this.schedule();
     }, completionFallbackMs).unref();
   }
 
@@ -37,19 +40,22 @@ export class AckBuffer {
   }
 
   /** Hands the queued completions to a claim that will write them (see Protocol.claim). */
-  takeCompletions(): Completion[] {
-    return this.completions.splice(0);
+  takeCompletions(): Completions {
+    const taken = this.completions;
+    this.completions = { ids: [], attempts: [] };
+    return taken;
   }
 
   /** Takes back completions whose claim failed; they go out with the next flush or claim. */
-  restoreCompletions(completions: Completion[]): void {
-    if (completions.length === 0) return;
-    this.completions.unshift(...completions);
+  restoreCompletions(completions: Completions): void {
+    if (completions.ids.length === 0) return;
+    this.completions.ids.unshift(...completions.ids);
+    this.completions.attempts.unshift(...completions.attempts);
     this.schedule();
   }
 
   get size(): number {
-    return this.completions.length + this.failures.length;
+    return this.completions.ids.length + this.failures.length;
   }
 
   /** Resolves when everything queued so far is written (or given up on after `deadline`). */
@@ -75,12 +81,13 @@ export class AckBuffer {
     // Let handlers that finish in the same tick join the batch.
     await new Promise((resolve) => setImmediate(resolve));
     while (this.size > 0) {
-      const completions = this.completions.splice(0);
+      const completions = this.takeCompletions();
       const failures = this.failures.splice(0);
       let failed: unknown;
-      if (completions.length > 0) {
+      if (completions.ids.length > 0) {
         await this.writeCompletions(completions).catch((error) => {
-          this.completions.unshift(...completions);
+          this.completions.ids.unshift(...completions.ids);
+          this.completions.attempts.unshift(...completions.attempts);
           failed = error;
         });
       }
@@ -100,12 +107,9 @@ export class AckBuffer {
     }
   }
 
-  private async writeCompletions(completions: Completion[]): Promise<void> {
-    const done = await this.protocol.complete(
-      completions.map((c) => c.deliveryId),
-      completions.map((c) => c.attempt),
-    );
-    const refused = completions.filter((c) => !done.has(c.deliveryId)).map((c) => c.deliveryId);
+  private async writeCompletions({ ids, attempts }: Completions): Promise<void> {
+    const done = await this.protocol.complete(ids, attempts);
+    const refused = ids.filter((id) => !done.has(id));
     if (refused.length > 0) this.onRefused(refused);
   }
 

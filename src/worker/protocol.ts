@@ -27,10 +27,13 @@ export interface ClaimOrIdle {
   nextDueIn: number | null;
 }
 
-export interface Completion {
-  deliveryId: string;
-  attempt: number;
+/** Attempts that finished: deliveryIds[i] at attempts[i]. */
+export interface Completions {
+  ids: string[];
+  attempts: number[];
 }
+
+const noCompletions: Completions = { ids: [], attempts: [] };
 
 export interface Failure {
   deliveryId: string;
@@ -50,10 +53,26 @@ export function pgArray(values: readonly (string | number | boolean | null)[]): 
   return `{${values.map(element).join(',')}}`;
 }
 
+/** pgArray for ids (bigints as text) and attempts: nothing to quote, no string per element. */
+function pgIntegerArray(values: readonly (string | number)[]): string {
+  return `{${values.join(',')}}`;
+}
+
+/**
+ * postgres.js's result array stays reachable after the query has settled, until a full GC, and
+ * kept every claimed row alive through young GCs (27% of what a drain allocated survived one; 2%
+ * with this): the rows move to an array of our own and the result is emptied.
+ */
+function ownRows(rows: postgres.RowList<postgres.Row[]>): ClaimedDelivery[] {
+  const claimed = rows.slice() as unknown as ClaimedDelivery[];
+  rows.length = 0;
+  return claimed;
+}
+
 const statements = {
   // The event's version is read beside crier.claim rather than added to its result, so that the
   // claim function keeps one signature whoever redefines it (one primary-key lookup per row).
-  // Rows come back as ClaimedDelivery objects as they are (no copy): a worker holds hundreds.
+  // Rows come back as ClaimedDelivery objects as they are (not copied): a worker holds hundreds.
   claim: `SELECT c.delivery_id::text AS "deliveryId", c.attempt, c.event_id::text AS "eventId",
                  c.event_uuid::text AS "eventUuid", c.topic, c.key, c.payload,
                  coalesce(c.headers, '{}') AS headers, c.created_at AS "createdAt",
@@ -101,38 +120,32 @@ export class Protocol {
    * Completes `done` (attempts that finished; an ack whose lease was lost is refused silently) and
    * claims up to `limit` deliveries, in one round trip and one transaction.
    */
-  async claim(subscription: string, limit: number, done: readonly Completion[] = []): Promise<ClaimedDelivery[]> {
-    const rows = await this.run('claim', [
-      subscription,
-      this.workerId,
-      limit,
-      pgArray(done.map((c) => c.deliveryId)),
-      pgArray(done.map((c) => c.attempt)),
-    ]);
-    return rows as unknown as ClaimedDelivery[];
+  async claim(subscription: string, limit: number, done: Completions = noCompletions): Promise<ClaimedDelivery[]> {
+    const rows = await this.run('claim', [subscription, this.workerId, limit, pgIntegerArray(done.ids), pgIntegerArray(done.attempts)]);
+    return ownRows(rows);
   }
 
   /**
    * claim(), and when nothing is claimed: parks this worker on the subscription if `park`, and
    * says in how many ms its next pending delivery is due (null: none pending). One round trip.
    */
-  async claimOrIdle(subscription: string, limit: number, done: readonly Completion[], park: boolean): Promise<ClaimOrIdle> {
+  async claimOrIdle(subscription: string, limit: number, done: Completions, park: boolean): Promise<ClaimOrIdle> {
     const rows = await this.run('claimOrIdle', [
       subscription,
       this.workerId,
       limit,
-      pgArray(done.map((c) => c.deliveryId)),
-      pgArray(done.map((c) => c.attempt)),
+      pgIntegerArray(done.ids),
+      pgIntegerArray(done.attempts),
       park,
     ]);
     const first = rows[0];
-    if (first === undefined || first.deliveryId !== null) return { deliveries: rows as unknown as ClaimedDelivery[], parked: false, nextDueIn: null };
+    if (first === undefined || first.deliveryId !== null) return { deliveries: ownRows(rows), parked: false, nextDueIn: null };
     return { deliveries: [], parked: park, nextDueIn: first.nextDueIn == null ? null : Number(first.nextDueIn) };
   }
 
   /** Returns the ids that were completed; the others had lost their lease. `tx`: a handler's transaction. */
   async complete(ids: string[], attempts: number[], tx?: postgres.TransactionSql<any>): Promise<Set<string>> {
-    const rows = await this.run('complete', [this.workerId, pgArray(ids), pgArray(attempts)], tx);
+    const rows = await this.run('complete', [this.workerId, pgIntegerArray(ids), pgIntegerArray(attempts)], tx);
     return new Set(rows.map((r) => r.id as string));
   }
 
@@ -149,12 +162,12 @@ export class Protocol {
   }
 
   async extendLeases(ids: string[], attempts: number[]): Promise<Set<string>> {
-    const rows = await this.run('extendLeases', [this.workerId, pgArray(ids), pgArray(attempts)]);
+    const rows = await this.run('extendLeases', [this.workerId, pgIntegerArray(ids), pgIntegerArray(attempts)]);
     return new Set(rows.map((r) => r.id as string));
   }
 
   async release(ids: string[], attempts: number[]): Promise<Set<string>> {
-    const rows = await this.run('release', [this.workerId, pgArray(ids), pgArray(attempts)]);
+    const rows = await this.run('release', [this.workerId, pgIntegerArray(ids), pgIntegerArray(attempts)]);
     return new Set(rows.map((r) => r.id as string));
   }
 

@@ -8,7 +8,8 @@
 //            writes a heap snapshot there, into the working directory).
 //   node --import tsx bench/src/probes/memory.ts [N] [tuning JSON] [contestants] [rounds]
 //   e.g. ... memory.ts 20000 '{"crier.batchSize":500}' crier,raw 3   (a "name." prefix: one contestant's)
-// MEMORY_PROBE_SKIP_IMPORTS=1 skips the import table.
+// MEMORY_PROBE_SKIP_IMPORTS=1 skips the import table; MEMORY_PROBE_ALLOCATIONS=1 (or =survivors)
+// lists allocation sites (see sampleAllocations).
 // Child modes (internal): `--import-cost <specifier>`, `--drain <contestant> <url> <N> <tuning JSON>`.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -91,7 +92,9 @@ async function sampleAllocations(): Promise<(count: number) => Promise<string>> 
   await session.post('HeapProfiler.startSampling', {
     samplingInterval: 1024,
     includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
+    // MEMORY_PROBE_ALLOCATIONS=survivors leaves out what died in a young-generation GC: what
+    // survived one (held across it, or kept by dead old objects until the next full GC).
+    includeObjectsCollectedByMinorGC: process.env.MEMORY_PROBE_ALLOCATIONS !== 'survivors',
   } as object);
   return async (count) => {
     interface Node { callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number }; selfSize: number; children: Node[] }
