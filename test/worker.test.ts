@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import postgres from 'postgres';
 import { createCrier, UnrecoverableError, type CrierEvent } from '../src/index.ts';
 import { Protocol } from '../src/worker/protocol.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
@@ -184,12 +185,14 @@ describe('worker', () => {
     // The loop's calls to Postgres (the timers' heartbeats and rescues aside) from one event's
     // wake-up to sleeping again: the claim that gets it, the claim that carries its ack, comes back
     // empty and parks, and the re-check claim that also says when the next delivery is due.
+    // Re-checks waiting for running transactions are not counted: they happen only while other transactions (other
+    // test files' too) that were running when the worker parked have not ended.
     const calls: string[] = [];
     const timers = new Set(['extendLeases', 'rescueExpired']);
     const run = (Protocol.prototype as any).run; // every statement the protocol sends, by name
-    (Protocol.prototype as any).run = function (this: Protocol, name: string, ...rest: unknown[]) {
-      if (!timers.has(name)) calls.push(name);
-      return run.call(this, name, ...rest);
+    (Protocol.prototype as any).run = function (this: Protocol, name: string, params: unknown[], ...rest: unknown[]) {
+      if (!timers.has(name) && !(name === 'claimOrIdle' && params[6] !== null)) calls.push(name);
+      return run.call(this, name, params, ...rest);
     };
     let handled = 0;
     const worker = crier.worker({
@@ -200,7 +203,7 @@ describe('worker', () => {
       subscriptions: [{ name: 'idle-cycle', topics: ['idle.#'], handler: () => void handled++ }],
     });
     const parked = async () =>
-      (await db.sql`SELECT 1 FROM crier.parked_workers WHERE subscription = 'idle-cycle' AND NOT notified`).length === 1;
+      (await db.sql`SELECT 1 FROM crier.parked_workers WHERE subscription = 'idle-cycle'`).length === 1;
     try {
       await worker.start();
       await eventually(parked, 10_000, 'worker parked');
@@ -213,6 +216,38 @@ describe('worker', () => {
     } finally {
       (Protocol.prototype as any).run = run;
       await worker.stop();
+    }
+  });
+
+  test('an event whose producer was still committing when the worker parked is handled without waiting for the poll', async () => {
+    // The producer inserts its event before the worker parks (so it sees no parked worker and sends
+    // no NOTIFY) and commits after the worker's re-check: the worker re-checks until that
+    // transaction has ended, instead of sleeping for its poll interval (60 s here).
+    const handled: string[] = [];
+    const subscription = { name: 'late-commit', topics: ['late.#'], handler: (event: CrierEvent) => void handled.push(event.id) };
+    const declaring = crier.worker({ connection: db.url, handleSignals: false, logger: false, subscriptions: [subscription] });
+    await declaring.start();
+    await declaring.stop();
+    const producer = postgres(db.url, { max: 1, onnotice: () => {} });
+    const worker = crier.worker({ connection: db.url, handleSignals: false, logger: false, pollInterval: '60s', subscriptions: [subscription] });
+    let commit: (() => void) | undefined;
+    try {
+      const committed = producer.begin(async (tx) => {
+        await crier.publish(tx, 'late.x', {});
+        await new Promise<void>((resolve) => (commit = resolve));
+      });
+      await eventually(() => commit !== undefined, 10_000, 'published, not committed');
+      await worker.start();
+      await eventually(async () => (await db.sql`SELECT 1 FROM crier.parked_workers WHERE subscription = 'late-commit'`).length === 1, 10_000, 'worker parked');
+      await new Promise((resolve) => setTimeout(resolve, 300)); // its re-check found nothing to claim
+      assert.equal(handled.length, 0, 'not committed yet');
+      commit!();
+      await committed;
+      await eventually(() => handled.length === 1, 10_000, 'handled long before the poll interval');
+    } finally {
+      commit?.();
+      await worker.stop();
+      await producer.end({ timeout: 1 });
     }
   });
 

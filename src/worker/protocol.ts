@@ -25,6 +25,13 @@ export interface ClaimOrIdle {
   parked: boolean;
   /** When nothing was claimed: ms until the next pending delivery is due; null when none is pending. */
   nextDueIn: number | null;
+  /**
+   * A re-check that claimed nothing while other transactions were running (one may be a producer
+   * that inserted before the park and will commit unseen, without a NOTIFY): their ids, to pass to
+   * the next re-check, soon (as the array's text: the loop only hands it back). null: none was
+   * running.
+   */
+  running: string | null;
 }
 
 /** Attempts that finished: deliveryIds[i] at attempts[i]. */
@@ -85,8 +92,8 @@ const statements = {
                        c.event_uuid::text AS "eventUuid", c.topic, c.key, c.payload,
                        coalesce(c.headers, '{}') AS headers, c.created_at AS "createdAt",
                        coalesce((SELECT e.version FROM crier.events e WHERE e.id = c.event_id), 1) AS version,
-                       c.next_due_in AS "nextDueIn"
-                FROM crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean) c`,
+                       c.next_due_in AS "nextDueIn", c.running::text
+                FROM crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean, $7::text::bigint[]) c`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   fail: `SELECT delivery_id::text, state, available_at
          FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[])`,
@@ -126,10 +133,12 @@ export class Protocol {
   }
 
   /**
-   * claim(), and when nothing is claimed: parks this worker on the subscription if `park`, and
-   * says in how many ms its next pending delivery is due (null: none pending). One round trip.
+   * claim(), and when nothing is claimed: parks this worker on the subscription if `park`, says in
+   * how many ms its next pending delivery is due (null: none pending) and, for a re-check
+   * (`park` false), which transactions to wait for (`running`: what the last re-check reported).
+   * One round trip.
    */
-  async claimOrIdle(subscription: string, limit: number, done: Completions, park: boolean): Promise<ClaimOrIdle> {
+  async claimOrIdle(subscription: string, limit: number, done: Completions, park: boolean, running: string | null = null): Promise<ClaimOrIdle> {
     const rows = await this.run('claimOrIdle', [
       subscription,
       this.workerId,
@@ -137,10 +146,12 @@ export class Protocol {
       pgIntegerArray(done.ids),
       pgIntegerArray(done.attempts),
       park,
+      running,
     ]);
     const first = rows[0];
-    if (first === undefined || first.deliveryId !== null) return { deliveries: ownRows(rows), parked: false, nextDueIn: null };
-    return { deliveries: [], parked: park, nextDueIn: first.nextDueIn == null ? null : Number(first.nextDueIn) };
+    if (first === undefined || first.deliveryId !== null) return { deliveries: ownRows(rows), parked: false, nextDueIn: null, running: null };
+    const nextDueIn = first.nextDueIn == null ? null : Number(first.nextDueIn);
+    return { deliveries: [], parked: park, nextDueIn, running: first.running ?? null };
   }
 
   /** Returns the ids that were completed; the others had lost their lease. `tx`: a handler's transaction. */

@@ -11,9 +11,14 @@
 //                                          them once): CLAIMING again, the re-check, in a new
 //                                          transaction: it closes the race with a producer that
 //                                          committed just before the park became visible
-//             got none, parked          -> IDLE until the next delivery it reported is due
+//             got none, parked          -> IDLE until the next delivery it reported is due;
+//                                          but while producer transactions that were running
+//                                          when it parked may still commit (they saw no park,
+//                                          so will not NOTIFY), sleep 2 ms, doubling, and
+//                                          re-check until they have ended (0012)
 //   So an event that wakes an idle loop costs three round trips: the claim that gets it, the claim
-//   that carries its ack and parks, and the re-check.
+//   that carries its ack and parks, and the re-check (and more re-checks while other transactions
+//   that were running when it parked have not ended).
 //   A NOTIFY counts as unparking: the producer that sent it deleted the loop's parked row, so the
 //   others stop notifying until the loop parks again (a NOTIFY that arrives while a parking claim is
 //   on its way too: its delete may have come first).
@@ -98,7 +103,10 @@ export class InFlight {
   }
 }
 
-type ClaimOutcome = { claimed: number; parked: boolean; nextDueIn: number | null } | { error: unknown };
+type ClaimOutcome = { claimed: number; parked: boolean; nextDueIn: number | null; running: string | null } | { error: unknown };
+
+/** The first re-check while transactions that ran at the park go on; the delay doubles from there. */
+const firstRecheckMs = 2;
 
 export class SubscriptionLoop {
   /** Every delivery this loop holds a lease on: running, or claimed ahead and queued. */
@@ -117,6 +125,12 @@ export class SubscriptionLoop {
   private parked = false;
   /** NOTIFYs received: a claim that parked counts as parked only if none arrived meanwhile. */
   private notifications = 0;
+  /**
+   * Transactions that were running when this loop last parked: a producer among them may still
+   * commit an event without a NOTIFY (it saw no park). Re-check, with growing delays, until they
+   * have ended.
+   */
+  private recheck: { running: string; delayMs: number } | undefined;
   private stopping = false;
   /** A wake-up arrived since the last claim began: one token, consumed by the next sleep. */
   private woken = false;
@@ -220,9 +234,14 @@ export class SubscriptionLoop {
         // producers skip the NOTIFY (it has no parked row).
       } else if (outcome.parked || !this.parked) {
         // Just parked (or a NOTIFY came meanwhile): claim again, the re-check.
+      } else if (outcome.running !== null) {
+        const delayMs = this.recheck ? Math.min(2 * this.recheck.delayMs, this.settings.pollIntervalMs) : firstRecheckMs;
+        this.recheck = { running: outcome.running, delayMs };
+        await this.sleep(outcome.nextDueIn === null ? delayMs : Math.max(0, Math.min(delayMs, Math.ceil(outcome.nextDueIn))));
       } else {
         await this.idle(outcome.nextDueIn);
       }
+      if (outcome.running === null) this.recheck = undefined;
     }
   }
 
@@ -230,7 +249,8 @@ export class SubscriptionLoop {
    * Claims up to `limit` deliveries, taking the completions queued so far along, and queues what it
    * gets. A full claim starts (or keeps) the backlog; anything less, or a failure, ends it.
    * `park` (given for the claims the loop awaits): if nothing is claimed, park in the same round
-   * trip; either way an empty claim reports when the next delivery is due.
+   * trip; either way an empty claim reports when the next delivery is due, and a re-check whether
+   * producers may still be committing unseen events (the transactions running).
    */
   private claim(limit: number, park?: boolean): Promise<ClaimOutcome> {
     const done = this.acks.takeCompletions();
@@ -248,10 +268,10 @@ export class SubscriptionLoop {
     const notifications = this.notifications;
     const request =
       park === undefined
-        ? this.protocol.claim(name, limit, done).then((deliveries) => ({ deliveries, parked: false, nextDueIn: null }))
-        : this.protocol.claimOrIdle(name, limit, done, park);
+        ? this.protocol.claim(name, limit, done).then((deliveries) => ({ deliveries, parked: false, nextDueIn: null, running: null }))
+        : this.protocol.claimOrIdle(name, limit, done, park, park ? null : (this.recheck?.running ?? null));
     const claim: Promise<ClaimOutcome> = request.then(
-      ({ deliveries, parked, nextDueIn }) => {
+      ({ deliveries, parked, nextDueIn, running }) => {
         finish();
         for (const delivery of deliveries) this.enqueue(delivery);
         this.backlog = deliveries.length >= limit;
@@ -259,7 +279,7 @@ export class SubscriptionLoop {
         // would then skip us, so this loop does not count as parked.
         if (parked && this.notifications === notifications) this.parked = true;
         this.pump();
-        return { claimed: deliveries.length, parked, nextDueIn };
+        return { claimed: deliveries.length, parked, nextDueIn, running };
       },
       (error: unknown) => {
         finish();
