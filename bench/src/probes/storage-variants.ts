@@ -1,6 +1,8 @@
-// Probe: would another storage of deliveries make the claim cycle cheaper? Like claim-cost.ts (one
-// connection runs the claim cycle, carrying the previous batch's acks, until N deliveries are done;
-// server CPU read from /proc, WAL from the server's LSN), for these variants, rounds alternating:
+// Probe: what Postgres spends per delivery on the worker's side, and would another storage of
+// deliveries make it cheaper? One connection runs a claim cycle, carrying the previous batch's acks,
+// until N deliveries are done, no worker process; server CPU is read from /proc (the server must run
+// on this machine), WAL from the server's LSN (run it on a quiet server). Variants, rounds
+// alternating:
 //   crier            crier.claim as migrated
 //   crier-worker     the statement crier's worker sends (src/worker/protocol.ts: crier.claim plus
 //                    each event's version and the columns a handler's event is made of)
