@@ -49,9 +49,14 @@ export class AckBuffer {
   /** Takes back completions whose claim failed; they go out with the next flush or claim. */
   restoreCompletions(completions: Completions): void {
     if (completions.ids.length === 0) return;
-    this.completions.ids.unshift(...completions.ids);
-    this.completions.attempts.unshift(...completions.attempts);
+    this.putBack(completions);
     this.schedule();
+  }
+
+  /** Queues `completions` ahead of those that came since they were taken. */
+  private putBack({ ids, attempts }: Completions): void {
+    this.completions.ids.unshift(...ids);
+    this.completions.attempts.unshift(...attempts);
   }
 
   get size(): number {
@@ -86,8 +91,7 @@ export class AckBuffer {
       let failed: unknown;
       if (completions.ids.length > 0) {
         await this.writeCompletions(completions).catch((error) => {
-          this.completions.ids.unshift(...completions.ids);
-          this.completions.attempts.unshift(...completions.attempts);
+          this.putBack(completions);
           failed = error;
         });
       }

@@ -82,23 +82,22 @@ function ownRows(rows: postgres.RowList<postgres.Row[]>): ClaimedDelivery[] {
 // is. Transactional handlers' acks commit with the handler's transaction, never through this.
 const asyncCommit = `(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
 
+// A ClaimedDelivery, from a row `c` of crier.claim.
+const claimedColumns = `c.delivery_id::text AS "deliveryId", c.attempt, c.event_id::text AS "eventId",
+       c.event_uuid::text AS "eventUuid", c.topic, c.key, c.payload,
+       coalesce(c.headers, '{}') AS headers, c.created_at AS "createdAt",
+       coalesce((SELECT e.version FROM crier.events e WHERE e.id = c.event_id), 1) AS version`;
+
 const statements = {
   // The event's version is read beside crier.claim rather than added to its result, so that the
   // claim function keeps one signature whoever redefines it (one primary-key lookup per row).
   // Rows come back as ClaimedDelivery objects as they are (not copied): a worker holds hundreds.
-  claim: `SELECT c.delivery_id::text AS "deliveryId", c.attempt, c.event_id::text AS "eventId",
-                 c.event_uuid::text AS "eventUuid", c.topic, c.key, c.payload,
-                 coalesce(c.headers, '{}') AS headers, c.created_at AS "createdAt",
-                 coalesce((SELECT e.version FROM crier.events e WHERE e.id = c.event_id), 1) AS version
+  claim: `SELECT ${claimedColumns}
           FROM ${asyncCommit}, crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[]) c`,
   // The same claim, and when it comes back empty: park ($6) and say when the next delivery is due
   // (0012_claim_or_idle), so an idle cycle costs no extra round trips. That case is one row
   // without a delivery.
-  claimOrIdle: `SELECT c.delivery_id::text AS "deliveryId", c.attempt, c.event_id::text AS "eventId",
-                       c.event_uuid::text AS "eventUuid", c.topic, c.key, c.payload,
-                       coalesce(c.headers, '{}') AS headers, c.created_at AS "createdAt",
-                       coalesce((SELECT e.version FROM crier.events e WHERE e.id = c.event_id), 1) AS version,
-                       c.next_due_in AS "nextDueIn", c.running::text
+  claimOrIdle: `SELECT ${claimedColumns}, c.next_due_in AS "nextDueIn", c.running::text
                 FROM ${asyncCommit}, crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean, $7::text::bigint[]) c`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   fail: `SELECT delivery_id::text, state, available_at
