@@ -4,6 +4,7 @@
 // handle is first used: a process that never passes one does not pay for it (~8 MiB).
 import type { SQL, SQLWrapper } from 'drizzle-orm';
 import type postgres from 'postgres';
+import { denseRows } from './dense-rows.ts';
 
 /** Anything crier can publish through: postgres.js (`sql`, `tx`) or Drizzle (`db`, `tx`). */
 export type Executor = postgres.Sql<any> | postgres.TransactionSql<any> | DrizzleExecutor;
@@ -19,7 +20,7 @@ export async function runQuery(executor: Executor, text: string, params: unknown
     // `prepare: true` asks for a named prepared statement only where the client allows one:
     // postgres.js ANDs it with the client's own `prepare` option, so a client made with
     // `prepare: false` (for PgBouncer in transaction mode) gets unnamed statements. Never force it.
-    return (await executor.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })) as Row[];
+    return denseRows(await executor.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })) as Row[];
   }
   if (executor && typeof (executor as DrizzleExecutor).execute === 'function') {
     const result = await (executor as DrizzleExecutor).execute(await toDrizzle(text, params));

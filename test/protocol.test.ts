@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import postgres from 'postgres';
 import { createCrier, CrierError } from '../src/index.ts';
 import { fromDatabaseError } from '../src/errors.ts';
+import { Protocol } from '../src/worker/protocol.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
@@ -284,4 +285,21 @@ test('fail backs off exponentially with equal jitter: delay in [raw/2, raw], raw
   const [fresh] = await claim('backoff', 'w2', 1);
   const [gaveUp] = await fail('w2', fresh!.delivery_id, 1, 'hopeless', true);
   assert.equal(gaveUp!.state, 'dead');
+});
+
+test('a query that failed while its rows streamed in leaves no empty slots in the next claim on that connection', async () => {
+  // postgres.js 3.4.x does not reset its row counter after such a failure (src/dense-rows.ts): the
+  // next result on the connection used to start with that many empty slots, and a worker claimed
+  // `undefined` deliveries.
+  await subscription('stream-fail');
+  await publish('stream-fail', 3);
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    await assert.rejects(sql`SELECT i, 1 / (4 - i) AS boom FROM generate_series(1, 10) i`, /division by zero/);
+    const claimed = await new Protocol(sql, 'crier', 'w-stream').claim('stream-fail', 10);
+    assert.equal(claimed.length, 3);
+    assert.ok(claimed.every((delivery) => delivery?.topic === 'stream-fail.item'), 'three deliveries, no empty slots');
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
 });

@@ -3,6 +3,7 @@
 // db/migrations (0001_sql_api.sql and the later ones that redefine it), reviewed as SQL and
 // callable by any language.
 import type postgres from 'postgres';
+import { denseRows } from '../dense-rows.ts';
 import { inSchema } from '../schema-name.ts';
 
 export interface ClaimedDelivery {
@@ -70,7 +71,7 @@ function pgIntegerArray(values: readonly (string | number)[]): string {
  * kept every claimed row alive through young GCs (27% of what a drain allocated survived one; 2%
  * with this): the rows move to an array of our own and the result is emptied.
  */
-function ownRows(rows: postgres.RowList<postgres.Row[]>): ClaimedDelivery[] {
+function ownRows(rows: postgres.Row[]): ClaimedDelivery[] {
   const claimed = rows.slice() as unknown as ClaimedDelivery[];
   rows.length = 0;
   return claimed;
@@ -124,8 +125,8 @@ export class Protocol {
   // Prepared where the client allows it: postgres.js ANDs this `prepare: true` with the client's own
   // option, so a worker client made with `prepare: false` (PgBouncer in transaction mode) sends
   // unnamed statements instead.
-  private run(name: keyof typeof statements, params: unknown[], sql: postgres.Sql<any> | postgres.TransactionSql<any> = this.sql) {
-    return sql.unsafe(this.text[name], params as postgres.ParameterOrJSON<never>[], { prepare: true });
+  private async run(name: keyof typeof statements, params: unknown[], sql: postgres.Sql<any> | postgres.TransactionSql<any> = this.sql) {
+    return denseRows(await sql.unsafe(this.text[name], params as postgres.ParameterOrJSON<never>[], { prepare: true }));
   }
 
   /**
