@@ -139,6 +139,16 @@ checks('Knex transaction', async () => {
   };
 });
 
+test('Knex: question marks in crier SQL stay operators, and a $n used twice is bound twice', async () => {
+  const knex = knexFactory({ client: 'pg', connection: db.url, pool: { min: 0, max: 1 } });
+  try {
+    const result = await knexExecutor(knex).query(`SELECT '{"a": 1}'::jsonb ? $2 AS has, $1::int + $1::int AS twice`, [2, 'a']);
+    assert.deepEqual((result as { rows: unknown[] }).rows, [{ has: true, twice: 4 }]);
+  } finally {
+    await knex.destroy();
+  }
+});
+
 checks('TypeORM EntityManager (dataSource.transaction)', async () => {
   const dataSource = await new DataSource({ type: 'postgres', url: db.url, poolSize: 2 }).initialize();
   return {

@@ -3,7 +3,7 @@
 // runs a consumer's first program (migrate, publish inside a transaction, a worker handles the
 // event) in each setup: ES modules and CommonJS on postgres.js 4.x, and on 3.x with Drizzle;
 // TypeScript strict without skipLibCheck with moduleResolution node10, nodenext (ESM and CJS) and
-// bundler, each type-checked and then run.
+// bundler, each type-checked and then run; and the crier command from the package's bin.
 //
 // Run by `npm run test:consumers` (CI), not by `npm test`: packing rebuilds dist/, which the
 // other test files use while they run. It needs the npm registry: without it the test is skipped
@@ -117,6 +117,7 @@ describe('consumer projects from the packed tarball', { skip }, () => {
   for (const project of projects) {
     describe(project.name, () => {
       let dir: string;
+      const compiled = new Set<string>();
       before(async () => {
         dir = join(work, project.name);
         mkdirSync(join(dir, 'nodenext'), { recursive: true });
@@ -127,9 +128,22 @@ describe('consumer projects from the packed tarball', { skip }, () => {
         await run(npm, ['install', '--no-audit', '--no-fund', `crier@file:${tarball}`, ...project.packages], { cwd: dir, maxBuffer: 64 * 1024 * 1024 });
       });
 
+      test('the crier command (bin): migrate, publish, events list', async () => {
+        const crier = async (...args: string[]) =>
+          (await run(join(dir, 'node_modules/.bin/crier'), args, { cwd: dir, env: { ...process.env, DATABASE_URL: db.url } }).catch((error) =>
+            assert.fail(`crier ${args.join(' ')}:\n${error.stdout}${error.stderr}`),
+          )).stdout;
+        const topic = `consumer.${project.name}_cli`;
+        await crier('migrate');
+        await crier('publish', topic, '{"from":"cli"}');
+        const listed = JSON.parse(await crier('events', 'list', '--topic', topic, '--json'));
+        assert.deepEqual(listed.map((event: { topic: string }) => event.topic), [topic]);
+      });
+
       for (const program of project.programs) {
         test(program.name, async () => {
-          if (program.tsconfig) {
+          if (program.tsconfig && !compiled.has(program.tsconfig)) {
+            compiled.add(program.tsconfig);
             await run(process.execPath, [join(dir, 'node_modules/typescript/bin/tsc'), '-p', program.tsconfig], { cwd: dir }).catch((error) => {
               assert.fail(`tsc -p ${program.tsconfig}:\n${error.stdout}${error.stderr}`);
             });
