@@ -99,7 +99,7 @@ const statements = {
   // (0012_claim_or_idle), so an idle cycle costs no extra round trips. That case is one row
   // without a delivery.
   claimOrIdle: `SELECT ${claimedColumns}, c.next_due_in AS "nextDueIn", c.running::text
-                FROM ${asyncCommit}, crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean, $7::text::bigint[]) c`,
+                FROM ${asyncCommit}, crier.claim_or_idle($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean, $7::text::bigint[]) c`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   fail: `SELECT delivery_id::text, state, available_at
          FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[])`,
