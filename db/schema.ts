@@ -51,7 +51,7 @@ export const events = crier.table(
     ),
     check('events_headers_object', sql`jsonb_typeof(${t.headers}) = 'object'`),
     // Time-bounded scans of the log (events list --since, replay, prune): tiny, and cheap to keep
-    // because created_at grows with the table. Created in 0002_audit_views.
+    // because created_at grows with the table.
     index('events_created_at_brin').using('brin', t.createdAt),
   ],
 );
