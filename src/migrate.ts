@@ -3,7 +3,7 @@
 // in the order of sqlFiles), then the roles' grants. Safe to run twice and from many processes at
 // once: an advisory lock on a dedicated connection serialises migrators; the Drizzle journal skips
 // the table migrations already applied, and a db/sql file is applied again only when its content
-// changed (its hash is recorded). Drizzle's migrator is imported when migrate() runs, so workers that
+// changed (its hash is recorded in drizzle.__crier_sql_files, or __crier_sql_files_<schema>). Drizzle's migrator is imported when migrate() runs, so workers that
 // never migrate never load it.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -62,8 +62,10 @@ export function migrationsTable(schema: string): string {
   return schema === defaultSchema ? '__crier_migrations' : `__crier_migrations_${schema}`;
 }
 
-/** Where the hashes of the applied db/sql files are kept (one row per schema and file). */
-const sqlFilesTable = `"${migrationsSchema}"."__crier_sql_files"`;
+/** Where the hashes of the db/sql files applied to a schema are kept (one row per file). */
+export function sqlFilesTable(schema: string): string {
+  return schema === defaultSchema ? '__crier_sql_files' : `__crier_sql_files_${schema}`;
+}
 
 function dbFolder(): string {
   // src/migrate.ts runs from the repository; dist/src/migrate.js from a build.
@@ -104,11 +106,11 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
     const before = await lastApplied(client, table);
     checkUpgradable(schema, before, journal);
     await client.unsafe(`CREATE SCHEMA IF NOT EXISTS "${migrationsSchema}"; CREATE SCHEMA IF NOT EXISTS "${schema}"`).simple();
+    const files = `"${migrationsSchema}"."${sqlFilesTable(schema)}"`;
     await client.unsafe(
-      `CREATE TABLE IF NOT EXISTS ${sqlFilesTable} (schema text NOT NULL, file text NOT NULL, sha256 text NOT NULL,
-         applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (schema, file))`,
+      `CREATE TABLE IF NOT EXISTS ${files} (file text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
-    const applied = await applySqlFiles(client, schema, sqlFiles.beforeTables);
+    const applied = await applySqlFiles(client, schema, files, sqlFiles.beforeTables);
 
     const db = drizzle(client);
     // dialect.migrate is what drizzle-orm/postgres-js/migrator calls; we feed it the rewritten SQL.
@@ -118,7 +120,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       { migrationsSchema, migrationsTable: table },
     );
     const tables = journal.entries.filter((e) => e.when > before).map((e) => e.tag);
-    applied.push(...(await applySqlFiles(client, schema, sqlFiles.afterTables)));
+    applied.push(...(await applySqlFiles(client, schema, files, sqlFiles.afterTables)));
 
     if (tables.length > 0 || applied.length > 0) {
       // Whatever was (re)defined, the roles' grants are derived again from the schema as it is.
@@ -133,10 +135,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
 }
 
 /** Applies, in order and in one transaction, the files whose content changed; returns their names. */
-async function applySqlFiles(client: postgres.Sql, schema: string, files: readonly string[]): Promise<string[]> {
-  const recorded = new Map(
-    (await client.unsafe(`SELECT file, sha256 FROM ${sqlFilesTable} WHERE schema = $1`, [schema])).map((r) => [r.file as string, r.sha256 as string]),
-  );
+async function applySqlFiles(client: postgres.Sql, schema: string, table: string, files: readonly string[]): Promise<string[]> {
+  const recorded = new Map((await client.unsafe(`SELECT file, sha256 FROM ${table}`)).map((r) => [r.file as string, r.sha256 as string]));
   const changed = files
     .map((file) => {
       const text = readFileSync(`${sqlFolder()}/${file}`, 'utf8');
@@ -157,9 +157,9 @@ async function applySqlFiles(client: postgres.Sql, schema: string, files: readon
         throw error;
       }
       await tx.unsafe(
-        `INSERT INTO ${sqlFilesTable} (schema, file, sha256) VALUES ($1, $2, $3)
-         ON CONFLICT (schema, file) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()`,
-        [schema, f.file, f.sha256],
+        `INSERT INTO ${table} (file, sha256) VALUES ($1, $2)
+         ON CONFLICT (file) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()`,
+        [f.file, f.sha256],
       );
     }
   });

@@ -205,7 +205,7 @@ test('a changed db/sql file is applied again, alone; the grants are derived agai
     assert.equal(await canExecute(db, `${prefix}_worker`, claimOrIdle), true);
     // A file whose recorded hash no longer matches (as after an upgrade that changed it), and a
     // redefinition of its function that lost the grant (as DROP and CREATE do).
-    await db.sql`UPDATE drizzle.__crier_sql_files SET sha256 = 'stale' WHERE schema = 'crier' AND file = 'deliveries/claim.sql'`;
+    await db.sql`UPDATE drizzle.__crier_sql_files SET sha256 = 'stale' WHERE file = 'deliveries/claim.sql'`;
     await db.sql.unsafe(`REVOKE EXECUTE ON FUNCTION ${claimOrIdle} FROM ${prefix}_worker`);
     const before = await schemaSignature(db, 'crier');
     assert.deepEqual((await migrate({ connection: db.url })).applied, ['sql/deliveries/claim.sql']);
