@@ -313,6 +313,7 @@ END $$;
 CREATE FUNCTION crier.enqueue(p_event_ids bigint[], p_subscription text DEFAULT NULL::text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
   v_topics text[];

@@ -10,10 +10,14 @@
 -- 'waiting' behind its key's head, and becomes the head (pending) when its key was idle; otherwise
 -- it is pending at the event's deliver_at (now if none). Parked workers of the subscriptions that
 -- got claimable deliveries are woken. Runs as its owner: publishers (through the trigger) and
--- operators (replay) need no rights on crier's internal tables.
+-- operators (replay) need no rights on crier's internal tables. Generic plans only: with custom
+-- plans Postgres planned the insert again on every call (p_subscription makes each custom plan
+-- look cheaper than the generic one), which doubled the cost of a publish to an ordered
+-- subscription (3.1 against 1.4 ms in a loop of 3,000 on a busy machine; 1.0 ms with this).
 CREATE OR REPLACE FUNCTION crier.enqueue(p_event_ids bigint[], p_subscription text DEFAULT NULL)
 RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
   v_topics text[];
   v_unrouted text[];
