@@ -192,7 +192,8 @@ export const routeEpoch = crier.table(
 /**
  * Workers that found nothing to claim and are waiting for a NOTIFY. Producers notify only when a
  * worker of a matching subscription is parked, so a busy system never takes the NOTIFY lock; the
- * first producer to wake a worker deletes its row, so the others skip even the check (0013).
+ * first producer to wake a worker deletes its row, so the others skip even the check
+ * (db/sql/wake.sql).
  */
 export const parkedWorkers = crier.table(
   'parked_workers',
