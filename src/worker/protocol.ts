@@ -1,6 +1,6 @@
 // The worker's side of the SQL protocol: one named call per step of a delivery's life. The SQL
-// itself (claim, complete, fail, extend_leases, release, rescue_expired, park) lives in
-// db/migrations (0001_sql_api.sql and the later ones that redefine it), reviewed as SQL and
+// itself (claim, complete, fail, extend_leases, release, rescue_expired, park) lives in db/sql
+// (deliveries/claim.sql, deliveries/ack.sql, deliveries/leases.sql, wake.sql), reviewed as SQL and
 // callable by any language.
 import type postgres from 'postgres';
 import { denseRows } from '../dense-rows.ts';
@@ -96,10 +96,10 @@ const statements = {
   claim: `SELECT ${claimedColumns}
           FROM ${asyncCommit}, crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[]) c`,
   // The same claim, and when it comes back empty: park ($6) and say when the next delivery is due
-  // (0012_claim_or_idle), so an idle cycle costs no extra round trips. That case is one row
+  // (crier.claim_or_idle), so an idle cycle costs no extra round trips. That case is one row
   // without a delivery.
   claimOrIdle: `SELECT ${claimedColumns}, c.next_due_in AS "nextDueIn", c.running::text
-                FROM ${asyncCommit}, crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean, $7::text::bigint[]) c`,
+                FROM ${asyncCommit}, crier.claim_or_idle($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean, $7::text::bigint[]) c`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   fail: `SELECT delivery_id::text, state, available_at
          FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[])`,
