@@ -5,15 +5,21 @@
 //
 // This file runs under tsx (esbuild), which compiles decorators as standard decorators and emits no
 // decorator metadata: the providers are factories with explicit `inject`, as they would be in any
-// Nest application without emitDecoratorMetadata.
+// Nest application without emitDecoratorMetadata. The last test compiles a Nest application the way
+// teams do (tsc, legacy decorators, emitted metadata: test/fixtures/nestjs-app) and stops it with
+// SIGTERM while a handler runs.
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { CrierError, type CrierEvent, type HandlerContext } from '../src/index.ts';
+import { publishAndDrain } from '../src/testing.ts';
 import { CrierHandler, CrierModule, CrierPublisher, CrierWorkers, type CrierModuleOptions } from '../src/integrations/nestjs/index.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 
@@ -108,10 +114,7 @@ function appModule(crier: DynamicModule, extraProviders: unknown[] = []): new ()
       ...(extraProviders as never[]),
     ],
   })
-  class AppModule {
-    // The application's client closes after crier's workers stopped (CrierModule shuts down first).
-    constructor() {}
-  }
+  class AppModule {}
   return AppModule;
 }
 
@@ -205,6 +208,12 @@ describe('crier/nestjs configuration', () => {
       const event = await app.get(CrierPublisher).publish(db.sql, 'async.configured', { ok: true });
       const [row] = await db.sql`SELECT topic FROM crier.events WHERE id = ${event.id}`;
       assert.equal(row!.topic, 'async.configured');
+      // Without a worker, crier/testing runs the discovered handlers (with the app's providers).
+      const billing = app.get(CrierWorkers).subscriptions.filter((s) => s.name === 'nest-billing');
+      const result = await publishAndDrain(db.sql, billing, (tx) => app.get(CrierPublisher).publish(tx, 'order.created', { orderId: 'o-drained' }));
+      assert.deepEqual([result.done, result.retried, result.dead], [1, 0, 0]);
+      assert.deepEqual(app.get(Journal).charged, ['o-drained']);
+      assert.equal((await db.sql`SELECT count(*)::int AS n FROM charges WHERE order_id = 'o-drained'`)[0]!.n, 1);
     } finally {
       await app.close();
       await app.get<postgres.Sql>(SQL).end({ timeout: 1 });
@@ -248,5 +257,48 @@ describe('crier/nestjs configuration', () => {
       () => (CrierHandler({ subscription: 'legacy', topics: ['a.b'] }) as (...args: unknown[]) => void)(Legacy, undefined, undefined),
       /decorates a method, not a class/,
     );
+  });
+});
+
+describe('a Nest application compiled with tsc (legacy decorators, emitted metadata)', () => {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const fixture = `${root}test/fixtures/nestjs-app`;
+  let build: string;
+  before(async () => {
+    await db.sql`CREATE TABLE app_orders (id text PRIMARY KEY, fulfilled boolean NOT NULL DEFAULT false)`;
+    // Inside the repository, so the compiled app resolves packages from its node_modules.
+    build = mkdtempSync(`${fixture}/.build-`);
+    // Type-checked by `npm run typecheck`; here only emitted, as `nest build` would.
+    execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${fixture}/tsconfig.json`, '--noCheck', '--outDir', build], { stdio: 'inherit' });
+  });
+  after(() => rmSync(build, { recursive: true, force: true }));
+
+  test('SIGTERM while a handler runs: the handler finishes and commits before the application\'s own client closes', async () => {
+    const child = spawn(process.execPath, [`${build}/test/fixtures/nestjs-app/main.js`], {
+      env: { ...process.env, DATABASE_URL: db.url, NO_COLOR: '1', NODE_TEST_CONTEXT: undefined },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+    const lines = output.split('\n').filter((line) => /app: |\[Crier\]/.test(line)).map((line) => line.replace(/^.*?(app: |\[Crier\] )/, '$1').replace(/worker \S+/, 'worker'));
+    assert.equal(signal, 'SIGTERM', `the application stopped on its signal (exit code ${code}); output:\n${output}`);
+    assert.deepEqual(lines, [
+      '[Crier] worker started: app-fulfilment (x10)',
+      'app: started',
+      'app: handling first',
+      'app: handled first',
+      'app: handling second',
+      '[Crier] waiting up to 10000ms for 1 running handlers',
+      'app: handled second',
+      '[Crier] worker stopped',
+      'app: database client closed',
+    ]);
+    assert.deepEqual((await db.sql`SELECT id, fulfilled FROM app_orders ORDER BY id`).map((r) => ({ ...r })), [
+      { id: 'first', fulfilled: true },
+      { id: 'second', fulfilled: true },
+    ]);
+    assert.deepEqual(await deliveryStates(db.sql, 'app-fulfilment'), { done: 2 });
   });
 });

@@ -1,13 +1,17 @@
 // CrierModule: the Nest module. forRoot / forRootAsync give two modules:
 //   CrierCoreModule  global: the options and CrierPublisher, injectable anywhere in the application.
-//   CrierModule      not global, imported by the root module: CrierWorkers, which runs the workers.
-// The split is for shutdown order: Nest destroys global modules last, and modules nearest the root
-// first, so the workers stop before the application's other modules (its database clients) do.
+//   CrierModule      CrierWorkers, which runs the workers of the @CrierHandler methods.
+//
+// Shutdown order matters: the worker must stop (and its running handlers finish) before any other
+// module releases what handlers use, such as the application's database client. Nest runs
+// onModuleDestroy module by module, nearest the root first and global modules last, and gives no
+// public way to go first; so CrierModule asks to be placed before the root module (distance -1).
+// The same order starts the workers after every other module's bootstrap hooks have run.
 //
 // No Nest decorator is used: providers are factories with explicit `inject` tokens, so this works
 // whether or not the application's compiler emits decorator metadata (tsc does, esbuild/tsx do not).
 import type { DynamicModule, Provider } from '@nestjs/common';
-import { DiscoveryModule, DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { DiscoveryModule, DiscoveryService, MetadataScanner, ModulesContainer } from '@nestjs/core';
 import { CrierError } from '../../errors.ts';
 import { CRIER_MODULE_OPTIONS, type CrierModuleAsyncOptions, type CrierModuleOptions } from './options.ts';
 import { CrierPublisher } from './publisher.ts';
@@ -52,12 +56,25 @@ export class CrierModule {
       providers: [
         {
           provide: CrierWorkers,
-          useFactory: (o: CrierModuleOptions, discovery: DiscoveryService, scanner: MetadataScanner) => new CrierWorkers(o, discovery, scanner),
-          inject: [CRIER_MODULE_OPTIONS, DiscoveryService, MetadataScanner],
+          useFactory: (o: CrierModuleOptions, discovery: DiscoveryService, scanner: MetadataScanner, modules: ModulesContainer) => {
+            shutDownFirst(modules);
+            return new CrierWorkers(o, discovery, scanner);
+          },
+          inject: [CRIER_MODULE_OPTIONS, DiscoveryService, MetadataScanner, ModulesContainer],
         },
       ],
       exports: [CrierWorkers],
     };
+  }
+}
+
+/**
+ * Gives CrierModule a distance below the root module's (0): Nest sorts modules by it for lifecycle
+ * hooks, once, after the providers are made (this runs while they are). Nest 8 to 12 work so.
+ */
+function shutDownFirst(modules: ModulesContainer): void {
+  for (const moduleRef of modules.values()) {
+    if (moduleRef.metatype === CrierModule) moduleRef.distance = -1;
   }
 }
 

@@ -4,8 +4,8 @@
 // enableShutdownHooks) it stops that worker gracefully: no more claims, running handlers finish
 // within shutdownTimeout, the rest go back to pending.
 //
-// It stops in onModuleDestroy, the first of Nest's shutdown hooks, and CrierModule (not global, see
-// module.ts) sits near the root, so handlers stop before the modules they use tear down.
+// It stops in onModuleDestroy, the first of Nest's shutdown hooks, and CrierModule's hooks run before
+// every other module's (module.ts), so handlers finish before the modules they use tear down.
 import type { OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { Logger as NestLogger } from '@nestjs/common';
 import type { DiscoveryService, MetadataScanner } from '@nestjs/core';
