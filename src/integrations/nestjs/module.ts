@@ -34,9 +34,9 @@ export class CrierModule {
     const provider: Provider = {
       provide: CRIER_MODULE_OPTIONS,
       useFactory: async (...args: unknown[]) => checked(await options.useFactory(...args)),
-      inject: (options.inject ?? []) as never[],
+      inject: options.inject ?? [],
     };
-    return CrierModule.build(provider, (options.imports ?? []) as DynamicModule['imports'] & unknown[]);
+    return CrierModule.build(provider, options.imports ?? []);
   }
 
   private static build(optionsProvider: Provider, imports: NonNullable<DynamicModule['imports']>): DynamicModule {
@@ -70,7 +70,7 @@ export class CrierModule {
 
 /**
  * Gives CrierModule a distance below the root module's (0): Nest sorts modules by it for lifecycle
- * hooks, once, after the providers are made (this runs while they are). Nest 8 to 12 work so.
+ * hooks, once, after the providers are made (this runs while they are). Checked with Nest 11 and 12.
  */
 function shutDownFirst(modules: ModulesContainer): void {
   for (const moduleRef of modules.values()) {

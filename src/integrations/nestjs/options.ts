@@ -1,5 +1,6 @@
-// What CrierModule is configured with, and the injection tokens it provides. Types only, and one
-// token: importing this never loads anything of Nest.
+// What CrierModule is configured with, and the injection token of its options. Nest's types only:
+// importing this loads nothing of Nest.
+import type { FactoryProvider, ModuleMetadata } from '@nestjs/common';
 import type { Connection } from '../../connection.ts';
 import type { Logger } from '../../logger.ts';
 import type { WorkerOptions } from '../../worker/worker.ts';
@@ -26,9 +27,9 @@ export interface CrierModuleOptions {
 
 export interface CrierModuleAsyncOptions {
   /** Modules whose providers `inject` names (ConfigModule, ...). */
-  imports?: unknown[];
+  imports?: ModuleMetadata['imports'];
   /** Tokens handed to `useFactory`, in order (ConfigService, ...). */
-  inject?: unknown[];
+  inject?: FactoryProvider['inject'];
   useFactory: (...args: any[]) => CrierModuleOptions | Promise<CrierModuleOptions>;
 }
 
