@@ -103,9 +103,20 @@ class BillingHandlers {
   }
 }
 
+/** Handlers may sit on controllers too. */
+class AuditController {
+  static seen: string[] = [];
+
+  @CrierHandler({ subscription: 'nest-audit', topics: ['order.created'] })
+  record(event: CrierEvent<{ orderId: string }>) {
+    AuditController.seen.push(event.payload.orderId);
+  }
+}
+
 function appModule(crier: DynamicModule, extraProviders: unknown[] = []): new () => unknown {
   @Module({
     imports: [crier],
+    controllers: [AuditController],
     providers: [
       { provide: SQL, useFactory: () => postgres(db.url, { max: 4, onnotice: () => {} }) },
       Journal,
@@ -135,10 +146,11 @@ describe('crier/nestjs', () => {
 
   test('the decorated methods become the subscriptions of one worker, started at bootstrap', async () => {
     const workers = app.get(CrierWorkers);
-    assert.deepEqual(workers.subscriptions.map((s) => s.name).sort(), ['nest-billing', 'nest-flaky', 'nest-slow']);
+    assert.deepEqual(workers.subscriptions.map((s) => s.name).sort(), ['nest-audit', 'nest-billing', 'nest-flaky', 'nest-slow']);
     assert.ok(workers.worker, 'a worker runs');
     const rows = await db.sql`SELECT name, topics, max_attempts FROM crier.subscriptions ORDER BY name`;
     assert.deepEqual(rows.map((r) => ({ ...r })), [
+      { name: 'nest-audit', topics: ['order.created'], max_attempts: 5 },
       { name: 'nest-billing', topics: ['order.*'], max_attempts: 5 },
       { name: 'nest-flaky', topics: ['order.created'], max_attempts: 3 },
       { name: 'nest-slow', topics: ['report.requested'], max_attempts: 5 },
@@ -153,6 +165,8 @@ describe('crier/nestjs', () => {
     await orders.placeOrderWithDrizzle('o-2');
     await eventually(async () => (await deliveryStates(db.sql, 'nest-billing')).done === 2, 10_000, 'both orders charged');
     assert.deepEqual(journal.charged.sort(), ['o-1', 'o-2']);
+    await eventually(async () => (await deliveryStates(db.sql, 'nest-audit')).done === 2, 10_000, 'both orders audited');
+    assert.deepEqual(AuditController.seen.sort(), ['o-1', 'o-2']);
     const events = await db.sql`SELECT payload->>'orderId' AS id FROM crier.events WHERE topic = 'order.created' ORDER BY id`;
     assert.deepEqual(events.map((e) => e.id), ['o-1', 'o-2'], 'the rolled-back order published nothing');
     const charges = await db.sql`SELECT order_id FROM charges ORDER BY order_id`;
@@ -204,7 +218,7 @@ describe('crier/nestjs configuration', () => {
     const app = await NestFactory.createApplicationContext(appModule(crier), { logger: false, abortOnError: false });
     try {
       assert.equal(app.get(CrierWorkers).worker, undefined, 'workers: false publishes only');
-      assert.equal(app.get(CrierWorkers).subscriptions.length, 3);
+      assert.equal(app.get(CrierWorkers).subscriptions.length, 4);
       const event = await app.get(CrierPublisher).publish(db.sql, 'async.configured', { ok: true });
       const [row] = await db.sql`SELECT topic FROM crier.events WHERE id = ${event.id}`;
       assert.equal(row!.topic, 'async.configured');
