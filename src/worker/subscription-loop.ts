@@ -31,6 +31,8 @@
 //             IDLE).
 //   IDLE      sleep until a NOTIFY names this subscription, the next delayed delivery falls due,
 //             or the poll interval passes (NOTIFY is a hint; the poll is the safety net).
+//             A retry this loop's own failure ack scheduled wakes it too, by a timer: the ack can
+//             land after the loop's last claim reported what is due, and a retry sends no NOTIFY.
 //   BACKOFF   a claim failed (connection lost, database restarting): wait, with growing delays.
 //   STOPPED   stop() was called: no more claims; handlers in flight are the worker's to finish.
 //
@@ -135,6 +137,11 @@ export class SubscriptionLoop {
   /** A wake-up arrived since the last claim began: one token, consumed by the next sleep. */
   private woken = false;
   private sleeper: { wakeable: boolean; interrupt: () => void } | undefined;
+  /**
+   * Wakes the loop when the earliest retry its failure acks scheduled falls due. One timer is
+   * enough: the claim that wake-up leads to reports when the next pending delivery is due.
+   */
+  private retryTimer: { at: number; timer: NodeJS.Timeout } | undefined;
   private loop: Promise<void> | undefined;
   /** What every handler context of this loop shares. */
   private readonly contextSources: ContextSources;
@@ -175,6 +182,7 @@ export class SubscriptionLoop {
    */
   async stop(): Promise<ClaimedDelivery[]> {
     this.stopping = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer.timer);
     this.sleeper?.interrupt();
     await this.loop;
     await Promise.all(this.claims); // what they bring is queued, and handed back below
@@ -301,6 +309,22 @@ export class SubscriptionLoop {
       await this.sleep(200, { wakeable: false });
     }
   }
+
+  /** A failure ack of this loop was written: its retry is due in `inMs`. */
+  private readonly retryDue = (inMs: number): void => {
+    if (this.stopping) return;
+    const delay = Math.min(maxTimerDelayMs, Math.max(0, Math.ceil(inMs)));
+    const at = Date.now() + delay;
+    if (this.retryTimer !== undefined) {
+      if (this.retryTimer.at <= at) return;
+      clearTimeout(this.retryTimer.timer);
+    }
+    const timer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.wake();
+    }, delay).unref();
+    this.retryTimer = { at, timer };
+  };
 
   /** Sleeps until the next delivery is due (`dueIn` ms), a wake-up, or the poll interval. */
   private async idle(dueIn: number | null): Promise<void> {
@@ -458,7 +482,7 @@ export class SubscriptionLoop {
       this.acks.complete(deliveryId, attempt);
       return;
     }
-    this.acks.fail({ deliveryId, attempt, ...describeFailure(error) });
+    this.acks.fail({ deliveryId, attempt, ...describeFailure(error) }, this.retryDue);
   }
 }
 
