@@ -13,7 +13,7 @@ import type { CatalogSubscription } from './catalog/typed-crier.ts';
 import { openClient, type Connection } from './connection.ts';
 import { fromDatabaseError } from './errors.ts';
 import { checkSchemaName, defaultSchema } from './schema-name.ts';
-import { declareSubscriptions, toSubscriptionRow } from './subscriptions.ts';
+import { declareSubscriptions, retrySchedule, toSubscriptionRow } from './subscriptions.ts';
 import { toEvent, type CrierEvent, type HandlerContext } from './worker/event.ts';
 import { Protocol } from './worker/protocol.ts';
 import { describeFailure } from './worker/subscription-loop.ts';
@@ -117,6 +117,7 @@ export async function drain(
     const outcomes: DrainOutcome[] = [];
     for (const subscription of subscriptions) {
       const maxAttempts = toSubscriptionRow(subscription).maxAttempts;
+      const schedule = retrySchedule(subscription);
       for (;;) {
         const claimed = await protocol.claim(subscription.name, 100);
         if (claimed.length === 0) break;
@@ -139,7 +140,7 @@ export async function drain(
             await protocol.complete([delivery.deliveryId], [delivery.attempt]);
             outcomes.push({ ...base, outcome: 'done' });
           } catch (error) {
-            const failure = describeFailure(error ?? new Error('handler threw a nullish value'));
+            const failure = describeFailure(error ?? new Error('handler threw a nullish value'), schedule, delivery.attempt);
             const [row] = await protocol.fail([{ deliveryId: delivery.deliveryId, attempt: delivery.attempt, ...failure }]);
             outcomes.push({ ...base, outcome: row?.state === 'dead' ? 'dead' : 'retry', error: failure.error });
           }
