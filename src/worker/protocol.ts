@@ -49,6 +49,8 @@ export interface Failure {
   error: string;
   stack: string | null;
   giveUp: boolean;
+  /** Ms before the retry (RetryLater, or the subscription's retry schedule); null: its backoff. */
+  delayMs: number | null;
 }
 
 /**
@@ -104,7 +106,7 @@ const statements = {
   // due_in: ms until the retry falls due, by the database's clock (now() is the time crier.fail
   // counted its backoff from), so a worker's own clock may be off without making it late.
   fail: `SELECT delivery_id::text, state, available_at, extract(epoch FROM available_at - now()) * 1000 AS due_in
-         FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[])`,
+         FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[], $7::text::integer[])`,
   extendLeases: `SELECT id::text FROM crier.extend_leases($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   release: `SELECT id::text FROM crier.release($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   rescueExpired: `SELECT crier.rescue_expired() AS rescued`,
@@ -177,6 +179,7 @@ export class Protocol {
       pgArray(failures.map((f) => f.error)),
       pgArray(failures.map((f) => f.stack)),
       pgArray(failures.map((f) => f.giveUp)),
+      pgArray(failures.map((f) => f.delayMs)),
     ]);
     return rows.map((r) => ({ deliveryId: r.delivery_id, state: r.state, availableAt: r.available_at, dueInMs: Number(r.due_in) }));
   }
