@@ -3,7 +3,8 @@
 // runs a consumer's first program (migrate, publish inside a transaction, a worker handles the
 // event) in each setup: ES modules and CommonJS on postgres.js 4.x, and on 3.x with Drizzle;
 // TypeScript strict without skipLibCheck with moduleResolution node10, nodenext (ESM and CJS) and
-// bundler, each type-checked and then run; and the crier command from the package's bin.
+// bundler, each type-checked and then run; a NestJS 11 application (CommonJS, node10, legacy
+// decorators) with crier/nestjs; and the crier command from the package's bin.
 //
 // Run by `npm run test:consumers` (CI), not by `npm test`: packing rebuilds dist/, which the
 // other test files use while they run. It needs the npm registry: without it the test is skipped
@@ -68,6 +69,12 @@ const projects: Project[] = [
       { name: 'ts-nodenext-esm', tsconfig: 'tsconfig.nodenext.json', main: 'out/nodenext/app.mjs', from: 'typescript' },
     ],
   },
+  {
+    // A NestJS 11 application (CommonJS, node10, legacy decorators: Nest's default setup).
+    name: 'nestjs11',
+    packages: ['postgres@4.2.0', '@nestjs/common@11.2.12', '@nestjs/core@11.2.12', 'reflect-metadata@0.2.2', 'rxjs@7.8.2', ...typescript],
+    programs: [{ name: 'ts-nest-node10', tsconfig: 'tsconfig.nest.json', main: 'out/nest/nest.js', from: 'nestjs' }],
+  },
 ];
 
 /** Why the test cannot run here, or undefined. */
@@ -102,7 +109,7 @@ describe('consumer projects from the packed tarball', { skip }, () => {
   test('the tarball holds the builds, migrations, docs and LICENSE, and no repository-only fields', async () => {
     const { stdout } = await run('tar', ['-tzf', tarball]);
     const files = stdout.split('\n').filter(Boolean);
-    for (const file of ['package/LICENSE', 'package/README.md', 'package/dist/src/index.js', 'package/dist/cjs/src/index.js', 'package/dist/cjs/package.json', 'package/dist/cli/main.js']) {
+    for (const file of ['package/LICENSE', 'package/README.md', 'package/dist/src/index.js', 'package/dist/cjs/src/index.js', 'package/dist/cjs/package.json', 'package/dist/cli/main.js', 'package/db/sql/publish.sql']) {
       assert.ok(files.includes(file), `${file} is packed`);
     }
     assert.ok(files.some((file) => file.startsWith('package/docs/')), 'docs/ is packed (the README links into it)');
