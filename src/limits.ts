@@ -14,16 +14,12 @@ export const MAX_IDEMPOTENCY_KEY_BYTES = 255;
 /** The correlationId and causationId headers: the log indexes correlationId (crier.event_chain). */
 export const MAX_HEADER_ID_BYTES = 1024;
 
-export function byteLength(value: string): number {
-  return Buffer.byteLength(value, 'utf8');
-}
-
 /**
- * "is 3072 bytes (1024 characters), over the limit of 1024 bytes: "漢字…" (cut)" when `value` is
- * too long, else undefined. Shows only the start of the value, so a huge one is not echoed.
+ * `is 3072 bytes (1024 characters), over the limit of 1024 bytes of UTF-8: "漢字…"… (cut, 1024
+ * characters)` when `value` is too long, else undefined. Shows only the start of a long value.
  */
 export function overLimit(value: string, limit: number): string | undefined {
-  const bytes = byteLength(value);
+  const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes <= limit) return undefined;
   return `is ${bytes} bytes (${characters(value)} characters), over the limit of ${limit} bytes of UTF-8: ${preview(value)}`;
 }
