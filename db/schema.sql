@@ -62,6 +62,23 @@ BEGIN
 END $$;
 
 --
+-- Name: check_bytes(text, text, text, integer); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.check_bytes(p_code text, p_what text, p_value text, p_limit integer) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+BEGIN
+  IF octet_length(p_value) > p_limit THEN
+    -- (Any value over a limit is longer than 40 characters: 4 bytes at most a character.)
+    RAISE EXCEPTION '%: the % is % bytes (% characters), over the limit of % bytes of UTF-8: %… (cut)',
+      p_code, p_what, octet_length(p_value), char_length(p_value), p_limit, quote_literal(left(p_value, 40))
+      USING ERRCODE = '22023';
+  END IF;
+  RETURN true;
+END $$;
+
+--
 -- Name: check_catalog(); Type: FUNCTION; Schema: crier
 --
 
@@ -411,6 +428,19 @@ CREATE FUNCTION crier.event_chain(p_event text) RETURNS TABLE(depth integer, id 
 $_$;
 
 --
+-- Name: event_within_limits(text, text, jsonb); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.event_within_limits(p_topic text, p_key text, p_headers jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT crier.check_bytes('CRIER_TOPIC_TOO_LONG', 'topic', p_topic, crier.limit_bytes('topic'))
+     AND crier.check_bytes('CRIER_KEY_TOO_LONG', 'key', p_key, crier.limit_bytes('key'))
+     AND crier.check_bytes('CRIER_HEADER_TOO_LONG', 'correlationId header', p_headers ->> 'correlationId', crier.limit_bytes('header id'))
+     AND crier.check_bytes('CRIER_HEADER_TOO_LONG', 'causationId header', p_headers ->> 'causationId', crier.limit_bytes('header id'))
+$$;
+
+--
 -- Name: extend_leases(text, bigint[], integer[]); Type: FUNCTION; Schema: crier
 --
 
@@ -607,12 +637,12 @@ DECLARE
   -- The extension points: functions each role may call, by name (every overload). The operator
   -- gets every function and procedure of the schema except the administrative ones listed in
   -- v_admin_functions.
-  v_publisher_functions text[] := ARRAY['publish', 'topic_valid'];
+  v_publisher_functions text[] := ARRAY['publish', 'topic_valid', 'limit_bytes', 'check_bytes', 'event_within_limits'];
   v_worker_functions text[] := ARRAY[
     'claim', 'next_due_in', 'complete', 'fail', 'extend_leases', 'release', 'rescue_expired',
     'park', 'unpark', 'wake', 'topic_valid', 'topic_pattern_valid', 'topic_patterns_valid',
     'topic_pattern_regex', 'topic_matches', 'mark_processed', 'is_processed', 'lock_ordered_keys',
-    'claim_or_idle'];
+    'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads'];
   v_admin_functions text[] := ARRAY['create_roles', 'grant_roles', 'drop_roles', 'role_prefixes',
                                      'refresh_grants', 'column_list'];
   -- A row belongs to the worker when one of its roles was granted the row's subscription.
@@ -998,6 +1028,21 @@ CREATE FUNCTION crier.json_schema_unchecked_patterns(p_schema jsonb) RETURNS tex
 $_$;
 
 --
+-- Name: limit_bytes(text); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.limit_bytes(p_what text) RETURNS integer
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+  SELECT CASE p_what
+    WHEN 'topic' THEN 255
+    WHEN 'key' THEN 1024
+    WHEN 'idempotency key' THEN 255
+    WHEN 'header id' THEN 1024
+  END
+$$;
+
+--
 -- Name: lock_ordered_keys(bigint[]); Type: FUNCTION; Schema: crier
 --
 
@@ -1219,6 +1264,7 @@ DECLARE
   v_uuid uuid := gen_random_uuid();
 BEGIN
   IF NOT crier.topic_valid(p_topic) THEN
+    PERFORM crier.check_bytes('CRIER_TOPIC_TOO_LONG', 'topic', p_topic, crier.limit_bytes('topic'));
     RAISE EXCEPTION 'CRIER_INVALID_TOPIC: % is not a valid topic (dot-separated segments of letters, digits, "_" and "-", at most 255 characters)',
       coalesce(quote_literal(p_topic), 'NULL') USING ERRCODE = '22023';
   END IF;
@@ -1231,10 +1277,10 @@ BEGIN
       USING ERRCODE = '22023';
   END IF;
   IF p_idempotency_key IS NOT NULL THEN
-    IF p_idempotency_key = '' OR length(p_idempotency_key) > 255 THEN
-      RAISE EXCEPTION 'CRIER_INVALID_IDEMPOTENCY_KEY: an idempotency key is 1-255 characters, got %', quote_literal(p_idempotency_key)
-        USING ERRCODE = '22023';
+    IF p_idempotency_key = '' THEN
+      RAISE EXCEPTION 'CRIER_INVALID_IDEMPOTENCY_KEY: an idempotency key is not empty' USING ERRCODE = '22023';
     END IF;
+    PERFORM crier.check_bytes('CRIER_IDEMPOTENCY_KEY_TOO_LONG', 'idempotency key', p_idempotency_key, crier.limit_bytes('idempotency key'));
     v_id := nextval(pg_get_serial_sequence('crier.events', 'id'));
     -- Waits for a concurrent transaction holding the same key, then sees its outcome.
     INSERT INTO crier.idempotency_keys (topic, key, event_id, event_uuid)
@@ -1581,7 +1627,10 @@ CREATE FUNCTION crier.resolve_routes(p_topics text[]) RETURNS TABLE(topic text, 
            coalesce(array_agg(s.name ORDER BY s.name) FILTER (WHERE s.name IS NOT NULL), '{}') AS subscriptions
     FROM unnest(p_topics) AS t(topic)
     LEFT JOIN crier.subscriptions s
-      ON EXISTS (SELECT 1 FROM unnest(s.topics) p WHERE crier.topic_matches(t.topic, p))
+      ON s.topic_heads && ARRAY[split_part(t.topic, '.', 1), '*']
+     AND EXISTS (SELECT 1 FROM unnest(s.topics) p
+                 WHERE crier.topic_pattern_head(p) IN (split_part(t.topic, '.', 1), '*')
+                   AND crier.topic_matches(t.topic, p))
     GROUP BY t.topic
   ), cached AS (
     INSERT INTO crier.topic_routes (topic, subscriptions, epoch)
@@ -1694,6 +1743,26 @@ CREATE FUNCTION crier.topic_matches(p_topic text, p_pattern text) RETURNS boolea
 $$;
 
 --
+-- Name: topic_pattern_head(text); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.topic_pattern_head(p_pattern text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+  SELECT CASE WHEN split_part(p_pattern, '.', 1) IN ('*', '#') THEN '*' ELSE split_part(p_pattern, '.', 1) END
+$$;
+
+--
+-- Name: topic_pattern_heads(text[]); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.topic_pattern_heads(p_patterns text[]) RETURNS text[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+  SELECT coalesce(array_agg(DISTINCT crier.topic_pattern_head(p)), '{}') FROM unnest(p_patterns) p
+$$;
+
+--
 -- Name: topic_pattern_regex(text); Type: FUNCTION; Schema: crier
 --
 
@@ -1713,7 +1782,7 @@ $_$;
 CREATE FUNCTION crier.topic_pattern_valid(p_pattern text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $_$
-  SELECT p_pattern IS NOT NULL AND length(p_pattern) <= 255
+  SELECT p_pattern IS NOT NULL AND octet_length(p_pattern) <= crier.limit_bytes('topic')
      AND p_pattern ~ '^([A-Za-z0-9_-]+|\*|#)(\.([A-Za-z0-9_-]+|\*|#))*$'
 $_$;
 
@@ -1735,7 +1804,7 @@ $$;
 CREATE FUNCTION crier.topic_valid(p_topic text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $_$
-  SELECT p_topic IS NOT NULL AND length(p_topic) <= 255
+  SELECT p_topic IS NOT NULL AND octet_length(p_topic) <= crier.limit_bytes('topic')
      AND p_topic ~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'
 $_$;
 
@@ -2016,6 +2085,7 @@ CREATE TABLE crier.subscriptions (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     ordered boolean DEFAULT false NOT NULL,
     ordered_on_dead text DEFAULT 'block'::text NOT NULL,
+    topic_heads text[] GENERATED ALWAYS AS (crier.topic_pattern_heads(topics)) STORED,
     CONSTRAINT subscriptions_backoff_valid CHECK (((backoff_base_ms >= 0) AND (backoff_max_ms >= backoff_base_ms))),
     CONSTRAINT subscriptions_lease_positive CHECK ((lease_ms >= 100)),
     CONSTRAINT subscriptions_max_attempts_positive CHECK ((max_attempts >= 1)),
@@ -2096,6 +2166,13 @@ ALTER TABLE ONLY crier.catalog_versions
 
 ALTER TABLE ONLY crier.deliveries
     ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id);
+
+--
+-- Name: events events_byte_limits; Type: CHECK CONSTRAINT; Schema: crier
+--
+
+ALTER TABLE crier.events
+    ADD CONSTRAINT events_byte_limits CHECK (crier.event_within_limits(topic, key, headers)) NOT VALID;
 
 --
 -- Name: events events_pkey; Type: CONSTRAINT; Schema: crier
@@ -2222,6 +2299,12 @@ CREATE INDEX idempotency_keys_created_idx ON crier.idempotency_keys USING btree 
 CREATE INDEX processed_at_idx ON crier.processed USING btree (at);
 
 --
+-- Name: subscriptions_topic_heads_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX subscriptions_topic_heads_idx ON crier.subscriptions USING gin (topic_heads);
+
+--
 -- Name: catalog _RETURN; Type: RULE; Schema: crier
 --
 
@@ -2325,6 +2408,12 @@ REVOKE ALL ON FUNCTION crier.catalog_suggestion(p_topic text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crier.catalog_topics_lock() FROM PUBLIC;
 
 --
+-- Name: FUNCTION check_bytes(p_code text, p_what text, p_value text, p_limit integer); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.check_bytes(p_code text, p_what text, p_value text, p_limit integer) FROM PUBLIC;
+
+--
 -- Name: FUNCTION check_catalog(); Type: ACL; Schema: crier
 --
 
@@ -2391,6 +2480,12 @@ REVOKE ALL ON FUNCTION crier.enqueue(p_event_ids bigint[], p_subscription text) 
 REVOKE ALL ON FUNCTION crier.event_chain(p_event text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION event_within_limits(p_topic text, p_key text, p_headers jsonb); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.event_within_limits(p_topic text, p_key text, p_headers jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION extend_leases(p_worker text, p_ids bigint[], p_attempts integer[]); Type: ACL; Schema: crier
 --
 
@@ -2449,6 +2544,12 @@ REVOKE ALL ON FUNCTION crier.json_schema_errors(p_schema jsonb, p_value jsonb, p
 --
 
 REVOKE ALL ON FUNCTION crier.json_schema_unchecked_patterns(p_schema jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION limit_bytes(p_what text); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.limit_bytes(p_what text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION lock_ordered_keys(p_ids bigint[]); Type: ACL; Schema: crier
@@ -2617,6 +2718,18 @@ REVOKE ALL ON FUNCTION crier.sync_catalog_check() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION crier.topic_matches(p_topic text, p_pattern text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION topic_pattern_head(p_pattern text); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.topic_pattern_head(p_pattern text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION topic_pattern_heads(p_patterns text[]); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.topic_pattern_heads(p_patterns text[]) FROM PUBLIC;
 
 --
 -- Name: FUNCTION topic_pattern_regex(p_pattern text); Type: ACL; Schema: crier

@@ -7,6 +7,7 @@ export { migrate, type MigrateOptions, type MigrateResult } from './migrate.ts';
 export type { EventHeaders, EventInput, PublishedEvent, PublishOptions } from './publish.ts';
 export type { RetryPolicy, SubscriptionSpec } from './subscriptions.ts';
 export { isValidPattern, isValidTopic, topicMatches } from './topics.ts';
+export { MAX_HEADER_ID_BYTES, MAX_IDEMPOTENCY_KEY_BYTES, MAX_KEY_BYTES, MAX_TOPIC_BYTES } from './limits.ts';
 export { consoleLogger, silentLogger, type Logger } from './logger.ts';
 export type { CrierEvent, Handler, HandlerContext } from './worker/event.ts';
 export { RetryLater, UnrecoverableError } from './worker/subscription-loop.ts';

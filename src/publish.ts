@@ -4,6 +4,7 @@
 import { toMilliseconds, type Duration } from './duration.ts';
 import { CrierError, fromDatabaseError } from './errors.ts';
 import { runQuery, type Executor } from './executor.ts';
+import { MAX_HEADER_ID_BYTES, MAX_IDEMPOTENCY_KEY_BYTES, MAX_KEY_BYTES, overLimit, preview } from './limits.ts';
 import { inSchema } from './schema-name.ts';
 import { assertTopic } from './topics.ts';
 import { uuidV7 } from './uuid-v7.ts';
@@ -135,15 +136,18 @@ function toPublished(row: Record<string, unknown>): PublishedEvent {
 
 /** Validates one event and encodes it as the JSON row jsonb_to_recordset reads. */
 function encodeEvent(event: EventInput, index: number): string {
-  const where = (what: string) => `event ${index} (${JSON.stringify(event?.topic)}): ${what}`;
+  const where = (what: string) => `event ${index} (${preview(event?.topic)}): ${what}`;
   if (event === null || typeof event !== 'object') {
     throw new CrierError('CRIER_INVALID_PAYLOAD', `event ${index} is not an object with topic and payload`);
   }
   assertTopic(event.topic);
   const key = event.key ?? null;
-  if (key !== null && (typeof key !== 'string' || key.length > 1024)) {
-    throw new CrierError('CRIER_INVALID_KEY', where(`key must be a string of at most 1024 characters or null, got ${typeof key}`));
+  if (key !== null && typeof key !== 'string') {
+    throw new CrierError('CRIER_INVALID_KEY', where(`key must be a string of at most ${MAX_KEY_BYTES} bytes or null, got ${typeof key}`));
   }
+  // Limits in bytes (src/limits.ts): past them Postgres would fail the statement on an index.
+  const keyTooLong = key === null ? undefined : overLimit(key, MAX_KEY_BYTES);
+  if (keyTooLong) throw new CrierError('CRIER_KEY_TOO_LONG', where(`the key ${keyTooLong}`));
   // Like payloads, keys reach Postgres inside the batch's JSON, where they could fail the whole statement.
   const keyProblem = key === null ? undefined : unstorable(JSON.stringify(key));
   if (keyProblem) throw new CrierError('CRIER_INVALID_KEY', where(`key contains ${keyProblem}`));
@@ -152,14 +156,18 @@ function encodeEvent(event: EventInput, index: number): string {
   }
   const headers = withCausation(event.headers ?? {}, event.causedBy, where);
   const idempotencyKey = event.idempotencyKey ?? null;
-  if (idempotencyKey !== null && (typeof idempotencyKey !== 'string' || idempotencyKey === '' || idempotencyKey.length > 255 || unstorable(JSON.stringify(idempotencyKey)))) {
-    throw new CrierError('CRIER_INVALID_IDEMPOTENCY_KEY', where('idempotencyKey must be a string of 1-255 characters'));
+  if (idempotencyKey !== null && (typeof idempotencyKey !== 'string' || idempotencyKey === '' || unstorable(JSON.stringify(idempotencyKey)))) {
+    throw new CrierError('CRIER_INVALID_IDEMPOTENCY_KEY', where(`idempotencyKey must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_BYTES} bytes`));
   }
+  const idempotencyKeyTooLong = idempotencyKey === null ? undefined : overLimit(idempotencyKey, MAX_IDEMPOTENCY_KEY_BYTES);
+  if (idempotencyKeyTooLong) throw new CrierError('CRIER_IDEMPOTENCY_KEY_TOO_LONG', where(`the idempotency key ${idempotencyKeyTooLong}`));
   const { deliverAt, delayMs } = deliveryTime(event, where);
   for (const name of ['correlationId', 'causationId'] as const) {
     if (headers[name] !== undefined && typeof headers[name] !== 'string') {
       throw new CrierError('CRIER_INVALID_HEADERS', where(`headers.${name} must be a string`));
     }
+    const tooLong = headers[name] === undefined ? undefined : overLimit(headers[name] as string, MAX_HEADER_ID_BYTES);
+    if (tooLong) throw new CrierError('CRIER_HEADER_TOO_LONG', where(`headers.${name} ${tooLong}`));
   }
   const version = event.version ?? 1;
   if (!Number.isInteger(version) || version < 1 || version > 2_147_483_647) {

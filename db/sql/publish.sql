@@ -1,7 +1,8 @@
 -- Publishing from SQL, inside the business transaction. The library's publish is an INSERT into
 -- crier.events with the same checks; either way the fan-out trigger (fan_out.sql) creates the
 -- deliveries. p_idempotency_key: a retried call returns the event of the first one, per topic.
--- p_deliver_at: delayed delivery.
+-- p_deliver_at: delayed delivery. The key and header ids are held to their limits by the table's
+-- check (limits.sql).
 -- select crier.publish('order.created', '{"id": 42}', '42', '{}', p_idempotency_key => 'req-7',
 --                      p_deliver_at => now() + interval '10 minutes');
 CREATE OR REPLACE FUNCTION crier.publish(
@@ -14,6 +15,7 @@ DECLARE
   v_uuid uuid := gen_random_uuid();
 BEGIN
   IF NOT crier.topic_valid(p_topic) THEN
+    PERFORM crier.check_bytes('CRIER_TOPIC_TOO_LONG', 'topic', p_topic, crier.limit_bytes('topic'));
     RAISE EXCEPTION 'CRIER_INVALID_TOPIC: % is not a valid topic (dot-separated segments of letters, digits, "_" and "-", at most 255 characters)',
       coalesce(quote_literal(p_topic), 'NULL') USING ERRCODE = '22023';
   END IF;
@@ -26,10 +28,10 @@ BEGIN
       USING ERRCODE = '22023';
   END IF;
   IF p_idempotency_key IS NOT NULL THEN
-    IF p_idempotency_key = '' OR length(p_idempotency_key) > 255 THEN
-      RAISE EXCEPTION 'CRIER_INVALID_IDEMPOTENCY_KEY: an idempotency key is 1-255 characters, got %', quote_literal(p_idempotency_key)
-        USING ERRCODE = '22023';
+    IF p_idempotency_key = '' THEN
+      RAISE EXCEPTION 'CRIER_INVALID_IDEMPOTENCY_KEY: an idempotency key is not empty' USING ERRCODE = '22023';
     END IF;
+    PERFORM crier.check_bytes('CRIER_IDEMPOTENCY_KEY_TOO_LONG', 'idempotency key', p_idempotency_key, crier.limit_bytes('idempotency key'));
     v_id := nextval(pg_get_serial_sequence('crier.events', 'id'));
     -- Waits for a concurrent transaction holding the same key, then sees its outcome.
     INSERT INTO crier.idempotency_keys (topic, key, event_id, event_uuid)

@@ -60,12 +60,12 @@ DECLARE
   -- The extension points: functions each role may call, by name (every overload). The operator
   -- gets every function and procedure of the schema except the administrative ones listed in
   -- v_admin_functions.
-  v_publisher_functions text[] := ARRAY['publish', 'topic_valid'];
+  v_publisher_functions text[] := ARRAY['publish', 'topic_valid', 'limit_bytes', 'check_bytes', 'event_within_limits'];
   v_worker_functions text[] := ARRAY[
     'claim', 'next_due_in', 'complete', 'fail', 'extend_leases', 'release', 'rescue_expired',
     'park', 'unpark', 'wake', 'topic_valid', 'topic_pattern_valid', 'topic_patterns_valid',
     'topic_pattern_regex', 'topic_matches', 'mark_processed', 'is_processed', 'lock_ordered_keys',
-    'claim_or_idle'];
+    'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads'];
   v_admin_functions text[] := ARRAY['create_roles', 'grant_roles', 'drop_roles', 'role_prefixes',
                                      'refresh_grants', 'column_list'];
   -- A row belongs to the worker when one of its roles was granted the row's subscription.
