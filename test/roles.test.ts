@@ -169,6 +169,8 @@ test('operator: pauses, requeues, prunes; cannot publish or grant', async () => 
   assert.ok((await sql`SELECT * FROM crier.test_backlog`).length > 0);
   await refused(sql`SELECT crier.publish('order.x', '{}')`, 'publish');
   await refused(sql`INSERT INTO crier.events (topic, payload) VALUES ('order.x', '{}')`, 'insert an event');
+  await refused(sql`SELECT crier.publish('order.x', '{}', p_idempotency_key => 'op-1')`, 'publish with an idempotency key');
+  await refused(sql`SELECT * FROM crier.publish_idempotent('[{"topic": "order.x", "payload": {}}]')`, 'publish through the definer function');
   await refused(sql`INSERT INTO crier.subscription_grants (role, subscription) VALUES (current_user::text::regrole, 'theirs')`, 'grant');
   await refused(sql`SELECT crier.create_roles('x')`, 'create roles');
 });

@@ -71,6 +71,8 @@ DECLARE
     'claim_or_idle'];
   v_admin_functions text[] := ARRAY['create_roles', 'grant_roles', 'drop_roles', 'role_prefixes',
                                      'refresh_grants', 'column_list'];
+  -- Runs as its owner and inserts events: an operator, who may not publish, does not get it.
+  v_publishing_functions text[] := ARRAY['publish_idempotent'];
   -- A row belongs to the worker when one of its roles was granted the row's subscription.
   v_granted text := '%s IN (SELECT g.subscription FROM crier.subscription_grants g'
                     ' WHERE pg_has_role(current_user, g.role, ''MEMBER''))';
@@ -131,7 +133,7 @@ BEGIN
   END LOOP;
   FOR v_fn IN SELECT p.oid::regprocedure FROM pg_proc p
               WHERE p.pronamespace = 'crier'::regnamespace AND p.prokind IN ('f', 'p') LOOP
-    IF (SELECT proname FROM pg_proc WHERE oid = v_fn) = ANY (v_admin_functions) THEN
+    IF (SELECT proname FROM pg_proc WHERE oid = v_fn) = ANY (v_admin_functions || v_publishing_functions) THEN
       EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM %I', v_fn, v_operator);
     ELSE
       EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_fn, v_operator);
