@@ -482,25 +482,29 @@ CREATE FUNCTION crier.extend_leases(p_worker text, p_ids bigint[], p_attempts in
 $$;
 
 --
--- Name: fail(text, bigint[], integer[], text[], text[], boolean[]); Type: FUNCTION; Schema: crier
+-- Name: fail(text, bigint[], integer[], text[], text[], boolean[], integer[]); Type: FUNCTION; Schema: crier
 --
 
-CREATE FUNCTION crier.fail(p_worker text, p_ids bigint[], p_attempts integer[], p_errors text[], p_stacks text[], p_give_up boolean[]) RETURNS TABLE(delivery_id bigint, state text, available_at timestamp with time zone)
+CREATE FUNCTION crier.fail(p_worker text, p_ids bigint[], p_attempts integer[], p_errors text[], p_stacks text[], p_give_up boolean[], p_delays_ms integer[] DEFAULT NULL::integer[]) RETURNS TABLE(delivery_id bigint, state text, available_at timestamp with time zone)
     LANGUAGE sql
     AS $$
   SELECT crier.lock_ordered_keys(p_ids);
   UPDATE crier.deliveries d
   SET state = CASE WHEN a.give_up OR d.attempts >= s.max_attempts THEN 'dead' ELSE 'pending' END,
       available_at = CASE WHEN a.give_up OR d.attempts >= s.max_attempts THEN d.available_at
-                          ELSE now() + least(s.backoff_max_ms, s.backoff_base_ms * power(2, least(d.attempts - 1, 40)))
-                                       * (0.5 + random() * 0.5) * interval '1 millisecond' END,
+                          ELSE now() + greatest(0, coalesce(
+                                         a.delay_ms::double precision,
+                                         least(s.backoff_max_ms, s.backoff_base_ms * power(2, least(d.attempts - 1, 40)))
+                                           * (0.5 + random() * 0.5)
+                                       )) * interval '1 millisecond' END,
       locked_until = NULL,
       last_error = a.error,
       last_error_stack = a.stack,
       errors = d.errors || jsonb_build_object('attempt', d.attempts, 'at', now(), 'worker', p_worker, 'error', a.error),
       finished_at = CASE WHEN a.give_up OR d.attempts >= s.max_attempts THEN now() END,
       updated_at = now()
-  FROM unnest(p_ids, p_attempts, p_errors, p_stacks, p_give_up) AS a(id, attempt, error, stack, give_up),
+  FROM unnest(p_ids, p_attempts, p_errors, p_stacks, p_give_up, coalesce(p_delays_ms, '{}'))
+         AS a(id, attempt, error, stack, give_up, delay_ms),
        crier.subscriptions s
   WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
     AND s.name = d.subscription
@@ -2526,10 +2530,10 @@ REVOKE ALL ON FUNCTION crier.event_chain(p_event text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crier.extend_leases(p_worker text, p_ids bigint[], p_attempts integer[]) FROM PUBLIC;
 
 --
--- Name: FUNCTION fail(p_worker text, p_ids bigint[], p_attempts integer[], p_errors text[], p_stacks text[], p_give_up boolean[]); Type: ACL; Schema: crier
+-- Name: FUNCTION fail(p_worker text, p_ids bigint[], p_attempts integer[], p_errors text[], p_stacks text[], p_give_up boolean[], p_delays_ms integer[]); Type: ACL; Schema: crier
 --
 
-REVOKE ALL ON FUNCTION crier.fail(p_worker text, p_ids bigint[], p_attempts integer[], p_errors text[], p_stacks text[], p_give_up boolean[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crier.fail(p_worker text, p_ids bigint[], p_attempts integer[], p_errors text[], p_stacks text[], p_give_up boolean[], p_delays_ms integer[]) FROM PUBLIC;
 
 --
 -- Name: FUNCTION fan_out(); Type: ACL; Schema: crier

@@ -15,7 +15,7 @@ import type { CatalogSubscription } from './catalog/typed-crier.ts';
 import { openClient, type Connection } from './connection.ts';
 import { CrierError, fromDatabaseError } from './errors.ts';
 import { checkSchemaName, defaultSchema } from './schema-name.ts';
-import { declareSubscriptions, toSubscriptionRow } from './subscriptions.ts';
+import { declareSubscriptions, retrySchedule, toSubscriptionRow } from './subscriptions.ts';
 import { toEvent, type CrierEvent, type HandlerContext } from './worker/event.ts';
 import { AttemptContext, type ContextSources } from './worker/handler-context.ts';
 import { Protocol, type ClaimedDelivery } from './worker/protocol.ts';
@@ -121,6 +121,7 @@ export async function drain(
     const outcomes: DrainOutcome[] = [];
     for (const subscription of subscriptions) {
       const sources: ContextSources = { subscription: subscription.name, maxAttempts: toSubscriptionRow(subscription).maxAttempts, sql, schema };
+      const schedule = retrySchedule(subscription);
       for (;;) {
         const claimed = await protocol.claim(subscription.name, 100);
         if (claimed.length === 0) break;
@@ -137,7 +138,7 @@ export async function drain(
             outcomes.push({ ...base, outcome: 'done' });
           } catch (error) {
             if (error instanceof LeaseLost) throw error;
-            const failure = describeFailure(error ?? new Error('handler threw a nullish value'));
+            const failure = describeFailure(error ?? new Error('handler threw a nullish value'), schedule, delivery.attempt);
             const [row] = await protocol.fail([{ deliveryId: delivery.deliveryId, attempt: delivery.attempt, ...failure }]);
             outcomes.push({ ...base, outcome: row?.state === 'dead' ? 'dead' : 'retry', error: failure.error });
           }

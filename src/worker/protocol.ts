@@ -49,6 +49,8 @@ export interface Failure {
   error: string;
   stack: string | null;
   giveUp: boolean;
+  /** Ms before the retry (RetryLater, or the subscription's retry schedule); null: its backoff. */
+  delayMs: number | null;
 }
 
 /**
@@ -101,8 +103,10 @@ const statements = {
   claimOrIdle: `SELECT ${claimedColumns}, c.next_due_in AS "nextDueIn", c.running::text
                 FROM ${asyncCommit}, crier.claim_or_idle($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean, $7::text::bigint[]) c`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
-  fail: `SELECT delivery_id::text, state, available_at
-         FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[])`,
+  // due_in: ms until the retry falls due, by the database's clock (now() is the time crier.fail
+  // counted its backoff from), so a worker's own clock may be off without making it late.
+  fail: `SELECT delivery_id::text, state, available_at, extract(epoch FROM available_at - now()) * 1000 AS due_in
+         FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[], $7::text::integer[])`,
   extendLeases: `SELECT id::text FROM crier.extend_leases($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   release: `SELECT id::text FROM crier.release($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   rescueExpired: `SELECT crier.rescue_expired() AS rescued`,
@@ -166,7 +170,8 @@ export class Protocol {
     return new Set(rows.map((r) => r.id as string));
   }
 
-  async fail(failures: Failure[]): Promise<{ deliveryId: string; state: string; availableAt: Date }[]> {
+  /** The failures written (the others had lost their lease): retried ('pending', due in `dueInMs`) or 'dead'. */
+  async fail(failures: Failure[]): Promise<{ deliveryId: string; state: string; availableAt: Date; dueInMs: number }[]> {
     const rows = await this.run('fail', [
       this.workerId,
       pgArray(failures.map((f) => f.deliveryId)),
@@ -174,8 +179,9 @@ export class Protocol {
       pgArray(failures.map((f) => f.error)),
       pgArray(failures.map((f) => f.stack)),
       pgArray(failures.map((f) => f.giveUp)),
+      pgArray(failures.map((f) => f.delayMs)),
     ]);
-    return rows.map((r) => ({ deliveryId: r.delivery_id, state: r.state, availableAt: r.available_at }));
+    return rows.map((r) => ({ deliveryId: r.delivery_id, state: r.state, availableAt: r.available_at, dueInMs: Number(r.due_in) }));
   }
 
   async extendLeases(ids: string[], attempts: number[]): Promise<Set<string>> {
