@@ -16,7 +16,7 @@ export { createAdmin, type Admin, type AdminOptions } from './admin/index.ts';
 export type {
   DeadFilter, DeadLetter, DeliveryRecord, EventDetail, EventFilter, EventRecord, EventSummary, PruneOptions, PruneResult,
   ReplayOptions, ReplayResult, RequeueOptions, RequeueResult, RequeueSelection, RequeuedDelivery, RemoveOptions,
-  SubscriptionInfo,
+  SubscriptionInfo, CreateSubscriptionOptions, CreateSubscriptionResult,
   SubscriptionStats, TailOptions,
 } from './admin/index.ts';
 export { toTime } from './duration.ts';

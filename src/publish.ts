@@ -63,37 +63,12 @@ SELECT x.uuid, x.topic, x.key, x.payload, x.headers, ${delayedAt}, x.version
 FROM jsonb_to_recordset($1::text::jsonb) AS x(${inputColumns})
 RETURNING id::text AS id, uuid::text AS uuid, topic, version, created_at`;
 
-// With idempotency keys: ids are drawn first (uuids come with the input), keys are claimed (ON
-// CONFLICT DO NOTHING waits for a concurrent transaction holding the same key), and only events
-// whose key was claimed, or that have none, are inserted. Rows without an id were duplicates: see
-// findDuplicates.
+// With idempotency keys: crier.publish_idempotent (db/sql/publish.sql) claims the keys and inserts
+// the events whose key it claimed, as its owner: publishers have no rights on crier.idempotency_keys.
+// A duplicate comes back as the first event of its key (duplicate = true).
 const insertIdempotentEvents = `
-WITH input AS MATERIALIZED (
-  SELECT nextval(pg_get_serial_sequence('crier.events', 'id')) AS id, x.uuid, a.n,
-         x.topic, x.key, x.payload, x.headers, x.idempotency_key, ${delayedAt} AS deliver_at, x.version
-  FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS a(v, n)
-  CROSS JOIN LATERAL jsonb_to_record(a.v) AS x(${inputColumns})
-), claimed AS (
-  INSERT INTO crier.idempotency_keys (topic, key, event_id, event_uuid)
-  SELECT topic, idempotency_key, id, uuid FROM input WHERE idempotency_key IS NOT NULL ORDER BY n
-  ON CONFLICT (topic, key) DO NOTHING
-  RETURNING event_id
-), inserted AS (
-  INSERT INTO crier.events (id, uuid, topic, key, payload, headers, deliver_at, version) OVERRIDING SYSTEM VALUE
-  SELECT id, uuid, topic, key, payload, headers, deliver_at, version FROM input
-  WHERE idempotency_key IS NULL OR id IN (SELECT event_id FROM claimed)
-  ORDER BY n
-  RETURNING id, created_at
-)
-SELECT e.id::text AS id, i.uuid::text AS uuid, i.topic, i.version, e.created_at
-FROM input i LEFT JOIN inserted e ON e.id = i.id
-ORDER BY i.n`;
-
-// A separate statement, so that it sees what a concurrent transaction committed while we waited.
-const findDuplicates = `
-SELECT k.topic, k.key, k.event_id::text AS id, k.event_uuid::text AS uuid, k.created_at
-FROM crier.idempotency_keys k
-JOIN jsonb_to_recordset($1::text::jsonb) AS x(topic text, key text) ON k.topic = x.topic AND k.key = x.key`;
+SELECT id::text AS id, uuid::text AS uuid, topic, version, created_at, duplicate
+FROM crier.publish_idempotent($1::text::jsonb)`;
 
 export async function publishEvents(
   executor: Executor,
@@ -105,19 +80,7 @@ export async function publishEvents(
   const idempotent = events.some((e) => e.idempotencyKey != null);
   try {
     const rows = await runQuery(executor, inSchema(idempotent ? insertIdempotentEvents : insertEvents, schema), [batch]);
-    const published = rows.map(toPublished);
-    const duplicates = events.flatMap((e, i) => (published[i]!.id == null ? [{ topic: e.topic, key: e.idempotencyKey! }] : []));
-    if (duplicates.length === 0) return published;
-    const found = await runQuery(executor, inSchema(findDuplicates, schema), [JSON.stringify(duplicates)]);
-    const byKey = new Map(found.map((row) => [`${row.topic}\u0000${row.key}`, toPublished(row)]));
-    return published.map((event, i) => {
-      if (event.id != null) return event;
-      const first = byKey.get(`${events[i]!.topic}\u0000${events[i]!.idempotencyKey}`);
-      if (!first) throw new CrierError('CRIER_INVALID_IDEMPOTENCY_KEY', `idempotency key ${JSON.stringify(events[i]!.idempotencyKey)} was taken and then pruned during this publish; retry it`);
-      // The first publish of this key was this same event: same version (not read back, since a
-      // publisher role may not read earlier events).
-      return { ...first, version: events[i]!.version ?? 1, duplicate: true };
-    });
+    return rows.map(toPublished);
   } catch (error) {
     throw fromDatabaseError(error);
   }
@@ -130,7 +93,7 @@ function toPublished(row: Record<string, unknown>): PublishedEvent {
     topic: row.topic as string,
     version: row.version as number,
     createdAt: row.created_at instanceof Date ? row.created_at : new Date(row.created_at as string),
-    duplicate: false,
+    duplicate: row.duplicate === true,
   };
 }
 

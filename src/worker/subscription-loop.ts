@@ -177,6 +177,12 @@ export class SubscriptionLoop {
     this.contextSources = { subscription, maxAttempts, sql: protocol.sql, schema: protocol.schema };
   }
 
+  /** The stored subscription's maxAttempts, when it differs from the code's (src/subscriptions.ts). */
+  adoptMaxAttempts(maxAttempts: number): void {
+    this.settings.maxAttempts = maxAttempts;
+    this.contextSources.maxAttempts = maxAttempts;
+  }
+
   start(): void {
     this.loop = this.run();
   }
