@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { createAdmin, type Admin } from '../src/admin/index.ts';
 import { toTime } from '../src/duration.ts';
-import type { Output } from './output.ts';
+import type { Io, Output } from './output.ts';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -32,6 +32,8 @@ export interface CommandInput {
   admin(): Admin;
   /** Aborted on SIGINT/SIGTERM (long-running commands stop cleanly). */
   signal: AbortSignal;
+  /** All of stdin, for arguments given as `-`. */
+  readStdin(): string;
 }
 
 export interface Command {
@@ -97,6 +99,7 @@ export function makeInput(
   positionals: string[],
   out: Output,
   signal: AbortSignal,
+  io: Pick<Io, 'env' | 'readStdin'>,
 ): { input: CommandInput; close: () => Promise<void> } {
   const global: GlobalOptions = {
     databaseUrl: values['database-url'] as string | undefined,
@@ -105,7 +108,7 @@ export function makeInput(
   };
   let admin: Admin | undefined;
   const databaseUrl = () => {
-    const url = global.databaseUrl ?? process.env.DATABASE_URL;
+    const url = global.databaseUrl ?? io.env.DATABASE_URL;
     if (!url) throw new UsageError('no database: pass --database-url URL or set DATABASE_URL');
     return url;
   };
@@ -117,6 +120,7 @@ export function makeInput(
     databaseUrl,
     admin: () => (admin ??= createAdmin({ connection: databaseUrl(), schema: global.schema })),
     signal,
+    readStdin: () => io.readStdin(),
   };
   return { input, close: async () => admin?.close() };
 }

@@ -1,12 +1,13 @@
-// The crier command as users run it: the built CLI (dist/cli/main.js) in a child process against a
-// real database. Exit codes (0 success, 1 failure, 2 usage error), stdout, --json shapes, and bad
-// input: each a one-line clear error that changes nothing.
+// The crier command against a real database: exit codes (0 success, 1 failure, 2 usage error),
+// stdout, --json shapes, and bad input: each a one-line clear error that changes nothing. Most cases
+// run the command in-process (the same main() as the binary); the built CLI runs as a child process
+// where only a process can tell: its exit status, a piped stdin, Ctrl-C.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { createCrier, registerCatalog, setCatalogValidation } from '../src/index.ts';
 import { catalog } from './fixtures/catalog.ts';
-import { assertFails, cli, ensureBuilt, runCli, type Run } from './support/cli.ts';
+import { assertFails, cli, ensureBuilt, runCli, spawnCli, type Run } from './support/cli.ts';
 import { createTestDatabase, deliveryStates, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
@@ -14,6 +15,11 @@ let db: TestDatabase;
 
 function crierCli(args: string[], options: { input?: string; env?: Record<string, string | undefined> } = {}): Promise<Run> {
   return runCli(db.url, args, options);
+}
+
+/** The built binary in a child process, for exit statuses, stdin and signals. */
+function spawned(args: string[], options: { input?: string; env?: Record<string, string | undefined> } = {}): Promise<Run> {
+  return spawnCli(db.url, args, options);
 }
 
 async function count(table: 'events' | 'deliveries'): Promise<number> {
@@ -52,7 +58,7 @@ describe('help and usage', () => {
   });
 
   test('usage errors exit 2 with one line and a pointer to --help', async () => {
-    assertFails(await crierCli(['frobnicate']), 2, /unknown command "frobnicate"/);
+    assertFails(await spawned(['frobnicate']), 2, /unknown command "frobnicate"/);
     assertFails(await crierCli(['status', '--bogus']), 2, /crier status: Unknown option '--bogus'.*--help/);
     assertFails(await crierCli(['publish', 'order.created']), 2, /missing argument: expected <topic> <json\|->/);
     assertFails(await crierCli(['events']), 2, /which one\? list, show, tail/);
@@ -63,13 +69,13 @@ describe('help and usage', () => {
     assertFails(await crierCli(['requeue']), 2, /say what to requeue/);
     assertFails(await crierCli(['requeue', '--all-dead', '--subscription', 'billing']), 2, /cannot be combined/);
     assertFails(await crierCli(['status'], { env: { DATABASE_URL: undefined } }), 2, /no database: pass --database-url URL or set DATABASE_URL/);
-    const bare = await crierCli([]);
+    const bare = await spawned([]);
     assert.equal(bare.code, 2);
     assert.match(bare.stderr, /Usage: crier <command>/);
   });
 
   test('an unreachable or unmigrated database is a clear failure (exit 1)', async () => {
-    assertFails(await crierCli(['status', '--database-url', 'postgres://postgres@127.0.0.1:1/none']), 1, /CRIER_CONNECTION: cannot connect to Postgres .*connection refused/);
+    assertFails(await spawned(['status', '--database-url', 'postgres://postgres@127.0.0.1:1/none']), 1, /CRIER_CONNECTION: cannot connect to Postgres .*connection refused/);
     const unmigrated = new URL(db.url);
     unmigrated.pathname = '/postgres';
     assertFails(await crierCli(['status', '--schema', 'nothing_here', '--database-url', unmigrated.toString()]), 1, /CRIER_NOT_MIGRATED/);
@@ -103,7 +109,7 @@ describe('commands', () => {
     const [row] = await db.sql`SELECT key, payload, headers FROM crier.events WHERE id = ${published.id}`;
     assert.deepEqual({ ...row }, { key: '42', payload: { id: 42 }, headers: { correlationId: 'c-1' } });
 
-    const piped = await crierCli(['publish', 'order.shipped', '-', '--key', '42'], { input: '{"id": 42, "carrier": "ups"}' });
+    const piped = await spawned(['publish', 'order.shipped', '-', '--key', '42'], { input: '{"id": 42, "carrier": "ups"}' });
     assert.equal(piped.code, 0, piped.stderr);
     assert.match(piped.stdout, /^published event \d+ \([0-9a-f-]{36}\) on order\.shipped: queued for inventory\n$/);
 

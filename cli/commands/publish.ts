@@ -1,5 +1,4 @@
 // crier publish: publish one event through the library's publish path (validation, fan-out trigger).
-import { readFileSync } from 'node:fs';
 import { createAdmin } from '../../src/admin/index.ts';
 import { openClient } from '../../src/connection.ts';
 import { createCrier } from '../../src/crier.ts';
@@ -21,10 +20,10 @@ export const publishCommand: Command = {
     `crier publish order.created '{"id": 42, "total": 99.5}' --key 42`,
     `echo '{"id": 42}' | crier publish order.shipped - --key 42 --header correlationId=checkout-7`,
   ],
-  async run({ positionals, values, databaseUrl, global, out }) {
+  async run({ positionals, values, databaseUrl, global, out, readStdin }) {
     const [topic, json] = positionals as [string, string];
     assertTopic(topic);
-    const payload = parsePayload(json === '-' ? readFileSync(0, 'utf8') : json);
+    const payload = parsePayload(json === '-' ? readStdin() : json);
     const headers: Record<string, string> = {};
     for (const header of listOption(values, 'header')) {
       const at = header.indexOf('=');
