@@ -29,6 +29,11 @@ export class CrierError extends Error {
   }
 }
 
+/** Throw this from a handler when retrying cannot help: the delivery goes straight to dead. */
+export class UnrecoverableError extends Error {
+  override readonly name = 'UnrecoverableError';
+}
+
 const codedMessage = /^(CRIER_[A-Z_]+): (.*)$/s;
 
 /** Turns a Postgres error into a CrierError where crier can say something more useful. */
@@ -39,7 +44,8 @@ export function fromDatabaseError(error: unknown): unknown {
   const coded = codedMessage.exec(error.message);
   if (coded) return new CrierError(coded[1] as CrierErrorCode, coded[2]!, { cause: error });
   const code = (error as { code?: string }).code;
-  if (code === '3F000' || (code === '42P01' && /"?crier|relation/.test(error.message)) || code === '42883') {
+  // A missing schema, table or function: crier's own queries raise these only before migrate.
+  if (code === '3F000' || code === '42P01' || code === '42883') {
     return new CrierError('CRIER_NOT_MIGRATED', `${error.message} (has "crier migrate" been run on this database and schema?)`, { cause: error });
   }
   if (isConnectionError(error)) {

@@ -9,7 +9,7 @@ export type { RetryPolicy, SubscriptionSpec } from './subscriptions.ts';
 export { isValidPattern, isValidTopic, topicMatches } from './topics.ts';
 export { consoleLogger, silentLogger, type Logger } from './logger.ts';
 export type { CrierEvent, Handler, HandlerContext } from './worker/event.ts';
-export { UnrecoverableError } from './worker/subscription-loop.ts';
+export { UnrecoverableError } from './errors.ts';
 export { Worker, type SubscriptionDefinition, type WorkerOptions } from './worker/worker.ts';
 export { createAdmin, type Admin, type AdminOptions } from './admin/index.ts';
 export type {

@@ -4,7 +4,7 @@
 import type postgres from 'postgres';
 import { CrierError, fromDatabaseError } from '../errors.ts';
 import { inSchema } from '../schema-name.ts';
-import { closestName } from './suggest.ts';
+import { closest } from '../suggest.ts';
 
 export interface AdminDb {
   readonly sql: postgres.Sql<any>;
@@ -51,7 +51,7 @@ async function unknownSubscription(db: AdminDb, name: string, cause?: unknown): 
   try {
     const rows = await db.sql.unsafe(inSchema('SELECT name FROM crier.subscriptions ORDER BY name LIMIT 1000', db.schema));
     const known = rows.map((r) => r.name as string);
-    const close = closestName(name, known);
+    const close = closest(name, known);
     if (close) hint = `; did you mean "${close}"?`;
     else if (known.length === 0) hint = '; there are no subscriptions yet (workers declare them when they start)';
     else hint = `; known subscriptions: ${known.slice(0, 10).join(', ')}${known.length > 10 ? ', ...' : ''}`;

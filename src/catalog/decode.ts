@@ -7,7 +7,7 @@
 // The log keeps what the producer sent; defaults and transforms apply when an event is read.
 import type { z } from 'zod';
 import { CrierError } from '../errors.ts';
-import { UnrecoverableError } from '../worker/subscription-loop.ts';
+import { UnrecoverableError } from '../errors.ts';
 import type { Catalog, CatalogEntry } from './define.ts';
 
 type Issue = z.core.$ZodIssue;

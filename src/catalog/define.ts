@@ -7,7 +7,7 @@
 import type { z } from 'zod';
 import { CrierError } from '../errors.ts';
 import { isValidTopic } from '../topics.ts';
-import { closest } from './suggest.ts';
+import { closest } from '../suggest.ts';
 
 /** A topic's schemas, oldest first: version n is versions[n - 1]. */
 export type Versions = readonly [z.ZodType, ...z.ZodType[]];

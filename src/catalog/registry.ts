@@ -7,7 +7,7 @@ import { CrierError, fromDatabaseError } from '../errors.ts';
 import { runQuery, type Executor, type Row } from '../executor.ts';
 import { checkSchemaName, defaultSchema, inSchema } from '../schema-name.ts';
 import type { Catalog } from './define.ts';
-import { closest } from './suggest.ts';
+import { closest } from '../suggest.ts';
 
 export interface RegisterOptions {
   schema?: string;

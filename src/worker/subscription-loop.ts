@@ -35,7 +35,7 @@
 //   STOPPED   stop() was called: no more claims; handlers in flight are the worker's to finish.
 //
 // Outcomes go to the worker's AckBuffer; each claim takes the completions queued so far along.
-import { CrierError } from '../errors.ts';
+import { CrierError, UnrecoverableError } from '../errors.ts';
 import { errorMessage, type Logger } from '../logger.ts';
 import type { AckBuffer } from './acks.ts';
 import { toEvent, type CrierEvent, type Handler } from './event.ts';
@@ -56,10 +56,7 @@ export interface LoopSettings {
   transactional: boolean;
 }
 
-/** Throw this from a handler when retrying cannot help: the delivery goes straight to dead. */
-export class UnrecoverableError extends Error {
-  override readonly name = 'UnrecoverableError';
-}
+export { UnrecoverableError }; // defined in errors.ts
 
 /** setTimeout fires at once for longer delays (a timeout of '30d'); the timer then just re-arms. */
 const maxTimerDelayMs = 2 ** 31 - 1;
