@@ -1,6 +1,7 @@
 // What a command is: its words, options, help text with examples, and a run function. main.ts finds
 // the command, parses its arguments with node:util parseArgs (strict: unknown options are usage
 // errors) and turns errors into exit codes: 0 success, 1 failure, 2 usage error.
+import { quote } from '../src/errors.ts';
 import { parseArgs } from 'node:util';
 import { createAdmin, type Admin } from '../src/admin/index.ts';
 import { toTime } from '../src/duration.ts';
@@ -90,7 +91,7 @@ export function checkPositionals(command: Command, positionals: string[]): void 
     throw new UsageError(`missing argument: expected ${command.args ?? 'arguments'}`);
   }
   if (positionals.length > max) {
-    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[max])}`);
+    throw new UsageError(`unexpected argument ${quote(positionals[max])}`);
   }
 }
 
@@ -110,6 +111,7 @@ export function makeInput(
   const databaseUrl = () => {
     const url = global.databaseUrl ?? io.env.DATABASE_URL;
     if (!url) throw new UsageError('no database: pass --database-url URL or set DATABASE_URL');
+    checkDatabaseUrl(url, global.databaseUrl === undefined ? 'DATABASE_URL' : '--database-url');
     return url;
   };
   const input: CommandInput = {
@@ -123,6 +125,19 @@ export function makeInput(
     readStdin: () => io.readStdin(),
   };
   return { input, close: async () => admin?.close() };
+}
+
+/** A connection URL the driver can use, or a usage error naming where it came from. */
+function checkDatabaseUrl(url: string, source: string): void {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    // not a URL at all
+  }
+  if (protocol !== 'postgres:' && protocol !== 'postgresql:') {
+    throw new UsageError(`${source} ${quote(url)} is not a Postgres URL; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`);
+  }
 }
 
 /** A string option, or undefined. */
@@ -140,7 +155,7 @@ export function listOption(values: CommandInput['values'], name: string): string
 export function countOption(values: CommandInput['values'], name: string, fallback: number): number {
   const value = stringOption(values, name);
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value)) throw new UsageError(`--${name}: ${JSON.stringify(value)} is not a whole number`);
+  if (!/^\d+$/.test(value)) throw new UsageError(`--${name}: ${quote(value)} is not a whole number`);
   return Number(value);
 }
 

@@ -4,7 +4,8 @@
 // It never touches the process itself (streams, environment, signals) except through `io`, so the
 // tests run it in-process; cli/main.ts is the executable around it.
 import { readFileSync } from 'node:fs';
-import { CrierError, type CrierErrorCode } from '../src/errors.ts';
+import { CrierError, quote, type CrierErrorCode } from '../src/errors.ts';
+import { closest } from '../src/suggest.ts';
 import { checkPositionals, makeInput, parseCommandArgs, UsageError, type Command, type CommandInput } from './command.ts';
 import { commands } from './commands/index.ts';
 import { commandHelp, groupHelp, overview } from './help.ts';
@@ -48,8 +49,14 @@ function findCommand(argv: string[]): { command?: Command; rest: string[]; group
     return { command, rest: [...leading, ...argv.slice(i + 2)] };
   }
   const command = commands.find((c) => c.path.length === 1 && c.path[0] === first);
-  if (!command) throw new UsageError(`unknown command ${JSON.stringify(first)}; run "crier --help" for the list`);
+  if (!command) throw unknownCommand(first, [...new Set(commands.map((c) => c.path[0]!))]);
   return { command, rest: [...leading, ...argv.slice(i + 1)] };
+}
+
+/** "unknown command", with the nearest command name when one is close (the --help pointer follows). */
+function unknownCommand(word: string, names: string[]): UsageError {
+  const near = closest(word, names);
+  return new UsageError(`unknown command ${quote(word)}${near ? `; did you mean ${JSON.stringify(near)}?` : ''}`);
 }
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
@@ -81,7 +88,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
         throw new UsageError(
           sub === undefined
             ? `which one? ${commands.filter((c) => c.path[0] === found.group).map((c) => c.path[1]).join(', ')}`
-            : `unknown command ${JSON.stringify(sub)}; run "crier ${found.group} --help"`,
+            : unknownCommand(sub, commands.filter((c) => c.path[0] === found.group).map((c) => c.path[1]!)).message,
         );
       }
       if (wantsHelp) {
@@ -125,11 +132,13 @@ function report(error: unknown, commandName: string, json: boolean, io: Io): num
   } else if (error instanceof CrierError) {
     code = inputErrors.has(error.code) ? 2 : 1;
     errorCode = error.code;
-    message = error.message;
+    message = error.detail;
   } else {
     message = error instanceof Error ? error.message : String(error);
   }
-  const line = `${commandName}: ${message}`.replace(/\s*\n\s*/g, ' ');
-  io.stderr(json ? `${JSON.stringify({ error: { code: errorCode, message: line } })}\n` : `${line}\n`);
+  message = message.replace(/\s*\n\s*/g, ' ');
+  // People read "crier status: CRIER_CONNECTION: ..."; programs get the code and the message apart.
+  const prefix = errorCode === 'CRIER_ERROR' || errorCode === 'CRIER_USAGE' ? '' : `${errorCode}: `;
+  io.stderr(json ? `${JSON.stringify({ error: { code: errorCode, command: commandName, message } })}\n` : `${commandName}: ${prefix}${message}\n`);
   return code;
 }

@@ -29,6 +29,19 @@ export class CrierError extends Error {
   }
 }
 
+/**
+ * An input as an error message shows it: JSON-quoted on one line, and cut after `max` characters
+ * with its full length, so a 10,000-character mistake does not become a 10,000-character message:
+ * `"aaaa…" (10000 characters)`.
+ */
+export function quote(value: unknown, max = 64): string {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  const chars = [...text]; // whole code points: never half a surrogate pair
+  if (chars.length <= max) return typeof value === 'string' ? JSON.stringify(value) : text;
+  const head = `${chars.slice(0, max).join('')}…`;
+  return `${typeof value === 'string' ? JSON.stringify(head) : head} (${chars.length} characters)`;
+}
+
 /** Throw this from a handler when retrying cannot help: the delivery goes straight to dead. */
 export class UnrecoverableError extends Error {
   override readonly name = 'UnrecoverableError';

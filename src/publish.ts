@@ -2,7 +2,7 @@
 // events. The statement trigger crier.fan_out does the rest (deliveries, wake-ups) in the same
 // transaction, so an event exists if and only if the business change committed.
 import { toMilliseconds, type Duration } from './duration.ts';
-import { CrierError, fromDatabaseError } from './errors.ts';
+import { CrierError, fromDatabaseError, quote } from './errors.ts';
 import { runQuery, type Executor } from './executor.ts';
 import { inSchema } from './schema-name.ts';
 import { assertTopic } from './topics.ts';
@@ -112,7 +112,7 @@ export async function publishEvents(
     return published.map((event, i) => {
       if (event.id != null) return event;
       const first = byKey.get(`${events[i]!.topic}\u0000${events[i]!.idempotencyKey}`);
-      if (!first) throw new CrierError('CRIER_INVALID_IDEMPOTENCY_KEY', `idempotency key ${JSON.stringify(events[i]!.idempotencyKey)} was taken and then pruned during this publish; retry it`);
+      if (!first) throw new CrierError('CRIER_INVALID_IDEMPOTENCY_KEY', `idempotency key ${quote(events[i]!.idempotencyKey)} was taken and then pruned during this publish; retry it`);
       // The first publish of this key was this same event: same version (not read back, since a
       // publisher role may not read earlier events).
       return { ...first, version: events[i]!.version ?? 1, duplicate: true };
@@ -135,7 +135,7 @@ function toPublished(row: Record<string, unknown>): PublishedEvent {
 
 /** Validates one event and encodes it as the JSON row jsonb_to_recordset reads. */
 function encodeEvent(event: EventInput, index: number): string {
-  const where = (what: string) => `event ${index} (${JSON.stringify(event?.topic)}): ${what}`;
+  const where = (what: string) => `event ${index} (${quote(event?.topic)}): ${what}`;
   if (event === null || typeof event !== 'object') {
     throw new CrierError('CRIER_INVALID_PAYLOAD', `event ${index} is not an object with topic and payload`);
   }

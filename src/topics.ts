@@ -1,6 +1,6 @@
 // Topic names and AMQP-style topic patterns ("*" = exactly one segment, "#" = zero or more),
 // the same rules as crier.topic_valid / crier.topic_matches in SQL.
-import { CrierError } from './errors.ts';
+import { CrierError, quote } from './errors.ts';
 
 const topicSyntax = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const patternSyntax = /^([A-Za-z0-9_-]+|\*|#)(\.([A-Za-z0-9_-]+|\*|#))*$/;
@@ -18,7 +18,7 @@ export function assertTopic(topic: unknown): asserts topic is string {
   if (!isValidTopic(topic)) {
     throw new CrierError(
       'CRIER_INVALID_TOPIC',
-      `${JSON.stringify(topic) ?? String(topic)} is not a valid topic: use dot-separated segments of letters, digits, "_" and "-" (e.g. "order.created"), at most ${maxLength} characters`,
+      `${quote(topic)} is not a valid topic: use dot-separated segments of letters, digits, "_" and "-" (e.g. "order.created"), at most ${maxLength} characters`,
     );
   }
 }
@@ -27,7 +27,7 @@ export function assertPattern(pattern: unknown): asserts pattern is string {
   if (!isValidPattern(pattern)) {
     throw new CrierError(
       'CRIER_INVALID_PATTERN',
-      `${JSON.stringify(pattern) ?? String(pattern)} is not a valid topic pattern: dot-separated segments, each a word, "*" (one segment) or "#" (zero or more), e.g. "order.*" or "order.#"`,
+      `${quote(pattern)} is not a valid topic pattern: dot-separated segments, each a word, "*" (one segment) or "#" (zero or more), e.g. "order.*" or "order.#"`,
     );
   }
 }

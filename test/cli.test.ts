@@ -69,6 +69,18 @@ describe('help and usage', () => {
     assertFails(await crierCli(['requeue']), 2, /say what to requeue/);
     assertFails(await crierCli(['requeue', '--all-dead', '--subscription', 'billing']), 2, /cannot be combined/);
     assertFails(await crierCli(['status'], { env: { DATABASE_URL: undefined } }), 2, /no database: pass --database-url URL or set DATABASE_URL/);
+    // An unknown command: one line, the nearest name, the pointer to --help once.
+    const typo = await crierCli(['statsu']);
+    assertFails(typo, 2, /^crier: unknown command "statsu"; did you mean "status"\? \(run "crier --help" for usage\)\n$/);
+    assertFails(await crierCli(['events', 'lst']), 2, /^crier events: unknown command "lst"; did you mean "list"\? \(run "crier events --help" for usage\)\n$/);
+    assertFails(await crierCli(['xyzzy']), 2, /^crier: unknown command "xyzzy" \(run "crier --help" for usage\)\n$/);
+    // A DATABASE_URL that is not a URL is a usage error that says which setting is wrong.
+    assertFails(await crierCli(['status'], { env: { DATABASE_URL: 'not-a-url' } }), 2, /^crier status: DATABASE_URL "not-a-url" is not a Postgres URL; expected postgres:\/\//);
+    assertFails(await crierCli(['status', '--database-url', 'mysql://x@h/db']), 2, /--database-url "mysql:\/\/x@h\/db" is not a Postgres URL/);
+    // A 10,000-character mistake is cut in the message, with its length.
+    const long = await crierCli(['events', 'show', 'a'.repeat(10_000)]);
+    assertFails(long, 2, /CRIER_INVALID_OPTION: event "a{64}…" \(10000 characters\) is neither an event id/);
+    assert.ok(long.stderr.length < 300, `a short message (${long.stderr.length} characters)`);
     const bare = await spawned([]);
     assert.equal(bare.code, 2);
     assert.match(bare.stderr, /Usage: crier <command>/);
@@ -81,7 +93,13 @@ describe('help and usage', () => {
     assertFails(await crierCli(['status', '--schema', 'nothing_here', '--database-url', unmigrated.toString()]), 1, /CRIER_NOT_MIGRATED/);
     const json = await crierCli(['status', '--json', '--database-url', 'postgres://postgres@127.0.0.1:1/none']);
     assert.equal(json.code, 1);
-    assert.equal(JSON.parse(json.stderr).error.code, 'CRIER_CONNECTION');
+    const { error } = JSON.parse(json.stderr);
+    assert.equal(error.code, 'CRIER_CONNECTION');
+    assert.equal(error.command, 'crier status');
+    assert.match(error.message, /^cannot connect to Postgres .*connection refused/, 'the message without the command and code prefix');
+    const usage = JSON.parse((await crierCli(['status', '--json', '--bogus'])).stderr);
+    assert.deepEqual([usage.error.code, usage.error.command], ['CRIER_USAGE', 'crier status']);
+    assert.match(usage.error.message, /^Unknown option '--bogus'/);
   });
 });
 
@@ -186,6 +204,22 @@ describe('commands', () => {
     assert.deepEqual(JSON.parse((await crierCli(['events', 'show', alone.id, '--json'])).stdout).chain, []);
   });
 
+  test('events show: a done delivery\'s error is labelled as an earlier attempt\'s, a dead one\'s is not', async () => {
+    const event = await crier.publish(db.sql, 'order.created', { id: 'recovered' });
+    await db.sql`
+      UPDATE crier.deliveries SET state = 'done', attempts = 2, last_error = 'warehouse busy', finished_at = now()
+      WHERE event_id = ${event.id} AND subscription = 'inventory'`;
+    await db.sql`
+      UPDATE crier.deliveries SET state = 'dead', attempts = 3, last_error = 'card declined', finished_at = now()
+      WHERE event_id = ${event.id} AND subscription = 'billing'`;
+    const show = await crierCli(['events', 'show', event.id]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /\n *\d+ +inventory +done +2 .*\(earlier attempt\) warehouse busy\n/);
+    assert.match(show.stdout, /\n *\d+ +billing +dead +3 .* card declined\n/);
+    assert.doesNotMatch(show.stdout, /earlier attempt\) card declined/);
+    await db.sql`DELETE FROM crier.deliveries WHERE event_id = ${event.id}`; // the next tests count dead deliveries
+  });
+
   test('catalog list --json: the registered topics as a JSON array', async () => {
     const empty = await crierCli(['catalog', 'list', '--json']);
     assert.equal(empty.code, 0, empty.stderr);
@@ -265,6 +299,9 @@ describe('commands', () => {
     assert.match(twice.stdout, /replayed 0 events .*\nskipped 3 events still pending or running for inventory\n/);
     assertFails(await crierCli(['replay', '--subscription', 'inventory']), 2, /--from is required/);
 
+    const plainMs = await crierCli(['prune', '--older-than', '1000', '--dry-run', '--json']);
+    assert.equal(plainMs.code, 0, `a plain number is milliseconds: ${plainMs.stderr}`);
+    assert.ok(Date.parse(JSON.parse(plainMs.stdout).before) > Date.now() - 3_600_000, 'a second ago, not 1000 days or hours');
     const prune = await crierCli(['prune', '--older-than', '7d', '--dry-run', '--json']);
     assert.equal(prune.code, 0, prune.stderr);
     assert.deepEqual(Object.keys(JSON.parse(prune.stdout)).sort(), ['batches', 'before', 'deliveries', 'dryRun', 'events']);

@@ -2,7 +2,7 @@
 import { createAdmin } from '../../src/admin/index.ts';
 import { openClient } from '../../src/connection.ts';
 import { createCrier } from '../../src/crier.ts';
-import { CrierError } from '../../src/errors.ts';
+import { CrierError, quote } from '../../src/errors.ts';
 import { assertTopic } from '../../src/topics.ts';
 import { listOption, stringOption, UsageError, type Command } from '../command.ts';
 import { printJson } from '../output.ts';
@@ -27,7 +27,7 @@ export const publishCommand: Command = {
     const headers: Record<string, string> = {};
     for (const header of listOption(values, 'header')) {
       const at = header.indexOf('=');
-      if (at <= 0) throw new UsageError(`--header ${JSON.stringify(header)}: expected NAME=VALUE`);
+      if (at <= 0) throw new UsageError(`--header ${quote(header)}: expected NAME=VALUE`);
       headers[header.slice(0, at)] = header.slice(at + 1);
     }
     const sql = openClient(databaseUrl(), { max: 1, connect_timeout: 10 });

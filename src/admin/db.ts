@@ -2,7 +2,7 @@
 // configured schema, errors turned into CrierErrors (with a "did you mean" for subscription names),
 // and large results read through a cursor so no listing is ever held in memory whole.
 import type postgres from 'postgres';
-import { CrierError, fromDatabaseError } from '../errors.ts';
+import { CrierError, fromDatabaseError, quote } from '../errors.ts';
 import { inSchema } from '../schema-name.ts';
 import { closest } from '../suggest.ts';
 
@@ -58,7 +58,7 @@ async function unknownSubscription(db: AdminDb, name: string, cause?: unknown): 
   } catch {
     // The suggestion is a courtesy: the error stands without it.
   }
-  return new CrierError('CRIER_UNKNOWN_SUBSCRIPTION', `no subscription "${name}"${hint}`, { cause });
+  return new CrierError('CRIER_UNKNOWN_SUBSCRIPTION', `no subscription ${quote(name)}${hint}`, { cause });
 }
 
 export const toNumber = (value: unknown): number => (value == null ? 0 : Number(value));
