@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CrierError, isValidPattern, isValidTopic, topicMatches } from '../src/index.ts';
+import { assertPattern, assertTopic } from '../src/topics.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 
 let db: TestDatabase;
@@ -127,4 +128,15 @@ test('invalid topics are rejected by TS and SQL alike', async () => {
     assert.equal(row!.valid, false, `SQL rejects topic ${what}`);
   }
   for (const notAString of [undefined, null, 42, {}, ['a']]) assert.equal(isValidTopic(notAString), false);
+});
+
+test('an error quotes a long input cut short, with its length, on one line', () => {
+  for (const [input, check] of [['a'.repeat(10_000), assertTopic], [`x\n${'y'.repeat(5000)}`, assertPattern]] as const) {
+    assert.throws(() => check(input), (error: unknown) => {
+      const message = (error as Error).message;
+      assert.ok(message.length < 400 && !message.includes('\n'), `short, one line: ${message.length} characters`);
+      assert.match(message, new RegExp(`^CRIER_INVALID_(TOPIC|PATTERN): "${input.slice(0, 1) === 'a' ? 'a{64}' : 'x\\\\ny{62}'}…" \\(${input.length} characters\\) is not`));
+      return true;
+    });
+  }
 });
