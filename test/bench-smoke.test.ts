@@ -1,6 +1,6 @@
 // The smallest run that proves the bench works: one crier drain cell at tiny N through the same
 // harness `npm run bench` uses (a forked cell, a fresh database, a worker process, metrics back).
-// Every contestant and scenario is checked by bench/test/smoke.test.ts, CI's bench step. No timing
+// Every contestant and scenario is checked by bench/src/smoke.test.ts, CI's bench step. No timing
 // is asserted; figures come from `npm run bench`.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -4,10 +4,10 @@
 // as its own step (.ci/run); `npm test` runs only the smallest cell (test/bench-smoke.test.ts).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { contestants } from '../src/adapter.ts';
-import { runCell } from '../src/run-cell.ts';
-import type { Scale } from '../src/scenarios/scenario.ts';
-import { bestTuning } from '../src/tuning.ts';
+import { contestants } from './adapter.ts';
+import { runCell } from './run-cell.ts';
+import type { Scale } from './scenarios/scenario.ts';
+import { bestTuning } from './tuning.ts';
 import { serverUrl } from '../../test/support/database.ts';
 
 const tiny: Scale = { single: 20, batch: 200, drain: 100, latency: 20, fanOut: 20, history: 100 };
