@@ -80,7 +80,9 @@ export function parseCommandArgs(command: Command, args: string[]) {
       strict: true,
     });
   } catch (error) {
-    throw new UsageError((error as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+    // node's own wording, without its advice on "--" and with a long argument cut as ours are.
+    const message = (error as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    throw new UsageError(message.replace(/'([^']{65,})'/g, (_, argument: string) => quote(argument)));
   }
   return parsed;
 }

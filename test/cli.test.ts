@@ -81,6 +81,9 @@ describe('help and usage', () => {
     const long = await crierCli(['events', 'show', 'a'.repeat(10_000)]);
     assertFails(long, 2, /CRIER_INVALID_OPTION: event "a{64}…" \(10000 characters\) is neither an event id/);
     assert.ok(long.stderr.length < 300, `a short message (${long.stderr.length} characters)`);
+    const longOption = await crierCli(['status', `--${'x'.repeat(10_000)}`]);
+    assertFails(longOption, 2, /Unknown option "--x{62}…" \(10002 characters\)/);
+    assert.ok(longOption.stderr.length < 300, `a short message (${longOption.stderr.length} characters)`);
     const bare = await spawned([]);
     assert.equal(bare.code, 2);
     assert.match(bare.stderr, /Usage: crier <command>/);
