@@ -10,6 +10,7 @@ export { isValidPattern, isValidTopic, topicMatches } from './topics.ts';
 export { consoleLogger, silentLogger, type Logger } from './logger.ts';
 export type { CrierEvent, Handler, HandlerContext } from './worker/event.ts';
 export { UnrecoverableError } from './errors.ts';
+export { RetryLater } from './worker/subscription-loop.ts';
 export { Worker, type SubscriptionDefinition, type WorkerOptions } from './worker/worker.ts';
 export { createAdmin, type Admin, type AdminOptions } from './admin/index.ts';
 export type {

@@ -11,6 +11,11 @@ export interface RetryPolicy {
   maxAttempts?: number;
   /** Exponential backoff between attempts: base * 2^(attempt-1), capped at max, with jitter (defaults 1s, 5m). */
   backoff?: { base?: Duration; max?: Duration };
+  /**
+   * A fixed retry schedule instead of the backoff: the delay after the first failed attempt, the
+   * second, ...; the last one repeats until maxAttempts (e.g. ['5s', '30s', '5m']). No jitter.
+   */
+  retry?: readonly Duration[];
   /** How long a claimed delivery is held before another worker may take it over (default 30s). Heartbeats renew it. */
   lease?: Duration;
 }
@@ -72,6 +77,38 @@ export function toSubscriptionRow(spec: SubscriptionSpec): Omit<SubscriptionRow,
     name: spec.name, topics: [...spec.topics], maxAttempts, backoffBaseMs, backoffMaxMs, leaseMs,
     ordered: ordered !== false, orderedOnDead,
   };
+}
+
+/** Longest delay a retry schedule or RetryLater may ask for: crier.fail takes whole ms as an integer. */
+export const maxRetryDelayMs = 2 ** 31 - 1;
+
+/** A retry delay in ms, checked: a whole number of ms from 0 to maxRetryDelayMs (about 24.8 days). */
+export function toRetryDelayMs(value: Duration, what: string): number {
+  const ms = Math.round(toMilliseconds(value, what));
+  if (ms > maxRetryDelayMs) {
+    throw new CrierError('CRIER_INVALID_OPTION', `${what}: ${JSON.stringify(value)} is longer than a retry may wait (at most 24d)`);
+  }
+  return ms;
+}
+
+/**
+ * The subscription's fixed retry schedule in ms (null: exponential backoff). The worker resolves it
+ * per failure and sends the delay with the failure (crier.fail's p_delays_ms).
+ */
+export function retrySchedule(spec: SubscriptionSpec): number[] | null {
+  if (spec.retry === undefined) return null;
+  if (spec.backoff !== undefined) {
+    throw new CrierError('CRIER_INVALID_OPTION', `subscription "${spec.name}": give either retry (fixed delays) or backoff (exponential), not both`);
+  }
+  if (!Array.isArray(spec.retry) || spec.retry.length === 0) {
+    throw new CrierError('CRIER_INVALID_OPTION', `subscription "${spec.name}": retry must be a non-empty list of delays, e.g. ['5s', '30s', '5m']`);
+  }
+  return spec.retry.map((delay, i) => toRetryDelayMs(delay, `subscription "${spec.name}" retry[${i}]`));
+}
+
+/** The delay after failed attempt `attempt` (1-based) on a schedule: its entry, or the last one. */
+export function scheduledDelayMs(schedule: readonly number[], attempt: number): number {
+  return schedule[Math.min(attempt, schedule.length) - 1]!;
 }
 
 const upsertSubscriptions = `

@@ -1,4 +1,4 @@
-// The operator API and the SQL behind it (db/migrations/0002_audit_views.sql): views, requeue,
+// The operator API and the SQL behind it (db/sql/operator, db/sql/views.sql): views, requeue,
 // replay, prune, pause/resume/remove, tail, and the auditing queries of docs/auditing.md.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

@@ -112,8 +112,8 @@ describe('commands', () => {
     try {
       const first = await crierCli(['migrate', '--database-url', fresh.url]);
       assert.equal(first.code, 0, first.stderr);
-      assert.match(first.stdout, /applied \d+ migrations to schema crier:\n {2}0000_tables\n/);
-      assert.match(first.stdout, /0002_audit_views/);
+      assert.match(first.stdout, /applied \d+ migrations to schema crier:\n {2}0000_baseline\n/);
+      assert.match(first.stdout, /sql\/views\.sql/);
       const again = await crierCli(['migrate', '--database-url', fresh.url, '--json']);
       assert.deepEqual(JSON.parse(again.stdout), { schema: 'crier', applied: [] });
     } finally {

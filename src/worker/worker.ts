@@ -10,7 +10,7 @@ import { toMilliseconds, type Duration } from '../duration.ts';
 import { CrierError, fromDatabaseError } from '../errors.ts';
 import { consoleLogger, errorMessage, silentLogger, type Logger } from '../logger.ts';
 import { checkSchemaName, defaultSchema } from '../schema-name.ts';
-import { declareSubscriptions, toSubscriptionRow, type SubscriptionSpec } from '../subscriptions.ts';
+import { declareSubscriptions, retrySchedule, toSubscriptionRow, type SubscriptionSpec } from '../subscriptions.ts';
 import { AckBuffer } from './acks.ts';
 import type { Handler } from './event.ts';
 import { Listener } from './listener.ts';
@@ -130,6 +130,7 @@ export class Worker {
           timeoutMs: toMilliseconds(definition.timeout ?? 300_000, `subscription "${definition.name}" timeout`),
           pollIntervalMs: this.pollIntervalMs,
           transactional: definition.transactional ?? false,
+          retrySchedule: retrySchedule(definition),
         },
         this.protocol,
         this.acks,
