@@ -1,10 +1,10 @@
-// Tests that need something besides Node and a Postgres (a pgbouncer binary, say) skip with a
-// visible reason where it is missing, so `npm test` passes on a fresh machine; CI sets
-// CRIER_REQUIRE_ALL=1 (.ci/run), and there a missing requirement fails instead of skipping.
+// Tests that need something besides Node and a Postgres (pgbouncer, pg_dump) skip with a visible
+// reason where it is missing, so `npm test` passes on a fresh machine; in CI (CI=true, which .ci/run
+// and hosted CI services set) a missing requirement fails instead of skipping.
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
-export const requireAll = process.env.CRIER_REQUIRE_ALL === '1';
+export const requireAll = process.env.CI !== undefined && !['', '0', 'false'].includes(process.env.CI);
 
 /** The path of an executable on PATH (or in the sbin folders), or undefined. */
 export function findExecutable(name: string): string | undefined {
@@ -14,9 +14,9 @@ export function findExecutable(name: string): string | undefined {
 
 /**
  * The skip reason for tests that need `name`, or undefined when it is installed or required
- * (CRIER_REQUIRE_ALL=1: the tests then run and fail on the missing binary, saying how to install it).
+ * (in CI the tests then run and fail on the missing binary, saying how to install it).
  */
 export function skipWithout(name: string, install: string): string | undefined {
   if (findExecutable(name) || requireAll) return undefined;
-  return `${name} is not installed: ${install} to run these tests (CI requires them: CRIER_REQUIRE_ALL=1)`;
+  return `${name} is not installed: ${install} to run these tests (CI requires them)`;
 }
