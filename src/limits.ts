@@ -4,6 +4,7 @@
 // next to the other columns of the index. Checked here before anything is written, and again in
 // SQL for crier.publish and plain INSERTs (db/sql/limits.sql, the same numbers: a test checks).
 // Payloads and other headers have no limit of crier's own (Postgres caps a jsonb value at 256 MB).
+import { quote } from './errors.ts';
 
 /** A topic (or pattern): keyed on in the route cache, idempotency keys and the catalog. Topics are ASCII, so also 255 characters. */
 export const MAX_TOPIC_BYTES = 255;
@@ -21,14 +22,7 @@ export const MAX_HEADER_ID_BYTES = 1024;
 export function overLimit(value: string, limit: number): string | undefined {
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes <= limit) return undefined;
-  return `is ${bytes} bytes (${characters(value)} characters), over the limit of ${limit} bytes of UTF-8: ${preview(value)}`;
-}
-
-/** A value for an error message: JSON-quoted, and cut after 40 characters with its length. */
-export function preview(value: unknown): string {
-  if (typeof value !== 'string') return JSON.stringify(value) ?? String(value);
-  const start = Array.from(value.slice(0, 80)).slice(0, 40).join('');
-  return start.length < value.length ? `${JSON.stringify(start)}… (cut, ${characters(value)} characters)` : JSON.stringify(value);
+  return `is ${bytes} bytes (${characters(value)} characters), over the limit of ${limit} bytes of UTF-8: ${quote(value, 40)}`;
 }
 
 /** Unicode characters (code points), as Postgres's char_length counts them. */

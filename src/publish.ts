@@ -2,9 +2,9 @@
 // events. The statement trigger crier.fan_out does the rest (deliveries, wake-ups) in the same
 // transaction, so an event exists if and only if the business change committed.
 import { toMilliseconds, type Duration } from './duration.ts';
-import { CrierError, fromDatabaseError } from './errors.ts';
+import { CrierError, fromDatabaseError, quote } from './errors.ts';
 import { runQuery, type Executor } from './executor.ts';
-import { MAX_HEADER_ID_BYTES, MAX_IDEMPOTENCY_KEY_BYTES, MAX_KEY_BYTES, overLimit, preview } from './limits.ts';
+import { MAX_HEADER_ID_BYTES, MAX_IDEMPOTENCY_KEY_BYTES, MAX_KEY_BYTES, overLimit } from './limits.ts';
 import { inSchema } from './schema-name.ts';
 import { assertTopic } from './topics.ts';
 import { uuidV7 } from './uuid-v7.ts';
@@ -99,7 +99,7 @@ function toPublished(row: Record<string, unknown>): PublishedEvent {
 
 /** Validates one event and encodes it as the JSON row jsonb_to_recordset reads. */
 function encodeEvent(event: EventInput, index: number): string {
-  const where = (what: string) => `event ${index} (${preview(event?.topic)}): ${what}`;
+  const where = (what: string) => `event ${index} (${quote(event?.topic)}): ${what}`;
   if (event === null || typeof event !== 'object') {
     throw new CrierError('CRIER_INVALID_PAYLOAD', `event ${index} is not an object with topic and payload`);
   }

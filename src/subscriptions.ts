@@ -4,7 +4,7 @@
 // it; topics, policies and pausing belong to operators.
 import type postgres from 'postgres';
 import { toMilliseconds, type Duration } from './duration.ts';
-import { CrierError, fromDatabaseError } from './errors.ts';
+import { CrierError, fromDatabaseError, quote } from './errors.ts';
 import { inSchema } from './schema-name.ts';
 import { assertPattern } from './topics.ts';
 
@@ -52,7 +52,7 @@ export function toSubscriptionRow(spec: SubscriptionSpec): Omit<SubscriptionRow,
   if (typeof spec.name !== 'string' || !subscriptionNamePattern.test(spec.name)) {
     throw new CrierError(
       'CRIER_INVALID_OPTION',
-      `subscription name ${JSON.stringify(spec.name)} is not valid: 1-100 letters, digits, "_", "." or "-"`,
+      `subscription name ${quote(spec.name)} is not valid: 1-100 letters, digits, "_", "." or "-"`,
     );
   }
   if (!Array.isArray(spec.topics) || spec.topics.length === 0) {

@@ -1,7 +1,7 @@
 // Topic names and AMQP-style topic patterns ("*" = exactly one segment, "#" = zero or more),
 // the same rules as crier.topic_valid / crier.topic_matches in SQL.
-import { CrierError } from './errors.ts';
-import { MAX_TOPIC_BYTES, overLimit, preview } from './limits.ts';
+import { CrierError, quote } from './errors.ts';
+import { MAX_TOPIC_BYTES, overLimit } from './limits.ts';
 
 const topicSyntax = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const patternSyntax = /^([A-Za-z0-9_-]+|\*|#)(\.([A-Za-z0-9_-]+|\*|#))*$/;
@@ -22,7 +22,7 @@ export function assertTopic(topic: unknown): asserts topic is string {
     if (tooLong) throw new CrierError('CRIER_TOPIC_TOO_LONG', `the topic ${tooLong}`);
     throw new CrierError(
       'CRIER_INVALID_TOPIC',
-      `${preview(topic)} is not a valid topic: use dot-separated segments of letters, digits, "_" and "-" (e.g. "order.created"), at most ${maxLength} characters`,
+      `${quote(topic)} is not a valid topic: use dot-separated segments of letters, digits, "_" and "-" (e.g. "order.created"), at most ${maxLength} characters`,
     );
   }
 }
@@ -31,21 +31,37 @@ export function assertPattern(pattern: unknown): asserts pattern is string {
   if (!isValidPattern(pattern)) {
     throw new CrierError(
       'CRIER_INVALID_PATTERN',
-      `${preview(pattern)} is not a valid topic pattern: dot-separated segments, each a word, "*" (one segment) or "#" (zero or more), e.g. "order.*" or "order.#"`,
+      `${quote(pattern)} is not a valid topic pattern: dot-separated segments, each a word, "*" (one segment) or "#" (zero or more), e.g. "order.*" or "order.#"`,
     );
   }
 }
 
-/** Compiles a pattern the way SQL does: each segment carries its own leading dot. */
-export function patternToRegExp(pattern: string): RegExp {
-  assertPattern(pattern);
-  const body = pattern
-    .split('.')
-    .map((segment) => (segment === '*' ? '\\.[^.]+' : segment === '#' ? '(\\.[^.]+)*' : `\\.${segment}`))
-    .join('');
-  return new RegExp(`^${body}$`);
-}
-
+/**
+ * Whether `topic` matches `pattern`, in O(topic segments × pattern segments): the set of topic
+ * positions each pattern prefix can reach, one pattern segment at a time. (A backtracking regex took
+ * exponential time on patterns of many "#" segments.)
+ */
 export function topicMatches(topic: string, pattern: string): boolean {
-  return patternToRegExp(pattern).test(`.${topic}`);
+  assertPattern(pattern);
+  const words = topic.split('.');
+  // No pattern segment matches an empty one ("a..b", ""), as in SQL.
+  if (words.includes('')) return false;
+  // reachable[i]: the pattern read so far can consume exactly the first i topic segments.
+  let reachable = new Array<boolean>(words.length + 1).fill(false);
+  reachable[0] = true;
+  for (const segment of pattern.split('.')) {
+    const next = new Array<boolean>(words.length + 1).fill(false);
+    if (segment === '#') {
+      // zero or more segments: every position from the first reachable one on
+      const first = reachable.indexOf(true);
+      if (first === -1) return false;
+      next.fill(true, first);
+    } else {
+      for (let i = 0; i < words.length; i++) {
+        if (reachable[i] && (segment === '*' || segment === words[i])) next[i + 1] = true;
+      }
+    }
+    reachable = next;
+  }
+  return reachable[words.length]!;
 }

@@ -134,6 +134,35 @@ test('a valid topic matches itself, "#" and its own prefix + ".#"; "*" only sing
   );
 });
 
+test('topicMatches takes polynomial time on the worst patterns and agrees with SQL on them', async () => {
+  // Many "#" (and "*") segments against long topics: a backtracking matcher takes exponential time
+  // here (47 s for the first case). The bound is ~1,000x what the matcher needs, and the best of
+  // three runs is timed, so a busy machine cannot break it.
+  const topic = (n: number, last = 'a') => [...Array(n - 1).fill('a'), last].join('.');
+  const cases: [string, string][] = [
+    [topic(22), `${'#.'.repeat(12)}z`],
+    [topic(22), `${'#.'.repeat(12)}a`],
+    [topic(127), `${'#.'.repeat(127)}z`],
+    [topic(127), `${'#.*.'.repeat(63)}z`],
+    [topic(127, 'z'), `${'#.a.'.repeat(63)}z`],
+    [topic(127), `${'*.#.'.repeat(63)}a`],
+  ];
+  const inSql = await sqlBatch('crier.topic_matches(t, p)', cases);
+  cases.forEach(([t, p], i) => {
+    assert.ok(isValidTopic(t) && isValidPattern(p), `case ${i} is valid input`);
+    let best = Infinity;
+    let result = false;
+    for (let run = 0; run < 3; run++) {
+      const started = performance.now();
+      result = topicMatches(t, p);
+      best = Math.min(best, performance.now() - started);
+    }
+    assert.equal(result, inSql[i], `case ${i}: TypeScript and SQL agree`);
+    assert.ok(best < 50, `case ${i} (${t.split('.').length} segments vs ${p.length}-character pattern) took ${best.toFixed(1)} ms`);
+  });
+  assert.deepEqual(inSql, [false, true, false, false, true, true]);
+});
+
 /** Publishes one event; returns it as stored, or the CrierError. */
 async function roundTrip(key: unknown, headers: unknown, payload: unknown) {
   try {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CrierError, isValidPattern, isValidTopic, topicMatches } from '../src/index.ts';
+import { assertPattern, assertTopic } from '../src/topics.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 
 let db: TestDatabase;
@@ -160,4 +161,19 @@ test('routing a new topic tests only the patterns that can match it, not every s
     assert.ok(calls >= 4 && calls <= 5, `${calls} patterns tested for a new topic`);
     await tx`DELETE FROM crier.subscriptions`;
   });
+});
+
+test('an error quotes a long input cut short, with its length, on one line', () => {
+  const cases = [
+    ['a'.repeat(10_000), assertTopic, /^CRIER_TOPIC_TOO_LONG: the topic is 10000 bytes \(10000 characters\), over the limit of 255 bytes of UTF-8: "a{40}…" \(10000 characters\)$/],
+    [`x\n${'y'.repeat(5000)}`, assertPattern, /^CRIER_INVALID_PATTERN: "x\\ny{62}…" \(5002 characters\) is not/],
+  ] as const;
+  for (const [input, check, expected] of cases) {
+    assert.throws(() => check(input), (error: unknown) => {
+      const message = (error as Error).message;
+      assert.ok(message.length < 400 && !message.includes('\n'), `short, one line: ${message.length} characters`);
+      assert.match(message, expected);
+      return true;
+    });
+  }
 });
