@@ -50,7 +50,8 @@ export async function startRabbitMqBridge(options: RabbitMqBridgeOptions): Promi
 
   /** Connects, consumes, and resolves when the connection or channel is gone. */
   async function session(): Promise<void> {
-    const connection = await amqp.connect(options.url);
+    // A broker that accepts the socket but never answers (stopping, overloaded) must not hang us.
+    const connection = await amqp.connect(options.url, { timeout: 10_000 });
     const gone = new Promise<void>((resolve) => {
       connection.on('error', () => {});
       connection.on('close', () => resolve());

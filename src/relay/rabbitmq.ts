@@ -41,7 +41,8 @@ export function rabbitmqTarget(options: RabbitMqTargetOptions): RelayTarget {
   /** Opens a connection and confirm channel; `forget` drops them once the broker closes either. */
   async function open(forget: () => void): Promise<Link> {
     const amqp = await loadPeer('amqplib', () => import('amqplib'), 'relaying to RabbitMQ');
-    const connection = await amqp.connect(options.url);
+    // A broker that accepts the socket but never answers (stopping, overloaded) must not hang us.
+    const connection = await amqp.connect(options.url, { timeout: 10_000 });
     // Listeners first: an error event without a listener would end the process.
     connection.on('error', forget);
     connection.on('close', forget);
