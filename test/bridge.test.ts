@@ -9,6 +9,8 @@ import amqp from 'amqplib';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { startJetStreamBridge, startRabbitMqBridge, type Bridge } from '../src/bridge/index.ts';
+import { createCrier } from '../src/index.ts';
+import { rabbitmqTarget, startRelay } from '../src/relay/index.ts';
 import { natsMissing, natsServers, rabbitmqMissing, rabbitmqUrl } from './support/brokers.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
 
@@ -67,7 +69,7 @@ describe('bridge from RabbitMQ', { skip: rabbitmqMissing }, () => {
     await channel.waitForConfirms();
 
     await eventually(() => bridge.stats.published + bridge.stats.duplicates + bridge.stats.rejected === 42, 15_000, 'all 42 messages handled');
-    assert.deepEqual(bridge.stats, { published: 30, duplicates: 10, rejected: 2 });
+    assert.deepEqual(bridge.stats, { published: 30, duplicates: 10, rejected: 2, echoes: 0 });
     const rows = await events(`legacy${tag}.`);
     assert.equal(rows.length, 30);
     assert.deepEqual(rows.map((r) => r.payload.n), Array.from({ length: 30 }, (_, i) => i), 'in queue order');
@@ -75,6 +77,8 @@ describe('bridge from RabbitMQ', { skip: rabbitmqMissing }, () => {
     assert.equal(rows[4]!.key, 'o-1');
     assert.equal(rows[4]!.headers.correlationId, 'conv-1');
     assert.equal(rows[4]!.headers.traceparent, 'tp');
+    assert.equal(rows[4]!.headers['crier-source'], 'shop.order.placed');
+    assert.equal(rows[4]!.headers['crier-source-message-id'], 'm-4');
     const q = await eventually(async () => {
       const info = await channel.checkQueue(queue);
       return info.messageCount === 0 ? info : undefined;
@@ -98,6 +102,39 @@ describe('bridge from RabbitMQ', { skip: rabbitmqMissing }, () => {
     await first.stop();
     assert.equal((await events(`redeliver${tag}.`)).length, 5);
     await channel.deleteQueue(rq);
+  });
+});
+
+describe('relay and bridge on one RabbitMQ exchange', { skip: rabbitmqMissing }, () => {
+  test('what this crier relayed out is not bridged back in (no loop)', async () => {
+    const tag = randomBytes(3).toString('hex');
+    const exchange = `crier-loop-test-${tag}`;
+    const connection = await amqp.connect(rabbitmqUrl);
+    const channel = await connection.createChannel();
+    try {
+      await channel.assertExchange(exchange, 'topic', { durable: true });
+      const bridge = await startRabbitMqBridge({
+        connection: db.url, url: rabbitmqUrl, queue: exchange, bindings: [{ exchange, pattern: `loop${tag}.#` }], logger: false,
+      });
+      const relay = await startRelay({
+        connection: db.url, name: `loop-${tag}`, topics: [`loop${tag}.#`], target: rabbitmqTarget({ url: rabbitmqUrl, exchange }),
+        handleSignals: false, logger: false, pollInterval: 200,
+      });
+      try {
+        await createCrier().publish(db.sql, `loop${tag}.created`, { n: 1 });
+        await eventually(() => bridge.stats.echoes === 1, 10_000, 'the relayed message seen by the bridge');
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.deepEqual(bridge.stats, { published: 0, duplicates: 0, rejected: 0, echoes: 1 });
+        assert.equal((await events(`loop${tag}.`)).length, 1);
+      } finally {
+        await relay.stop();
+        await bridge.stop();
+      }
+    } finally {
+      await channel.deleteQueue(exchange).catch(() => {});
+      await channel.deleteExchange(exchange).catch(() => {});
+      await connection.close();
+    }
   });
 });
 

@@ -9,6 +9,7 @@ import type postgres from 'postgres';
 import { CrierError } from '../errors.ts';
 import { errorMessage, type Logger } from '../logger.ts';
 import { publishEvents, type EventInput } from '../publish.ts';
+import { inSchema } from '../schema-name.ts';
 import { isValidTopic } from '../topics.ts';
 import { mapName, type NameMapping } from '../relay/target.ts';
 
@@ -51,6 +52,11 @@ export interface BridgeStats {
   duplicates: number;
   /** Messages that could not become events (see IncomingMessage.reject). */
   rejected: number;
+  /**
+   * Messages this crier's own relay sent (their crier-event-uuid header names an event of this
+   * database): acked, not published again, so relaying and bridging one exchange makes no loop.
+   */
+  echoes: number;
 }
 
 export interface Bridge {
@@ -60,12 +66,13 @@ export interface Bridge {
 }
 
 export class BridgeBatcher {
-  readonly stats: BridgeStats = { published: 0, duplicates: 0, rejected: 0 };
+  readonly stats: BridgeStats = { published: 0, duplicates: 0, rejected: 0, echoes: 0 };
   private pending: IncomingMessage[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private stopping = false;
   private warnedNoId = false;
+  private echoCheckOff = false;
   private readonly batchSize: number;
   private readonly maxWait: number;
 
@@ -127,8 +134,11 @@ export class BridgeBatcher {
     }
     for (let failures = 0; accepted.length > 0; failures++) {
       try {
-        const published = await this.sql.begin((tx) => publishEvents(tx, this.schema, events));
+        const echoes = await this.echoes(accepted);
+        const fresh = events.filter((_, i) => !echoes.has(i));
+        const published = fresh.length === 0 ? [] : await this.sql.begin((tx) => publishEvents(tx, this.schema, fresh));
         for (const event of published) event.duplicate ? this.stats.duplicates++ : this.stats.published++;
+        this.stats.echoes += echoes.size;
         for (const message of accepted) message.ack();
         return;
       } catch (error) {
@@ -155,6 +165,26 @@ export class BridgeBatcher {
     }
   }
 
+  /** Positions of the messages whose crier-event-uuid is an event of this database. */
+  private async echoes(messages: IncomingMessage[]): Promise<Set<number>> {
+    const uuids = messages.map((m) => m.headers['crier-event-uuid']).map((u) => (typeof u === 'string' && uuidPattern.test(u) ? u : null));
+    if (this.echoCheckOff || uuids.every((u) => u === null)) return new Set();
+    let rows;
+    try {
+      rows = await this.sql.unsafe(inSchema('SELECT uuid::text AS uuid FROM crier.events WHERE uuid = ANY($1::text[]::uuid[])', this.schema), [
+        `{${uuids.filter((u) => u !== null).join(',')}}`,
+      ]);
+    } catch (error) {
+      if ((error as { code?: string }).code !== '42501') throw error;
+      // A publisher-only role may not read events: bridge on, without the loop guard.
+      this.echoCheckOff = true;
+      this.options.logger.warn(`bridge: cannot read crier.events (${errorMessage(error)}): messages this crier relayed out would be bridged in again; give the bridge's role SELECT on events, or do not bridge what you relay`);
+      return new Set();
+    }
+    const known = new Set(rows.map((r) => r.uuid as string));
+    return new Set(uuids.flatMap((u, i) => (u !== null && known.has(u) ? [i] : [])));
+  }
+
   private toEvent(message: IncomingMessage): EventInput | string {
     let topic: string;
     try {
@@ -175,6 +205,9 @@ export class BridgeBatcher {
       if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') headers[name] = value;
     }
     if (message.correlationId !== null) headers.correlationId = message.correlationId;
+    // Where it came from, for handlers that deduplicate against the old consumers during a migration.
+    headers['crier-source'] = message.source;
+    if (message.id !== null) headers['crier-source-message-id'] = message.id;
     if (message.id === null) {
       if (!this.warnedNoId) this.options.logger.warn(`bridge: messages from "${message.source}" have no message id; they are published without an idempotency key (a redelivery makes a second event)`);
       this.warnedNoId = true;
@@ -185,6 +218,8 @@ export class BridgeBatcher {
     return { topic, payload, headers, key: message.key, idempotencyKey };
   }
 }
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Errors that publishing this message again can never fix: the message cannot become an event. */
 function isPoison(error: unknown): boolean {
