@@ -35,14 +35,14 @@ export const bridgeCommand: Command = {
     const rabbitmq = stringOption(values, 'rabbitmq');
     const jetstream = stringOption(values, 'jetstream');
     if ((jetstream === undefined) === (rabbitmq === undefined)) throw new UsageError('give one of --rabbitmq URL or --jetstream SERVERS');
-    const common = {
+    const common = () => ({
       connection: databaseUrl(),
       schema: global.schema,
       topic: stringOption(values, 'topic'),
       keyHeader: stringOption(values, 'key-header'),
       batchSize: countOption(values, 'batch-size', 100),
       logger: consoleLogger,
-    };
+    });
     let bridge;
     if (rabbitmq !== undefined) {
       const queue = stringOption(values, 'queue');
@@ -53,19 +53,19 @@ export const bridgeCommand: Command = {
         return { exchange: b.slice(0, at), pattern: b.slice(at + 1) };
       });
       const { startRabbitMqBridge } = await import('../../src/bridge/rabbitmq.ts');
-      bridge = await startRabbitMqBridge({ ...common, url: rabbitmq, queue, bindings });
+      bridge = await startRabbitMqBridge({ ...common(), url: rabbitmq, queue, bindings });
     } else {
       const stream = stringOption(values, 'stream');
       const consumer = stringOption(values, 'consumer');
       if (stream === undefined || consumer === undefined) throw new UsageError('--stream and --consumer are required with --jetstream');
       const { startJetStreamBridge } = await import('../../src/bridge/jetstream.ts');
-      bridge = await startJetStreamBridge({ ...common, servers: jetstream!, stream, consumer, filterSubjects: listOption(values, 'filter') });
+      bridge = await startJetStreamBridge({ ...common(), servers: jetstream!, stream, consumer, filterSubjects: listOption(values, 'filter') });
     }
     out.note('bridging into crier (Ctrl-C to stop)');
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
     await bridge.stop();
     const { published, duplicates, rejected } = bridge.stats;
     if (out.json) out.write(`${JSON.stringify(bridge.stats)}\n`);
-    else out.write(`bridge stopped: ${published} published, ${duplicates} duplicates skipped, ${rejected} rejected\n`);
+    else out.write(`bridge stopped: ${published} published, ${duplicates} duplicates skipped, ${rejected} rejected, ${bridge.stats.echoes} relayed by this crier skipped\n`);
   },
 };
