@@ -1,7 +1,8 @@
 // `crier relay` and `crier bridge` as users run them (the built CLI in a child process) against the
 // local brokers: they run until SIGTERM, relay/bridge meanwhile, and stop cleanly (exit 0).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import amqp from 'amqplib';
@@ -10,6 +11,7 @@ import { rabbitmqMissing, rabbitmqUrl } from './support/brokers.ts';
 import { assertFails, cli, ensureBuilt, runCli } from './support/cli.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
 
+const root = fileURLToPath(new URL('..', import.meta.url));
 let db: TestDatabase;
 before(async () => {
   ensureBuilt();
@@ -25,6 +27,17 @@ function start(args: string[]) {
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, output: () => output, exited };
 }
+
+test('importing crier/relay or crier/bridge loads no broker client: they load when a relay or bridge connects', () => {
+  const hook = `export async function resolve(s, c, next) { const r = await next(s, c); const m = /node_modules\\/((@[^/]+\\/)?[^/]+)/.exec(r.url); if (m) console.log(m[1]); return r; }`;
+  const register = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));`;
+  for (const entry of ['relay', 'bridge']) {
+    const output = execFileSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, '-e', `await import(${JSON.stringify(`${root}dist/src/${entry}/index.js`)})`], {
+      encoding: 'utf8', env: { ...process.env, NODE_TEST_CONTEXT: undefined },
+    });
+    assert.deepEqual([...new Set(output.split('\n').filter(Boolean))], ['postgres'], `crier/${entry}`);
+  }
+});
 
 test('usage errors name what is missing', async () => {
   assertFails(await runCli(db.url, ['relay', '--subscription', 'x', '--topic', '#']), 2, /give one of --jetstream SERVERS or --rabbitmq URL/);
