@@ -233,7 +233,8 @@ async function run(scenario: Scenario): Promise<Row> {
             confirmed.add(m.id);
           }));
         } else {
-          channel ??= await amqpChannel();
+          // A broker that is starting can take the connection and never open the channel.
+          channel ??= await withTimeout(3000, amqpChannel());
           const ch = channel;
           await withTimeout(3000, Promise.all(batch.map((m) => new Promise<void>((resolve, reject) => {
             try {
@@ -249,7 +250,11 @@ async function run(scenario: Scenario): Promise<Row> {
         }
       } catch {
         // Broker or database away: what was not confirmed does not count; try again shortly.
-        if (channel) await amqpConnection?.close().catch(() => {});
+        if (!relay && !js) {
+          const stale = amqpConnection;
+          amqpConnection = undefined;
+          await withTimeout(1000, stale?.close() ?? Promise.resolve()).catch(() => {});
+        }
         channel = undefined;
         await sleep(200);
       }
@@ -260,10 +265,13 @@ async function run(scenario: Scenario): Promise<Row> {
   // The faults, at a quarter and a half of the window; producers go on for at least a quarter of
   // it after the last fault has healed (a broker restart takes seconds).
   let faults = 0;
+  const heldAtKill: number[] = [];
   const started = Date.now();
   for (const at of [windowMs / 4, windowMs / 2]) {
     await sleep(Math.max(0, started + at - Date.now()));
     if (scenario.fault === 'sigkill') {
+      // Mid-batch: how many deliveries the relay held (claimed, publishing) when it was killed.
+      if (relay) heldAtKill.push((await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM crier.deliveries WHERE state = 'running'`)[0]!.n);
       await proc.kill();
       faults++;
       await proc.start();
@@ -351,6 +359,7 @@ async function run(scenario: Scenario): Promise<Row> {
   const duplicatesAllowed = scenario.side === 'relay-rabbitmq';
   // Events produced after the last fault must have gone through too: the relay/bridge recovered.
   const ok = lost === 0 && after > 0 && (duplicatesAllowed || duplicates === 0) && proc.crashes === 0;
+  if (heldAtKill.length > 0) note = `${note ? `${note}; ` : ''}deliveries held by the relay when killed: ${heldAtKill.join(', ')}`;
   if (producingAgainMs > windowMs / 2) note = `${note ? `${note}; ` : ''}producers took ${(producingAgainMs / 1000).toFixed(1)} s to get 50 through after the last fault`;
   return { name: nameOf(scenario), produced, after, arrived, faults, lost, duplicates, crashes: proc.crashes, ok, note };
 }

@@ -90,32 +90,28 @@ export function rabbitmqTarget(options: RabbitMqTargetOptions): RelayTarget {
         const onAbort = () => reject(brokerError(name, signal!.reason ?? 'aborted while waiting for the confirm'));
         if (signal?.aborted) return onAbort();
         signal?.addEventListener('abort', onAbort, { once: true });
+        const properties = {
+          messageId: message.id,
+          correlationId: message.correlationId,
+          contentType: 'application/json',
+          type: message.topic,
+          timestamp: Math.floor(message.createdAt.getTime() / 1000),
+          persistent: options.persistent ?? true,
+          mandatory: options.mandatory ?? false,
+          headers: message.headers,
+        };
+        const confirmed = (error: unknown) => {
+          signal?.removeEventListener('abort', onAbort);
+          // A returned message is acked after its return: the ack then means "not routed".
+          if (state.returned.delete(message.id)) reject(brokerError(name, `no queue is bound for routing key "${message.destination}" (mandatory)`));
+          else if (error) reject(brokerError(name, error));
+          else resolve();
+        };
         let written: boolean;
-        // Throws when the channel has just closed (its close event may not have reached us yet).
         try {
-          written = state.channel.publish(
-          options.exchange,
-          message.destination,
-          message.body,
-          {
-            messageId: message.id,
-            correlationId: message.correlationId,
-            contentType: 'application/json',
-            type: message.topic,
-            timestamp: Math.floor(message.createdAt.getTime() / 1000),
-            persistent: options.persistent ?? true,
-            mandatory: options.mandatory ?? false,
-            headers: message.headers,
-          },
-          (error) => {
-            signal?.removeEventListener('abort', onAbort);
-            // A returned message is acked after its return: the ack then means "not routed".
-            if (state.returned.delete(message.id)) reject(brokerError(name, `no queue is bound for routing key "${message.destination}" (mandatory)`));
-            else if (error) reject(brokerError(name, error));
-            else resolve();
-          },
-        );
+          written = state.channel.publish(options.exchange, message.destination, message.body, properties, confirmed);
         } catch (error) {
+          // Thrown when the channel has just closed (its close event may not have reached us yet).
           signal?.removeEventListener('abort', onAbort);
           return reject(brokerError(name, error));
         }
