@@ -111,6 +111,8 @@ describe('relay to JetStream', { skip: natsMissing }, () => {
     // an unordered relay would then publish later events of that key first.
     const failedOnce = new Set<string>();
     let seen = 0;
+    let inFlight = 0;
+    let maxInFlight = 0;
     const flaky: RelayTarget = {
       name: 'flaky jetstream',
       async publish(message, signal) {
@@ -118,7 +120,12 @@ describe('relay to JetStream', { skip: natsMissing }, () => {
           failedOnce.add(message.id);
           throw new Error('injected failure');
         }
-        await inner.publish(message, signal);
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        try {
+          await inner.publish(message, signal);
+        } finally {
+          inFlight--;
+        }
       },
       close: () => inner.close(),
     };
@@ -130,6 +137,8 @@ describe('relay to JetStream', { skip: natsMissing }, () => {
     await crier.publishMany(db.sql, events);
     await eventually(async () => (await deliveryStates(db.sql, 'ordered-to-nats')).done === 60, 20_000, '60 deliveries done');
     assert.ok(failedOnce.size >= 10, `failures were injected (${failedOnce.size})`);
+    // Confirms of different keys are awaited together; never two of one key.
+    assert.ok(maxInFlight > 1 && maxInFlight <= 4, `publishes in flight at once: ${maxInFlight} (expected 2..4 for 4 keys)`);
     const messages = await streamMessages(name);
     assert.equal(messages.length, 60);
     for (const key of ['k0', 'k1', 'k2', 'k3']) {
