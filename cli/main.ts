@@ -11,7 +11,8 @@ import { createOutput } from './output.ts';
 /** Codes that mean the input was wrong (exit 2), as opposed to the world being wrong (exit 1). */
 const inputErrors = new Set<CrierErrorCode>([
   'CRIER_INVALID_OPTION', 'CRIER_INVALID_TOPIC', 'CRIER_INVALID_PATTERN', 'CRIER_INVALID_PAYLOAD',
-  'CRIER_INVALID_HEADERS', 'CRIER_INVALID_KEY',
+  'CRIER_INVALID_HEADERS', 'CRIER_INVALID_KEY', 'CRIER_TOPIC_TOO_LONG', 'CRIER_KEY_TOO_LONG',
+  'CRIER_IDEMPOTENCY_KEY_TOO_LONG', 'CRIER_HEADER_TOO_LONG',
 ]);
 
 const groups = new Set(commands.filter((c) => c.path.length > 1).map((c) => c.path[0]!));

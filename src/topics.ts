@@ -1,10 +1,12 @@
 // Topic names and AMQP-style topic patterns ("*" = exactly one segment, "#" = zero or more),
 // the same rules as crier.topic_valid / crier.topic_matches in SQL.
 import { CrierError } from './errors.ts';
+import { MAX_TOPIC_BYTES, overLimit, preview } from './limits.ts';
 
 const topicSyntax = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const patternSyntax = /^([A-Za-z0-9_-]+|\*|#)(\.([A-Za-z0-9_-]+|\*|#))*$/;
-const maxLength = 255;
+// Topics and patterns are ASCII: their limit in bytes is also one in characters.
+const maxLength = MAX_TOPIC_BYTES;
 
 export function isValidTopic(topic: unknown): topic is string {
   return typeof topic === 'string' && topic.length <= maxLength && topicSyntax.test(topic);
@@ -16,9 +18,11 @@ export function isValidPattern(pattern: unknown): pattern is string {
 
 export function assertTopic(topic: unknown): asserts topic is string {
   if (!isValidTopic(topic)) {
+    const tooLong = typeof topic === 'string' ? overLimit(topic, MAX_TOPIC_BYTES) : undefined;
+    if (tooLong) throw new CrierError('CRIER_TOPIC_TOO_LONG', `the topic ${tooLong}`);
     throw new CrierError(
       'CRIER_INVALID_TOPIC',
-      `${JSON.stringify(topic) ?? String(topic)} is not a valid topic: use dot-separated segments of letters, digits, "_" and "-" (e.g. "order.created"), at most ${maxLength} characters`,
+      `${preview(topic)} is not a valid topic: use dot-separated segments of letters, digits, "_" and "-" (e.g. "order.created"), at most ${maxLength} characters`,
     );
   }
 }
@@ -27,7 +31,7 @@ export function assertPattern(pattern: unknown): asserts pattern is string {
   if (!isValidPattern(pattern)) {
     throw new CrierError(
       'CRIER_INVALID_PATTERN',
-      `${JSON.stringify(pattern) ?? String(pattern)} is not a valid topic pattern: dot-separated segments, each a word, "*" (one segment) or "#" (zero or more), e.g. "order.*" or "order.#"`,
+      `${preview(pattern)} is not a valid topic pattern: dot-separated segments, each a word, "*" (one segment) or "#" (zero or more), e.g. "order.*" or "order.#"`,
     );
   }
 }

@@ -38,7 +38,7 @@ describe('help and usage', () => {
       assert.match(top.stdout, new RegExp(`crier ${name}`));
     }
     const words = ['migrate', 'status', 'publish', 'events list', 'events show', 'events tail', 'dead list', 'dead show',
-      'requeue', 'replay', 'subscriptions list', 'subscriptions pause', 'subscriptions resume', 'subscriptions remove', 'prune',
+      'requeue', 'replay', 'subscriptions list', 'subscriptions create', 'subscriptions pause', 'subscriptions resume', 'subscriptions remove', 'prune',
       'catalog list', 'catalog show', 'catalog validation', 'catalog unknown-topics'];
     const helps = await Promise.all(words.map((w) => crierCli([...w.split(' '), '--help'], { env: { DATABASE_URL: undefined } })));
     helps.forEach((run, i) => {
@@ -85,8 +85,8 @@ describe('commands', () => {
     try {
       const first = await crierCli(['migrate', '--database-url', fresh.url]);
       assert.equal(first.code, 0, first.stderr);
-      assert.match(first.stdout, /applied \d+ migrations to schema crier:\n {2}0000_tables\n/);
-      assert.match(first.stdout, /0002_audit_views/);
+      assert.match(first.stdout, /applied \d+ migrations to schema crier:\n {2}0000_baseline\n/);
+      assert.match(first.stdout, /sql\/views\.sql/);
       const again = await crierCli(['migrate', '--database-url', fresh.url, '--json']);
       assert.deepEqual(JSON.parse(again.stdout), { schema: 'crier', applied: [] });
     } finally {
@@ -281,6 +281,26 @@ describe('commands', () => {
     const forced = JSON.parse((await crierCli(['subscriptions', 'remove', 'audit-log', '--force', '--json'])).stdout);
     assert.deepEqual(forced, { subscription: 'audit-log', removed: true, deliveriesDeleted: 1 });
     assertFails(await crierCli(['subscriptions', 'pause', 'audit-log']), 1, /CRIER_UNKNOWN_SUBSCRIPTION/);
+  });
+
+  test('subscriptions create: declares ahead of workers, backfills with --from, changes only what is given', async () => {
+    await crierCli(['publish', 'parcel.sent', '{"n": 1}']);
+    const created = await crierCli(['subscriptions', 'create', 'parcels', '--topics', 'parcel.*', '--topics', 'parcel.lost.#',
+      '--max-attempts', '7', '--lease', '45s', '--ordered', '--from', '1h']);
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal(created.stdout, 'created parcels (topics: parcel.* parcel.lost.#)\nbackfilled 1 event to parcels\n');
+    await crierCli(['publish', 'parcel.lost.at-sea', '{"n": 2}']);
+    assert.equal((await deliveryStates(db.sql, 'parcels')).pending, 2, 'the earlier event (backfilled) and the later one wait for the first worker');
+    const again = JSON.parse((await crierCli(['subscriptions', 'create', 'parcels', '--topics', 'parcel.*', '--topics', 'parcel.lost.#', '--json'])).stdout);
+    assert.deepEqual(again, { subscription: 'parcels', outcome: 'unchanged' });
+    assert.equal((await crierCli(['subscriptions', 'create', 'parcels', '--topics', 'parcel.#', '--unordered'])).stdout, 'updated parcels (topics: parcel.#)\n');
+    const [row] = await db.sql`SELECT topics, max_attempts, lease_ms, ordered FROM crier.subscriptions WHERE name = 'parcels'`;
+    assert.deepEqual({ ...row }, { topics: ['parcel.#'], max_attempts: 7, lease_ms: 45_000, ordered: false });
+    assertFails(await crierCli(['subscriptions', 'create', 'parcels']), 2, /--topics is required/);
+    assertFails(await crierCli(['subscriptions', 'create', 'parcels', '--topics', 'a..b']), 2, /CRIER_INVALID_PATTERN/);
+    assertFails(await crierCli(['subscriptions', 'create', 'parcels', '--topics', 'x', '--lease', 'soon']), 2, /CRIER_INVALID_OPTION: .*lease/);
+    assertFails(await crierCli(['subscriptions', 'create', 'parcels', '--topics', 'x', '--max-attempts', 'many']), 2, /--max-attempts: "many" is not a whole number/);
+    assert.deepEqual((await db.sql`SELECT topics FROM crier.subscriptions WHERE name = 'parcels'`)[0]!.topics, ['parcel.#'], 'refused: nothing changed');
   });
 
   test('--schema: every command works on another tenant\'s schema', async () => {

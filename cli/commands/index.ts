@@ -14,7 +14,7 @@ import { replayCommand } from './replay.ts';
 import { requeueCommand } from './requeue.ts';
 import { statusCommand } from './status.ts';
 import {
-  subscriptionsListCommand, subscriptionsPauseCommand, subscriptionsRemoveCommand, subscriptionsResumeCommand,
+  subscriptionsCreateCommand, subscriptionsListCommand, subscriptionsPauseCommand, subscriptionsRemoveCommand, subscriptionsResumeCommand,
 } from './subscriptions.ts';
 
 export const commands: readonly Command[] = [
@@ -29,6 +29,7 @@ export const commands: readonly Command[] = [
   requeueCommand,
   replayCommand,
   subscriptionsListCommand,
+  subscriptionsCreateCommand,
   subscriptionsPauseCommand,
   subscriptionsResumeCommand,
   subscriptionsRemoveCommand,

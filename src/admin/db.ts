@@ -53,7 +53,7 @@ async function unknownSubscription(db: AdminDb, name: string, cause?: unknown): 
     const known = rows.map((r) => r.name as string);
     const close = closestName(name, known);
     if (close) hint = `; did you mean "${close}"?`;
-    else if (known.length === 0) hint = '; there are no subscriptions yet (workers declare them when they start)';
+    else if (known.length === 0) hint = '; there are no subscriptions yet (create one with "crier subscriptions create", or a worker creates it when it starts)';
     else hint = `; known subscriptions: ${known.slice(0, 10).join(', ')}${known.length > 10 ? ', ...' : ''}`;
   } catch {
     // The suggestion is a courtesy: the error stands without it.

@@ -1,54 +1,12 @@
--- The event catalog in SQL (issue 5, docs/catalog.md): each event records the schema version of
--- its payload; the catalog registered from TypeScript (zod's own JSON Schemas) is stored in
--- crier.catalog_topics / crier.catalog_versions; and, for topics whose `validate` flag is on, every
--- insert into crier.events (crier.publish, a direct INSERT, a trigger on a business table) is
--- checked against the JSON Schema of its version; and, when crier.catalog_settings says so, an
--- insert whose topic is not registered is refused. With no topic flagged, the check is disabled
--- and costs nothing.
-
-ALTER TABLE "crier"."events" ADD COLUMN "version" integer DEFAULT 1 NOT NULL;
---> statement-breakpoint
-ALTER TABLE "crier"."events" ADD CONSTRAINT "events_version_positive" CHECK ("crier"."events"."version" >= 1);
---> statement-breakpoint
-CREATE TABLE "crier"."catalog_topics" (
-	"topic" text PRIMARY KEY NOT NULL,
-	"latest_version" integer NOT NULL,
-	"description" text,
-	"validate" boolean DEFAULT false NOT NULL,
-	"registered_at" timestamp with time zone DEFAULT now() NOT NULL,
-	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
-	CONSTRAINT "catalog_topics_topic_valid" CHECK (length("crier"."catalog_topics"."topic") <= 255 and "crier"."catalog_topics"."topic" ~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'),
-	CONSTRAINT "catalog_topics_latest_version_positive" CHECK ("crier"."catalog_topics"."latest_version" >= 1)
-);
---> statement-breakpoint
-CREATE TABLE "crier"."catalog_versions" (
-	"topic" text NOT NULL,
-	"version" integer NOT NULL,
-	"json_schema" jsonb NOT NULL,
-	"registered_at" timestamp with time zone DEFAULT now() NOT NULL,
-	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
-	CONSTRAINT "catalog_versions_topic_version_pk" PRIMARY KEY("topic","version"),
-	CONSTRAINT "catalog_versions_version_positive" CHECK ("crier"."catalog_versions"."version" >= 1)
-);
---> statement-breakpoint
-ALTER TABLE "crier"."catalog_versions" ADD CONSTRAINT "catalog_versions_topic_catalog_topics_topic_fk" FOREIGN KEY ("topic") REFERENCES "crier"."catalog_topics"("topic") ON DELETE cascade ON UPDATE no action;
---> statement-breakpoint
-CREATE TABLE "crier"."catalog_settings" (
-	"singleton" boolean PRIMARY KEY DEFAULT true NOT NULL,
-	"reject_unknown_topics" boolean DEFAULT false NOT NULL,
-	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
-	CONSTRAINT "catalog_settings_singleton" CHECK ("crier"."catalog_settings"."singleton")
-);
---> statement-breakpoint
-INSERT INTO crier.catalog_settings DEFAULT VALUES;
---> statement-breakpoint
-
--- JSON Schema, the subset zod emits --------------------------------------------------------------
+-- JSON Schema, the subset zod emits: the validator behind the catalog's payload check
+-- (catalog/validation.sql). Applied before the tables: crier.catalog_versions.unchecked_patterns
+-- is a generated column computed by crier.json_schema_unchecked_patterns.
+--
 -- Regular expressions in JSON Schema are ECMAScript's; Postgres's are close but not equal. A
 -- pattern Postgres cannot compile, or whose escapes mean something else there (\b is a word
 -- boundary in JS and a backspace in Postgres; \p{..} does not exist), is not checked in SQL.
 -- `crier catalog show` lists such patterns (crier.json_schema_unchecked_patterns).
-CREATE FUNCTION crier.regex_checkable(p_pattern text) RETURNS boolean
+CREATE OR REPLACE FUNCTION crier.regex_checkable(p_pattern text) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 BEGIN
   IF p_pattern ~ '(^|[^\\])(\\\\)*\\([bBpPk]|u\{|x\{)' THEN
@@ -59,8 +17,8 @@ BEGIN
 EXCEPTION WHEN invalid_regular_expression THEN
   RETURN false;
 END $$;
---> statement-breakpoint
-CREATE FUNCTION crier.json_schema_unchecked_patterns(p_schema jsonb) RETURNS text[]
+
+CREATE OR REPLACE FUNCTION crier.json_schema_unchecked_patterns(p_schema jsonb) RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT coalesce(array_agg(DISTINCT p ORDER BY p), '{}')
   FROM (
@@ -71,24 +29,20 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   ) patterns
   WHERE NOT crier.regex_checkable(p)
 $$;
---> statement-breakpoint
--- Computed once per registered version, not per event.
-ALTER TABLE "crier"."catalog_versions" ADD COLUMN "unchecked_patterns" text[]
-  GENERATED ALWAYS AS (crier.json_schema_unchecked_patterns(json_schema)) STORED;
---> statement-breakpoint
+
 -- A path the way the TypeScript side prints zod's issue paths: items[0].sku, ["odd key"].
-CREATE FUNCTION crier.json_path_append(p_path text, p_key text) RETURNS text
+CREATE OR REPLACE FUNCTION crier.json_path_append(p_path text, p_key text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE
     WHEN p_key ~ '^[A-Za-z_$][A-Za-z0-9_$]*$' THEN CASE WHEN p_path = '' THEN p_key ELSE p_path || '.' || p_key END
     ELSE p_path || '[' || to_jsonb(p_key)::text || ']'
   END
 $$;
---> statement-breakpoint
+
 -- The errors of p_value against p_schema, one "path: message" each (empty: valid). Unknown keywords
 -- are annotations and ignored, as JSON Schema says; "format" is an annotation too (zod emits a
 -- "pattern" beside the formats it checks).
-CREATE FUNCTION crier.json_schema_errors(
+CREATE OR REPLACE FUNCTION crier.json_schema_errors(
   p_schema jsonb, p_value jsonb, p_unchecked_patterns text[] DEFAULT '{}', p_path text DEFAULT '',
   p_root jsonb DEFAULT NULL
 ) RETURNS text[]
@@ -322,161 +276,3 @@ BEGIN
 
   RETURN v_errors;
 END $$;
---> statement-breakpoint
-
--- "; did you mean "order.created"?" for a topic that is not registered (error paths only).
-CREATE FUNCTION crier.edit_distance(a text, b text) RETURNS integer
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
-DECLARE
-  v_prev integer[] := ARRAY(SELECT generate_series(0, length(b)));
-  v_cur integer[];
-BEGIN
-  FOR i IN 1 .. length(a) LOOP
-    v_cur := ARRAY[i];
-    FOR j IN 1 .. length(b) LOOP
-      v_cur := v_cur || least(v_prev[j + 1] + 1, v_cur[j] + 1,
-                              v_prev[j] + CASE WHEN substr(a, i, 1) = substr(b, j, 1) THEN 0 ELSE 1 END);
-    END LOOP;
-    v_prev := v_cur;
-  END LOOP;
-  RETURN v_prev[length(b) + 1];
-END $$;
---> statement-breakpoint
-CREATE FUNCTION crier.catalog_suggestion(p_topic text) RETURNS text
-LANGUAGE sql STABLE AS $$
-  SELECT coalesce((
-    SELECT '; did you mean ' || to_jsonb(t.topic)::text || '?'
-    FROM crier.catalog_topics t
-    WHERE crier.edit_distance(lower(t.topic), lower(p_topic)) <= greatest(2, length(p_topic) / 3)
-    ORDER BY crier.edit_distance(lower(t.topic), lower(p_topic)), t.topic
-    LIMIT 1), '')
-$$;
---> statement-breakpoint
-
--- Validation of inserted events ------------------------------------------------------------------
--- Once per INSERT statement, before crier.fan_out (triggers fire in name order), and only while
--- some topic has validation on (see below): checks the new rows of those topics, set-based.
--- Every row is checked against its own version, so an old producer publishing v1 stays valid.
-CREATE FUNCTION crier.check_catalog() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-  r record;
-  v_errors text[];
-  v_unknown text;
-BEGIN
-  IF (SELECT reject_unknown_topics FROM crier.catalog_settings) THEN
-    SELECT e.topic INTO v_unknown FROM new_events e
-    WHERE NOT EXISTS (SELECT 1 FROM crier.catalog_topics t WHERE t.topic = e.topic)
-    LIMIT 1;
-    IF v_unknown IS NOT NULL THEN
-      RAISE EXCEPTION 'CRIER_UNKNOWN_TOPIC: topic % is not in the registered catalog%; unknown topics are rejected here (select crier.set_reject_unknown_topics(false) to allow them)',
-        to_jsonb(v_unknown)::text, crier.catalog_suggestion(v_unknown) USING ERRCODE = '22023';
-    END IF;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM crier.catalog_topics WHERE validate) THEN
-    RETURN NULL;
-  END IF;
-  FOR r IN
-    SELECT e.id, e.topic, e.version, e.payload, t.latest_version, v.json_schema, v.unchecked_patterns
-    FROM new_events e
-    JOIN crier.catalog_topics t ON t.topic = e.topic AND t.validate
-    LEFT JOIN crier.catalog_versions v ON v.topic = e.topic AND v.version = e.version
-    ORDER BY e.id
-  LOOP
-    IF r.json_schema IS NULL THEN
-      RAISE EXCEPTION 'CRIER_INVALID_PAYLOAD: % v%: no such version in the catalog (registered: v1..v%)',
-        r.topic, r.version, r.latest_version USING ERRCODE = '22023';
-    END IF;
-    v_errors := crier.json_schema_errors(r.json_schema, r.payload, r.unchecked_patterns);
-    IF cardinality(v_errors) > 0 THEN
-      RAISE EXCEPTION 'CRIER_INVALID_PAYLOAD: % v%: payload does not match the registered schema: %',
-        r.topic, r.version,
-        array_to_string(v_errors[1:10], '; ') || CASE WHEN cardinality(v_errors) > 10
-                                                  THEN '; and ' || (cardinality(v_errors) - 10) || ' more' ELSE '' END
-        USING ERRCODE = '22023', DETAIL = format('payload: %s', left(r.payload::text, 500));
-    END IF;
-  END LOOP;
-  RETURN NULL;
-END $$;
---> statement-breakpoint
-CREATE TRIGGER events_catalog_check AFTER INSERT ON crier.events
-REFERENCING NEW TABLE AS new_events
-FOR EACH STATEMENT EXECUTE FUNCTION crier.check_catalog();
---> statement-breakpoint
--- The check is enabled only while it has something to do: a statement trigger with a transition
--- table costs about 35 µs per single-row INSERT even when it checks no row (bench/catalog-trigger.ts),
--- and with no topic validated publishing must cost what it costs without a catalog. Toggling takes a brief lock on crier.events, so it
--- happens only when the answer to "is any topic validated?" changes, and gives up after 5s
--- rather than queue every publisher behind a long transaction.
-ALTER TABLE crier.events DISABLE TRIGGER events_catalog_check;
---> statement-breakpoint
--- Writers of catalog_topics (and catalog_settings) take turns, so that the last one sees every
--- committed flag.
-CREATE FUNCTION crier.catalog_topics_lock() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM pg_advisory_xact_lock(hashtext('crier.catalog_topics'));
-  RETURN NULL;
-END $$;
---> statement-breakpoint
-CREATE TRIGGER catalog_topics_lock BEFORE INSERT OR UPDATE OR DELETE ON crier.catalog_topics
-FOR EACH STATEMENT EXECUTE FUNCTION crier.catalog_topics_lock();
---> statement-breakpoint
--- SECURITY DEFINER: ALTER TABLE needs the owner of crier.events, and whoever may flip a topic's
--- flag (an operator, registerCatalog at deploy) may thereby enable or disable the check.
-CREATE FUNCTION crier.sync_catalog_check() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s' AS $$
-DECLARE
-  v_wanted boolean := EXISTS (SELECT 1 FROM crier.catalog_topics WHERE validate)
-                      OR coalesce((SELECT reject_unknown_topics FROM crier.catalog_settings), false);
-  v_enabled boolean;
-BEGIN
-  SELECT t.tgenabled <> 'D' INTO v_enabled FROM pg_trigger t
-  WHERE t.tgrelid = 'crier.events'::regclass AND t.tgname = 'events_catalog_check';
-  IF v_wanted <> v_enabled THEN  -- (NULL: the check was dropped by hand; leave it so)
-    IF v_wanted THEN
-      ALTER TABLE crier.events ENABLE TRIGGER events_catalog_check;
-    ELSE
-      ALTER TABLE crier.events DISABLE TRIGGER events_catalog_check;
-    END IF;
-  END IF;
-  RETURN NULL;
-END $$;
---> statement-breakpoint
-CREATE TRIGGER catalog_topics_sync AFTER INSERT OR UPDATE OF validate OR DELETE ON crier.catalog_topics
-FOR EACH STATEMENT EXECUTE FUNCTION crier.sync_catalog_check();
---> statement-breakpoint
-CREATE TRIGGER catalog_settings_lock BEFORE UPDATE ON crier.catalog_settings
-FOR EACH STATEMENT EXECUTE FUNCTION crier.catalog_topics_lock();
---> statement-breakpoint
-CREATE TRIGGER catalog_settings_sync AFTER UPDATE ON crier.catalog_settings
-FOR EACH STATEMENT EXECUTE FUNCTION crier.sync_catalog_check();
---> statement-breakpoint
-
--- Reading the catalog from SQL --------------------------------------------------------------------
--- select * from crier.catalog;  -- one row per topic, as `crier catalog list` prints it
-CREATE VIEW crier.catalog AS
-SELECT t.topic, t.latest_version, t.validate, t.description,
-       array_agg(v.version ORDER BY v.version) AS versions,
-       t.registered_at, t.updated_at
-FROM crier.catalog_topics t
-JOIN crier.catalog_versions v ON v.topic = t.topic
-GROUP BY t.topic;
---> statement-breakpoint
--- select crier.set_catalog_validation('order.created', true);  -- an operator's switch
-CREATE FUNCTION crier.set_catalog_validation(p_topic text, p_validate boolean) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-  UPDATE crier.catalog_topics SET validate = p_validate, updated_at = now() WHERE topic = p_topic;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'CRIER_UNKNOWN_TOPIC: topic % is not in the registered catalog', quote_literal(p_topic)
-      USING ERRCODE = 'P0002';
-  END IF;
-END $$;
---> statement-breakpoint
--- select crier.set_reject_unknown_topics(true);  -- every insert must name a registered topic
-CREATE FUNCTION crier.set_reject_unknown_topics(p_reject boolean) RETURNS void
-LANGUAGE sql AS $$
-  UPDATE crier.catalog_settings SET reject_unknown_topics = p_reject, updated_at = now()
-  WHERE reject_unknown_topics IS DISTINCT FROM p_reject;
-$$;
