@@ -270,8 +270,17 @@ async function run(scenario: Scenario): Promise<Row> {
   for (const at of [windowMs / 4, windowMs / 2]) {
     await sleep(Math.max(0, started + at - Date.now()));
     if (scenario.fault === 'sigkill') {
-      // Mid-batch: how many deliveries the relay held (claimed, publishing) when it was killed.
-      if (relay) heldAtKill.push((await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM crier.deliveries WHERE state = 'running'`)[0]!.n);
+      if (relay) {
+        // Mid-batch: a burst of 300 events, then the kill as soon as the relay holds some of them
+        // (claimed, publishing); how many it held is reported.
+        const burst = Array.from({ length: 300 }, () => ({ id: randomUUID(), seq: seq++ }));
+        await crier.publishMany(sql, burst.map((m) => ({ topic: 'faults.relayed', key: `k${m.seq % 8}`, payload: m })));
+        let held = 0;
+        for (const until = Date.now() + 3000; held === 0 && Date.now() < until; ) {
+          held = (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM crier.deliveries WHERE state = 'running'`)[0]!.n;
+        }
+        heldAtKill.push(held);
+      }
       await proc.kill();
       faults++;
       await proc.start();
