@@ -62,6 +62,23 @@ BEGIN
 END $$;
 
 --
+-- Name: check_bytes(text, text, text, integer); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.check_bytes(p_code text, p_what text, p_value text, p_limit integer) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+BEGIN
+  IF octet_length(p_value) > p_limit THEN
+    -- (Any value over a limit is longer than 40 characters: 4 bytes at most a character.)
+    RAISE EXCEPTION '%: the % is % bytes (% characters), over the limit of % bytes of UTF-8: %… (cut)',
+      p_code, p_what, octet_length(p_value), char_length(p_value), p_limit, quote_literal(left(p_value, 40))
+      USING ERRCODE = '22023';
+  END IF;
+  RETURN true;
+END $$;
+
+--
 -- Name: check_catalog(); Type: FUNCTION; Schema: crier
 --
 
@@ -217,7 +234,7 @@ CREATE FUNCTION crier.complete(p_worker text, p_ids bigint[], p_attempts integer
   UPDATE crier.deliveries d
   SET state = 'done', locked_until = NULL, finished_at = now(), updated_at = now()
   FROM unnest(p_ids, p_attempts) AS a(id, attempt)
-  WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+  WHERE d.id = a.id AND d.id = ANY(p_ids) AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
   RETURNING d.id
 $$;
 
@@ -243,6 +260,62 @@ BEGIN
     RETURN NEXT v_role;
   END LOOP;
   PERFORM crier.grant_roles(p_prefix);
+END $_$;
+
+--
+-- Name: create_subscription(text, text[], integer, integer, integer, integer, boolean, text); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.create_subscription(p_name text, p_topics text[], p_max_attempts integer DEFAULT NULL::integer, p_backoff_base_ms integer DEFAULT NULL::integer, p_backoff_max_ms integer DEFAULT NULL::integer, p_lease_ms integer DEFAULT NULL::integer, p_ordered boolean DEFAULT NULL::boolean, p_ordered_on_dead text DEFAULT NULL::text) RETURNS text
+    LANGUAGE plpgsql
+    AS $_$
+DECLARE
+  v_pattern text;
+  v_created boolean;
+  v_base integer;
+  v_max integer;
+BEGIN
+  IF p_name IS NULL OR p_name !~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$' THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription name % is not valid: 1-100 letters, digits, "_", "." or "-"',
+      coalesce(quote_literal(left(p_name, 120)), 'NULL') USING ERRCODE = '22023';
+  END IF;
+  IF p_topics IS NULL OR cardinality(p_topics) = 0 OR array_position(p_topics, NULL) IS NOT NULL THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: topics must be a non-empty array of patterns', quote_literal(p_name)
+      USING ERRCODE = '22023';
+  END IF;
+  FOREACH v_pattern IN ARRAY p_topics LOOP
+    PERFORM crier.assert_pattern(v_pattern);
+  END LOOP;
+  IF p_max_attempts < 1 THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: max attempts must be at least 1, got %', quote_literal(p_name), p_max_attempts
+      USING ERRCODE = '22023';
+  END IF;
+  IF p_lease_ms < 100 THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: the lease must be at least 100 ms, got % ms', quote_literal(p_name), p_lease_ms
+      USING ERRCODE = '22023';
+  END IF;
+  IF p_ordered_on_dead NOT IN ('block', 'skip') THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: ordered_on_dead is ''block'' or ''skip'', got %', quote_literal(p_name),
+      quote_literal(p_ordered_on_dead) USING ERRCODE = '22023';
+  END IF;
+
+  INSERT INTO crier.subscriptions (name, topics) VALUES (p_name, p_topics) ON CONFLICT (name) DO NOTHING;
+  v_created := FOUND;
+  SELECT coalesce(p_backoff_base_ms, s.backoff_base_ms), coalesce(p_backoff_max_ms, s.backoff_max_ms) INTO v_base, v_max
+  FROM crier.subscriptions s WHERE s.name = p_name FOR UPDATE;
+  IF v_base < 0 OR v_max < v_base THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: backoff must be 0 <= base <= max, got base % ms and max % ms',
+      quote_literal(p_name), v_base, v_max USING ERRCODE = '22023';
+  END IF;
+  UPDATE crier.subscriptions s
+  SET topics = p_topics, max_attempts = coalesce(p_max_attempts, s.max_attempts), backoff_base_ms = v_base,
+      backoff_max_ms = v_max, lease_ms = coalesce(p_lease_ms, s.lease_ms), ordered = coalesce(p_ordered, s.ordered),
+      ordered_on_dead = coalesce(p_ordered_on_dead, s.ordered_on_dead), updated_at = now()
+  WHERE s.name = p_name
+    AND (s.topics, s.max_attempts, s.backoff_base_ms, s.backoff_max_ms, s.lease_ms, s.ordered, s.ordered_on_dead)
+        IS DISTINCT FROM (p_topics, coalesce(p_max_attempts, s.max_attempts), v_base, v_max, coalesce(p_lease_ms, s.lease_ms),
+                          coalesce(p_ordered, s.ordered), coalesce(p_ordered_on_dead, s.ordered_on_dead));
+  RETURN CASE WHEN v_created THEN 'created' WHEN FOUND THEN 'updated' ELSE 'unchanged' END;
 END $_$;
 
 --
@@ -411,6 +484,19 @@ CREATE FUNCTION crier.event_chain(p_event text) RETURNS TABLE(depth integer, id 
 $_$;
 
 --
+-- Name: event_within_limits(text, text, jsonb); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.event_within_limits(p_topic text, p_key text, p_headers jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT crier.check_bytes('CRIER_TOPIC_TOO_LONG', 'topic', p_topic, crier.limit_bytes('topic'))
+     AND crier.check_bytes('CRIER_KEY_TOO_LONG', 'key', p_key, crier.limit_bytes('key'))
+     AND crier.check_bytes('CRIER_HEADER_TOO_LONG', 'correlationId header', p_headers ->> 'correlationId', crier.limit_bytes('header id'))
+     AND crier.check_bytes('CRIER_HEADER_TOO_LONG', 'causationId header', p_headers ->> 'causationId', crier.limit_bytes('header id'))
+$$;
+
+--
 -- Name: extend_leases(text, bigint[], integer[]); Type: FUNCTION; Schema: crier
 --
 
@@ -420,7 +506,7 @@ CREATE FUNCTION crier.extend_leases(p_worker text, p_ids bigint[], p_attempts in
   UPDATE crier.deliveries d
   SET locked_until = now() + s.lease_ms * interval '1 millisecond', updated_at = now()
   FROM unnest(p_ids, p_attempts) AS a(id, attempt), crier.subscriptions s
-  WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+  WHERE d.id = a.id AND d.id = ANY(p_ids) AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
     AND s.name = d.subscription
   RETURNING d.id
 $$;
@@ -450,7 +536,7 @@ CREATE FUNCTION crier.fail(p_worker text, p_ids bigint[], p_attempts integer[], 
   FROM unnest(p_ids, p_attempts, p_errors, p_stacks, p_give_up, coalesce(p_delays_ms, '{}'))
          AS a(id, attempt, error, stack, give_up, delay_ms),
        crier.subscriptions s
-  WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+  WHERE d.id = a.id AND d.id = ANY(p_ids) AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
     AND s.name = d.subscription
   RETURNING d.id, d.state, d.available_at
 $$;
@@ -607,14 +693,17 @@ DECLARE
   -- The extension points: functions each role may call, by name (every overload). The operator
   -- gets every function and procedure of the schema except the administrative ones listed in
   -- v_admin_functions.
-  v_publisher_functions text[] := ARRAY['publish', 'topic_valid'];
+  v_publisher_functions text[] := ARRAY['publish', 'publish_idempotent', 'topic_valid', 'limit_bytes', 'check_bytes',
+                                        'event_within_limits'];
   v_worker_functions text[] := ARRAY[
     'claim', 'next_due_in', 'complete', 'fail', 'extend_leases', 'release', 'rescue_expired',
     'park', 'unpark', 'wake', 'topic_valid', 'topic_pattern_valid', 'topic_patterns_valid',
     'topic_pattern_regex', 'topic_matches', 'mark_processed', 'is_processed', 'lock_ordered_keys',
-    'claim_or_idle'];
+    'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads'];
   v_admin_functions text[] := ARRAY['create_roles', 'grant_roles', 'drop_roles', 'role_prefixes',
                                      'refresh_grants', 'column_list'];
+  -- Runs as its owner and inserts events: an operator, who may not publish, does not get it.
+  v_publishing_functions text[] := ARRAY['publish_idempotent'];
   -- A row belongs to the worker when one of its roles was granted the row's subscription.
   v_granted text := '%s IN (SELECT g.subscription FROM crier.subscription_grants g'
                     ' WHERE pg_has_role(current_user, g.role, ''MEMBER''))';
@@ -624,6 +713,10 @@ DECLARE
 BEGIN
   EXECUTE format('GRANT USAGE ON SCHEMA "crier" TO %I, %I, %I, %I', v_publisher, v_worker, v_operator, v_auditor);
   REVOKE ALL ON ALL ROUTINES IN SCHEMA "crier" FROM PUBLIC;
+  -- From scratch, so that a right granted by an older version and not by this one is taken back on
+  -- upgrade (GRANT only ever adds). Column privileges go with the table's.
+  EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA "crier" FROM %I, %I, %I, %I', v_publisher, v_worker, v_operator, v_auditor);
+  EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA "crier" FROM %I, %I, %I, %I', v_publisher, v_worker, v_operator, v_auditor);
 
   -- Table privileges (which columns); the policies below say which rows.
   -- id too: a publish with an idempotency key draws the id first (OVERRIDING SYSTEM VALUE).
@@ -631,21 +724,25 @@ BEGIN
                  crier.column_list('crier.events', ARRAY['created_at']), v_publisher);
   EXECUTE format('GRANT SELECT ON crier.events TO %I', v_publisher);
   EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', pg_get_serial_sequence('crier.events', 'id'), v_publisher);
-  EXECUTE format('GRANT SELECT, INSERT ON crier.idempotency_keys TO %I', v_publisher);
+  -- No right on crier.idempotency_keys: crier.publish_idempotent (publish.sql) writes a key and its
+  -- event together, so no publisher can read other producers' keys or take one for a made-up event.
 
   EXECUTE format('GRANT SELECT ON crier.events, crier.deliveries, crier.subscriptions, crier.subscription_grants TO %I', v_worker);
   EXECUTE format('GRANT UPDATE (%s) ON crier.deliveries TO %I',
                  crier.column_list('crier.deliveries', ARRAY['id', 'event_id', 'subscription', 'created_at']), v_worker);
-  -- Workers declare their subscriptions at start (an upsert); pausing stays the operator's.
+  -- A worker creates a granted subscription that does not exist yet (its first start), and never
+  -- changes one: widening its topics would bring it every topic's events. Topics, policies and
+  -- pausing are the operator's (crier.create_subscription, pause_subscription).
   EXECUTE format('GRANT INSERT (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead) ON crier.subscriptions TO %I', v_worker);
-  EXECUTE format('GRANT UPDATE (topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead, updated_at) ON crier.subscriptions TO %I', v_worker);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.parked_workers TO %I', v_worker);
   EXECUTE format('GRANT SELECT, INSERT ON crier.processed TO %I', v_worker);
 
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.deliveries TO %I', v_operator);
   EXECUTE format('GRANT SELECT, DELETE ON crier.events TO %I', v_operator);
-  EXECUTE format('GRANT SELECT, UPDATE, DELETE ON crier.subscriptions TO %I', v_operator);
-  EXECUTE format('GRANT SELECT ON crier.subscription_grants, crier.parked_workers TO %I', v_operator);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.subscriptions TO %I', v_operator);
+  EXECUTE format('GRANT SELECT ON crier.subscription_grants TO %I', v_operator);
+  -- DELETE: crier.remove_subscription forgets the subscription's parked workers.
+  EXECUTE format('GRANT SELECT, DELETE ON crier.parked_workers TO %I', v_operator);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.ordered_keys, crier.idempotency_keys, crier.processed TO %I', v_operator);
   EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', pg_get_serial_sequence('crier.deliveries', 'id'), v_operator);
 
@@ -667,7 +764,7 @@ BEGIN
   END LOOP;
   FOR v_fn IN SELECT p.oid::regprocedure FROM pg_proc p
               WHERE p.pronamespace = 'crier'::regnamespace AND p.prokind IN ('f', 'p') LOOP
-    IF (SELECT proname FROM pg_proc WHERE oid = v_fn) = ANY (v_admin_functions) THEN
+    IF (SELECT proname FROM pg_proc WHERE oid = v_fn) = ANY (v_admin_functions || v_publishing_functions) THEN
       EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM %I', v_fn, v_operator);
     ELSE
       EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_fn, v_operator);
@@ -680,6 +777,7 @@ BEGIN
   ALTER TABLE crier.deliveries ENABLE ROW LEVEL SECURITY;
   ALTER TABLE crier.subscriptions ENABLE ROW LEVEL SECURITY;
   ALTER TABLE crier.parked_workers ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE crier.processed ENABLE ROW LEVEL SECURITY;
   FOR v_policy IN SELECT * FROM (VALUES
     -- A publisher reads back only the rows its transaction inserted (for RETURNING): created_at
     -- defaults to now(), the transaction's start, and a publisher may not set it.
@@ -691,10 +789,12 @@ BEGIN
     ('crier.deliveries', v_worker, 'granted', 'ALL', format(v_granted, 'subscription'), format(v_granted, 'subscription')),
     ('crier.subscriptions', v_worker, 'granted', 'ALL', format(v_granted, 'name'), format(v_granted, 'name')),
     ('crier.parked_workers', v_worker, 'granted', 'ALL', format(v_granted, 'subscription'), format(v_granted, 'subscription')),
+    ('crier.processed', v_worker, 'granted', 'ALL', format(v_granted, 'subscription'), format(v_granted, 'subscription')),
     ('crier.events', v_operator, 'all', 'ALL', 'true', 'true'),
     ('crier.deliveries', v_operator, 'all', 'ALL', 'true', 'true'),
     ('crier.subscriptions', v_operator, 'all', 'ALL', 'true', 'true'),
-    ('crier.parked_workers', v_operator, 'all', 'ALL', 'true', 'true')
+    ('crier.parked_workers', v_operator, 'all', 'ALL', 'true', 'true'),
+    ('crier.processed', v_operator, 'all', 'ALL', 'true', 'true')
   ) AS p(tbl, role, suffix, command, using_expr, check_expr) LOOP
     IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = v_policy.tbl::regclass
                 AND polname = v_policy.role || '_' || v_policy.suffix) THEN
@@ -725,10 +825,15 @@ END $$;
 --
 
 CREATE FUNCTION crier.is_processed(p_subscription text, p_event_id bigint) RETURNS boolean
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-  SELECT EXISTS (SELECT 1 FROM crier.processed WHERE subscription = p_subscription AND event_id = p_event_id)
-$$;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM crier.subscriptions WHERE name = p_subscription) THEN
+    RAISE EXCEPTION 'CRIER_UNKNOWN_SUBSCRIPTION: no subscription % visible to role %', coalesce(quote_literal(p_subscription), 'NULL'),
+      quote_ident(current_user) USING ERRCODE = 'P0002';
+  END IF;
+  RETURN EXISTS (SELECT 1 FROM crier.processed WHERE subscription = p_subscription AND event_id = p_event_id);
+END $$;
 
 --
 -- Name: json_path_append(text, text); Type: FUNCTION; Schema: crier
@@ -998,6 +1103,21 @@ CREATE FUNCTION crier.json_schema_unchecked_patterns(p_schema jsonb) RETURNS tex
 $_$;
 
 --
+-- Name: limit_bytes(text); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.limit_bytes(p_what text) RETURNS integer
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+  SELECT CASE p_what
+    WHEN 'topic' THEN 255
+    WHEN 'key' THEN 1024
+    WHEN 'idempotency key' THEN 255
+    WHEN 'header id' THEN 1024
+  END
+$$;
+
+--
 -- Name: lock_ordered_keys(bigint[]); Type: FUNCTION; Schema: crier
 --
 
@@ -1020,15 +1140,17 @@ END $$;
 --
 
 CREATE FUNCTION crier.mark_processed(p_subscription text, p_event_id bigint) RETURNS boolean
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
-  WITH marked AS (
-    INSERT INTO crier.processed (subscription, event_id) VALUES (p_subscription, p_event_id)
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-  )
-  SELECT EXISTS (SELECT 1 FROM marked)
-$$;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM crier.subscriptions WHERE name = p_subscription) THEN
+    RAISE EXCEPTION 'CRIER_UNKNOWN_SUBSCRIPTION: no subscription % visible to role %', coalesce(quote_literal(p_subscription), 'NULL'),
+      quote_ident(current_user) USING ERRCODE = 'P0002';
+  END IF;
+  INSERT INTO crier.processed (subscription, event_id) VALUES (p_subscription, p_event_id)
+  ON CONFLICT DO NOTHING;
+  RETURN FOUND;
+END $$;
 
 --
 -- Name: next_due_in(text); Type: FUNCTION; Schema: crier
@@ -1219,6 +1341,7 @@ DECLARE
   v_uuid uuid := gen_random_uuid();
 BEGIN
   IF NOT crier.topic_valid(p_topic) THEN
+    PERFORM crier.check_bytes('CRIER_TOPIC_TOO_LONG', 'topic', p_topic, crier.limit_bytes('topic'));
     RAISE EXCEPTION 'CRIER_INVALID_TOPIC: % is not a valid topic (dot-separated segments of letters, digits, "_" and "-", at most 255 characters)',
       coalesce(quote_literal(p_topic), 'NULL') USING ERRCODE = '22023';
   END IF;
@@ -1227,33 +1350,85 @@ BEGIN
       USING ERRCODE = '22023';
   END IF;
   IF p_headers IS NULL OR jsonb_typeof(p_headers) <> 'object' THEN
-    RAISE EXCEPTION 'CRIER_INVALID_HEADERS: headers must be a JSON object, got %', coalesce(p_headers::text, 'NULL')
+    RAISE EXCEPTION 'CRIER_INVALID_HEADERS: headers must be a JSON object, got %',
+      CASE WHEN p_headers IS NULL THEN 'NULL'
+           WHEN octet_length(p_headers::text) <= 80 THEN p_headers::text
+           ELSE left(p_headers::text, 40) || format('… (%s bytes)', octet_length(p_headers::text)) END
       USING ERRCODE = '22023';
   END IF;
   IF p_idempotency_key IS NOT NULL THEN
-    IF p_idempotency_key = '' OR length(p_idempotency_key) > 255 THEN
-      RAISE EXCEPTION 'CRIER_INVALID_IDEMPOTENCY_KEY: an idempotency key is 1-255 characters, got %', quote_literal(p_idempotency_key)
-        USING ERRCODE = '22023';
-    END IF;
-    v_id := nextval(pg_get_serial_sequence('crier.events', 'id'));
-    -- Waits for a concurrent transaction holding the same key, then sees its outcome.
-    INSERT INTO crier.idempotency_keys (topic, key, event_id, event_uuid)
-    VALUES (p_topic, p_idempotency_key, v_id, v_uuid)
-    ON CONFLICT (topic, key) DO NOTHING;
-    IF NOT FOUND THEN
-      SELECT k.event_id INTO v_id FROM crier.idempotency_keys k
-      WHERE k.topic = p_topic AND k.key = p_idempotency_key;
-      RETURN v_id;
-    END IF;
-    INSERT INTO crier.events (id, uuid, topic, key, payload, headers, deliver_at)
-    OVERRIDING SYSTEM VALUE
-    VALUES (v_id, v_uuid, p_topic, p_key, p_payload, p_headers, p_deliver_at);
+    -- The key and its event are written together by the one function that may touch the keys
+    -- (it also checks the key).
+    SELECT p.id INTO v_id FROM crier.publish_idempotent(jsonb_build_array(jsonb_build_object(
+      'uuid', v_uuid, 'topic', p_topic, 'key', p_key, 'payload', p_payload, 'headers', p_headers,
+      'idempotency_key', p_idempotency_key, 'deliver_at', p_deliver_at))) AS p;
     RETURN v_id;
   END IF;
   INSERT INTO crier.events (uuid, topic, key, payload, headers, deliver_at)
   VALUES (v_uuid, p_topic, p_key, p_payload, p_headers, p_deliver_at)
   RETURNING id INTO v_id;
   RETURN v_id;
+END $$;
+
+--
+-- Name: publish_idempotent(jsonb); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.publish_idempotent(p_events jsonb) RETURNS TABLE(id bigint, uuid uuid, topic text, version integer, created_at timestamp with time zone, duplicate boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+  v_row record;
+  v_bad text;
+BEGIN
+  IF p_events IS NULL OR jsonb_typeof(p_events) <> 'array' THEN
+    RAISE EXCEPTION 'CRIER_INVALID_PAYLOAD: publish_idempotent takes a JSON array of events' USING ERRCODE = '22023';
+  END IF;
+  SELECT x.k INTO v_bad FROM jsonb_array_elements(p_events) a(v), LATERAL (SELECT a.v ->> 'idempotency_key' AS k) x
+  WHERE x.k = '' OR octet_length(x.k) > crier.limit_bytes('idempotency key') LIMIT 1;
+  IF v_bad = '' THEN
+    RAISE EXCEPTION 'CRIER_INVALID_IDEMPOTENCY_KEY: an idempotency key is not empty' USING ERRCODE = '22023';
+  ELSIF FOUND THEN
+    PERFORM crier.check_bytes('CRIER_IDEMPOTENCY_KEY_TOO_LONG', 'idempotency key', v_bad, crier.limit_bytes('idempotency key'));
+  END IF;
+  FOR v_row IN
+    WITH input AS MATERIALIZED (
+      SELECT nextval(pg_get_serial_sequence('crier.events', 'id')) AS id, coalesce(x.uuid, gen_random_uuid()) AS uuid, a.n,
+             x.topic, x.key, x.payload, coalesce(x.headers, '{}') AS headers, x.idempotency_key,
+             coalesce(x.deliver_at, statement_timestamp() + x.delay_ms * interval '1 millisecond') AS deliver_at,
+             coalesce(x.version, 1) AS version
+      FROM jsonb_array_elements(p_events) WITH ORDINALITY AS a(v, n)
+      CROSS JOIN LATERAL jsonb_to_record(a.v) AS x(uuid uuid, topic text, key text, payload jsonb, headers jsonb,
+        idempotency_key text, deliver_at timestamptz, delay_ms double precision, version integer)
+    ), claimed AS (
+      INSERT INTO crier.idempotency_keys (topic, key, event_id, event_uuid)
+      SELECT i.topic, i.idempotency_key, i.id, i.uuid FROM input i WHERE i.idempotency_key IS NOT NULL ORDER BY i.n
+      ON CONFLICT ON CONSTRAINT idempotency_keys_topic_key_pk DO NOTHING
+      RETURNING event_id
+    ), inserted AS (
+      INSERT INTO crier.events (id, uuid, topic, key, payload, headers, deliver_at, version) OVERRIDING SYSTEM VALUE
+      SELECT i.id, i.uuid, i.topic, i.key, i.payload, i.headers, i.deliver_at, i.version FROM input i
+      WHERE i.idempotency_key IS NULL OR i.id IN (SELECT c.event_id FROM claimed c)
+      ORDER BY i.n
+      RETURNING events.id, events.created_at
+    )
+    SELECT e.id, i.uuid, i.topic, i.version, e.created_at, i.idempotency_key
+    FROM input i LEFT JOIN inserted e ON e.id = i.id
+    ORDER BY i.n
+  LOOP
+    IF v_row.id IS NOT NULL THEN
+      RETURN QUERY SELECT v_row.id, v_row.uuid, v_row.topic, v_row.version, v_row.created_at, false;
+      CONTINUE;
+    END IF;
+    RETURN QUERY SELECT k.event_id, k.event_uuid, k.topic, v_row.version, k.created_at, true
+      FROM crier.idempotency_keys k WHERE k.topic = v_row.topic AND k.key = v_row.idempotency_key;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'CRIER_INVALID_IDEMPOTENCY_KEY: idempotency key % was taken and then pruned during this publish; retry it',
+        quote_literal(left(v_row.idempotency_key, 80)) USING ERRCODE = '40001';
+    END IF;
+  END LOOP;
 END $$;
 
 --
@@ -1307,7 +1482,7 @@ BEGIN
     SET state = 'pending', attempts = d.attempts - 1, worker = NULL, locked_until = NULL,
         started_at = NULL, available_at = now(), updated_at = now()
     FROM unnest(p_ids, p_attempts) AS a(id, attempt)
-    WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+    WHERE d.id = a.id AND d.id = ANY(p_ids) AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
     RETURNING d.id, d.subscription
   )
   SELECT array_agg(id), array_agg(DISTINCT subscription) INTO v_released, v_subs FROM released;
@@ -1581,7 +1756,10 @@ CREATE FUNCTION crier.resolve_routes(p_topics text[]) RETURNS TABLE(topic text, 
            coalesce(array_agg(s.name ORDER BY s.name) FILTER (WHERE s.name IS NOT NULL), '{}') AS subscriptions
     FROM unnest(p_topics) AS t(topic)
     LEFT JOIN crier.subscriptions s
-      ON EXISTS (SELECT 1 FROM unnest(s.topics) p WHERE crier.topic_matches(t.topic, p))
+      ON s.topic_heads && ARRAY[split_part(t.topic, '.', 1), '*']
+     AND EXISTS (SELECT 1 FROM unnest(s.topics) p
+                 WHERE crier.topic_pattern_head(p) IN (split_part(t.topic, '.', 1), '*')
+                   AND crier.topic_matches(t.topic, p))
     GROUP BY t.topic
   ), cached AS (
     INSERT INTO crier.topic_routes (topic, subscriptions, epoch)
@@ -1694,6 +1872,26 @@ CREATE FUNCTION crier.topic_matches(p_topic text, p_pattern text) RETURNS boolea
 $$;
 
 --
+-- Name: topic_pattern_head(text); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.topic_pattern_head(p_pattern text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+  SELECT CASE WHEN split_part(p_pattern, '.', 1) IN ('*', '#') THEN '*' ELSE split_part(p_pattern, '.', 1) END
+$$;
+
+--
+-- Name: topic_pattern_heads(text[]); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.topic_pattern_heads(p_patterns text[]) RETURNS text[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+  SELECT coalesce(array_agg(DISTINCT crier.topic_pattern_head(p)), '{}') FROM unnest(p_patterns) p
+$$;
+
+--
 -- Name: topic_pattern_regex(text); Type: FUNCTION; Schema: crier
 --
 
@@ -1713,7 +1911,7 @@ $_$;
 CREATE FUNCTION crier.topic_pattern_valid(p_pattern text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $_$
-  SELECT p_pattern IS NOT NULL AND length(p_pattern) <= 255
+  SELECT p_pattern IS NOT NULL AND octet_length(p_pattern) <= crier.limit_bytes('topic')
      AND p_pattern ~ '^([A-Za-z0-9_-]+|\*|#)(\.([A-Za-z0-9_-]+|\*|#))*$'
 $_$;
 
@@ -1735,7 +1933,7 @@ $$;
 CREATE FUNCTION crier.topic_valid(p_topic text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $_$
-  SELECT p_topic IS NOT NULL AND length(p_topic) <= 255
+  SELECT p_topic IS NOT NULL AND octet_length(p_topic) <= crier.limit_bytes('topic')
      AND p_topic ~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'
 $_$;
 
@@ -2016,6 +2214,7 @@ CREATE TABLE crier.subscriptions (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     ordered boolean DEFAULT false NOT NULL,
     ordered_on_dead text DEFAULT 'block'::text NOT NULL,
+    topic_heads text[] GENERATED ALWAYS AS (crier.topic_pattern_heads(topics)) STORED,
     CONSTRAINT subscriptions_backoff_valid CHECK (((backoff_base_ms >= 0) AND (backoff_max_ms >= backoff_base_ms))),
     CONSTRAINT subscriptions_lease_positive CHECK ((lease_ms >= 100)),
     CONSTRAINT subscriptions_max_attempts_positive CHECK ((max_attempts >= 1)),
@@ -2096,6 +2295,13 @@ ALTER TABLE ONLY crier.catalog_versions
 
 ALTER TABLE ONLY crier.deliveries
     ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id);
+
+--
+-- Name: events events_byte_limits; Type: CHECK CONSTRAINT; Schema: crier
+--
+
+ALTER TABLE crier.events
+    ADD CONSTRAINT events_byte_limits CHECK (crier.event_within_limits(topic, key, headers)) NOT VALID;
 
 --
 -- Name: events events_pkey; Type: CONSTRAINT; Schema: crier
@@ -2222,6 +2428,12 @@ CREATE INDEX idempotency_keys_created_idx ON crier.idempotency_keys USING btree 
 CREATE INDEX processed_at_idx ON crier.processed USING btree (at);
 
 --
+-- Name: subscriptions_topic_heads_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX subscriptions_topic_heads_idx ON crier.subscriptions USING gin (topic_heads);
+
+--
 -- Name: catalog _RETURN; Type: RULE; Schema: crier
 --
 
@@ -2325,6 +2537,12 @@ REVOKE ALL ON FUNCTION crier.catalog_suggestion(p_topic text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crier.catalog_topics_lock() FROM PUBLIC;
 
 --
+-- Name: FUNCTION check_bytes(p_code text, p_what text, p_value text, p_limit integer); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.check_bytes(p_code text, p_what text, p_value text, p_limit integer) FROM PUBLIC;
+
+--
 -- Name: FUNCTION check_catalog(); Type: ACL; Schema: crier
 --
 
@@ -2361,6 +2579,12 @@ REVOKE ALL ON FUNCTION crier.complete(p_worker text, p_ids bigint[], p_attempts 
 REVOKE ALL ON FUNCTION crier.create_roles(p_prefix text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION create_subscription(p_name text, p_topics text[], p_max_attempts integer, p_backoff_base_ms integer, p_backoff_max_ms integer, p_lease_ms integer, p_ordered boolean, p_ordered_on_dead text); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.create_subscription(p_name text, p_topics text[], p_max_attempts integer, p_backoff_base_ms integer, p_backoff_max_ms integer, p_lease_ms integer, p_ordered boolean, p_ordered_on_dead text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION current_routes(p_topics text[], p_unrouted text[]); Type: ACL; Schema: crier
 --
 
@@ -2389,6 +2613,12 @@ REVOKE ALL ON FUNCTION crier.enqueue(p_event_ids bigint[], p_subscription text) 
 --
 
 REVOKE ALL ON FUNCTION crier.event_chain(p_event text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION event_within_limits(p_topic text, p_key text, p_headers jsonb); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.event_within_limits(p_topic text, p_key text, p_headers jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION extend_leases(p_worker text, p_ids bigint[], p_attempts integer[]); Type: ACL; Schema: crier
@@ -2449,6 +2679,12 @@ REVOKE ALL ON FUNCTION crier.json_schema_errors(p_schema jsonb, p_value jsonb, p
 --
 
 REVOKE ALL ON FUNCTION crier.json_schema_unchecked_patterns(p_schema jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION limit_bytes(p_what text); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.limit_bytes(p_what text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION lock_ordered_keys(p_ids bigint[]); Type: ACL; Schema: crier
@@ -2527,6 +2763,12 @@ REVOKE ALL ON FUNCTION crier.prune_walk(p_caller text, p_table regclass, p_pruna
 --
 
 REVOKE ALL ON FUNCTION crier.publish(p_topic text, p_payload jsonb, p_key text, p_headers jsonb, p_idempotency_key text, p_deliver_at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION publish_idempotent(p_events jsonb); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.publish_idempotent(p_events jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION refresh_grants(); Type: ACL; Schema: crier
@@ -2617,6 +2859,18 @@ REVOKE ALL ON FUNCTION crier.sync_catalog_check() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION crier.topic_matches(p_topic text, p_pattern text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION topic_pattern_head(p_pattern text); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.topic_pattern_head(p_pattern text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION topic_pattern_heads(p_patterns text[]); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.topic_pattern_heads(p_patterns text[]) FROM PUBLIC;
 
 --
 -- Name: FUNCTION topic_pattern_regex(p_pattern text); Type: ACL; Schema: crier

@@ -45,6 +45,11 @@ export const events = crier.table(
     index('events_correlation_idx')
       .on(sql`(${t.headers} ->> 'correlationId')`)
       .where(sql`${t.headers} ? 'correlationId'`),
+    // Topic, key and the indexed header ids within their limits in bytes (db/sql/limits.sql): an
+    // INSERT past one fails with its CRIER_*_TOO_LONG code before any index sees the row. Not
+    // validated on existing rows when added (0001): that would lock the log for a full scan. Named
+    // to run before events_topic_valid (CHECKs run in name order).
+    check('events_byte_limits', sql`crier.event_within_limits(topic, key, headers)`),
     check(
       'events_topic_valid',
       sql`length(${t.topic}) <= 255 and ${t.topic} ~ '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$'`,
@@ -73,8 +78,13 @@ export const subscriptions = crier.table(
     ordered: boolean('ordered').notNull().default(false),
     /** When the head of a key ends dead: 'block' the key until requeued (default) or 'skip' it. */
     orderedOnDead: text('ordered_on_dead', { enum: ['block', 'skip'] }).notNull().default('block'),
+    /** Each pattern's first segment, '*' for one starting with a wildcard: what routing looks subscriptions up by. */
+    topicHeads: text('topic_heads')
+      .array()
+      .generatedAlwaysAs(sql`crier.topic_pattern_heads(topics)`),
   },
   (t) => [
+    index('subscriptions_topic_heads_idx').using('gin', t.topicHeads),
     check('subscriptions_name_valid', sql`${t.name} ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$'`),
     check('subscriptions_max_attempts_positive', sql`${t.maxAttempts} >= 1`),
     check('subscriptions_backoff_valid', sql`${t.backoffBaseMs} >= 0 and ${t.backoffMaxMs} >= ${t.backoffBaseMs}`),

@@ -34,7 +34,7 @@ export interface MigrateResult {
  * A file may only use what earlier files (or the tables) define.
  */
 export const sqlFiles = {
-  beforeTables: ['topics.sql', 'catalog/json_schema.sql'],
+  beforeTables: ['limits.sql', 'topics.sql', 'catalog/json_schema.sql'],
   afterTables: [
     'routing.sql',
     'wake.sql',

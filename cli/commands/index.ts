@@ -3,16 +3,18 @@ import type { Command } from '../command.ts';
 import {
   catalogListCommand, catalogShowCommand, catalogUnknownTopicsCommand, catalogValidationCommand,
 } from './catalog.ts';
+import { bridgeCommand } from './bridge.ts';
 import { deadListCommand, deadShowCommand } from './dead.ts';
 import { eventsListCommand, eventsShowCommand, eventsTailCommand } from './events.ts';
 import { migrateCommand } from './migrate.ts';
 import { pruneCommand } from './prune.ts';
 import { publishCommand } from './publish.ts';
+import { relayCommand } from './relay.ts';
 import { replayCommand } from './replay.ts';
 import { requeueCommand } from './requeue.ts';
 import { statusCommand } from './status.ts';
 import {
-  subscriptionsListCommand, subscriptionsPauseCommand, subscriptionsRemoveCommand, subscriptionsResumeCommand,
+  subscriptionsCreateCommand, subscriptionsListCommand, subscriptionsPauseCommand, subscriptionsRemoveCommand, subscriptionsResumeCommand,
 } from './subscriptions.ts';
 
 export const commands: readonly Command[] = [
@@ -27,10 +29,13 @@ export const commands: readonly Command[] = [
   requeueCommand,
   replayCommand,
   subscriptionsListCommand,
+  subscriptionsCreateCommand,
   subscriptionsPauseCommand,
   subscriptionsResumeCommand,
   subscriptionsRemoveCommand,
   pruneCommand,
+  relayCommand,
+  bridgeCommand,
   catalogListCommand,
   catalogShowCommand,
   catalogValidationCommand,

@@ -2,9 +2,11 @@
 --
 --   <prefix>_publisher  publish (TypeScript INSERT into crier.events, or crier.publish); sees only
 --                       the rows its own transaction inserted, nothing else
---   <prefix>_worker     claim, ack, heartbeat, release, rescue, declare: only for the subscriptions
---                       that crier.subscription_grants gives to one of its roles
---   <prefix>_operator   requeue, replay, pause, prune: every row, and every crier function
+--   <prefix>_worker     claim, ack, heartbeat, release, rescue, mark processed, create a missing
+--                       subscription: only for the subscriptions that crier.subscription_grants
+--                       gives to one of its roles; never change a subscription's topics or policies
+--   <prefix>_operator   create/change subscriptions, requeue, replay, pause, prune: every row, and
+--                       every crier function
 --   <prefix>_auditor    SELECT on crier's views, nothing else
 --
 -- Roles are cluster-wide but crier's schema is per database and per tenant, and creating roles needs
@@ -18,7 +20,8 @@
 -- Rows are limited with row-level security. The worker functions stay SECURITY INVOKER, so that the
 -- policies apply to them; only the functions that write crier's internal tables on behalf of
 -- publishers and workers (crier.fan_out, crier.enqueue, crier.invalidate_routes, the ordering and
--- catalog triggers) run as their owner, each declared so in its own file.
+-- catalog triggers, crier.publish_idempotent, which alone reaches the idempotency keys) run as
+-- their owner, each declared so in its own file.
 
 -- The columns of a table but the given ones, as a GRANT column list. Computed at grant time, so
 -- columns added later are granted when the grants are derived again.
@@ -60,14 +63,17 @@ DECLARE
   -- The extension points: functions each role may call, by name (every overload). The operator
   -- gets every function and procedure of the schema except the administrative ones listed in
   -- v_admin_functions.
-  v_publisher_functions text[] := ARRAY['publish', 'topic_valid'];
+  v_publisher_functions text[] := ARRAY['publish', 'publish_idempotent', 'topic_valid', 'limit_bytes', 'check_bytes',
+                                        'event_within_limits'];
   v_worker_functions text[] := ARRAY[
     'claim', 'next_due_in', 'complete', 'fail', 'extend_leases', 'release', 'rescue_expired',
     'park', 'unpark', 'wake', 'topic_valid', 'topic_pattern_valid', 'topic_patterns_valid',
     'topic_pattern_regex', 'topic_matches', 'mark_processed', 'is_processed', 'lock_ordered_keys',
-    'claim_or_idle'];
+    'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads'];
   v_admin_functions text[] := ARRAY['create_roles', 'grant_roles', 'drop_roles', 'role_prefixes',
                                      'refresh_grants', 'column_list'];
+  -- Runs as its owner and inserts events: an operator, who may not publish, does not get it.
+  v_publishing_functions text[] := ARRAY['publish_idempotent'];
   -- A row belongs to the worker when one of its roles was granted the row's subscription.
   v_granted text := '%s IN (SELECT g.subscription FROM crier.subscription_grants g'
                     ' WHERE pg_has_role(current_user, g.role, ''MEMBER''))';
@@ -77,6 +83,10 @@ DECLARE
 BEGIN
   EXECUTE format('GRANT USAGE ON SCHEMA "crier" TO %I, %I, %I, %I', v_publisher, v_worker, v_operator, v_auditor);
   REVOKE ALL ON ALL ROUTINES IN SCHEMA "crier" FROM PUBLIC;
+  -- From scratch, so that a right granted by an older version and not by this one is taken back on
+  -- upgrade (GRANT only ever adds). Column privileges go with the table's.
+  EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA "crier" FROM %I, %I, %I, %I', v_publisher, v_worker, v_operator, v_auditor);
+  EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA "crier" FROM %I, %I, %I, %I', v_publisher, v_worker, v_operator, v_auditor);
 
   -- Table privileges (which columns); the policies below say which rows.
   -- id too: a publish with an idempotency key draws the id first (OVERRIDING SYSTEM VALUE).
@@ -84,21 +94,25 @@ BEGIN
                  crier.column_list('crier.events', ARRAY['created_at']), v_publisher);
   EXECUTE format('GRANT SELECT ON crier.events TO %I', v_publisher);
   EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', pg_get_serial_sequence('crier.events', 'id'), v_publisher);
-  EXECUTE format('GRANT SELECT, INSERT ON crier.idempotency_keys TO %I', v_publisher);
+  -- No right on crier.idempotency_keys: crier.publish_idempotent (publish.sql) writes a key and its
+  -- event together, so no publisher can read other producers' keys or take one for a made-up event.
 
   EXECUTE format('GRANT SELECT ON crier.events, crier.deliveries, crier.subscriptions, crier.subscription_grants TO %I', v_worker);
   EXECUTE format('GRANT UPDATE (%s) ON crier.deliveries TO %I',
                  crier.column_list('crier.deliveries', ARRAY['id', 'event_id', 'subscription', 'created_at']), v_worker);
-  -- Workers declare their subscriptions at start (an upsert); pausing stays the operator's.
+  -- A worker creates a granted subscription that does not exist yet (its first start), and never
+  -- changes one: widening its topics would bring it every topic's events. Topics, policies and
+  -- pausing are the operator's (crier.create_subscription, pause_subscription).
   EXECUTE format('GRANT INSERT (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead) ON crier.subscriptions TO %I', v_worker);
-  EXECUTE format('GRANT UPDATE (topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead, updated_at) ON crier.subscriptions TO %I', v_worker);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.parked_workers TO %I', v_worker);
   EXECUTE format('GRANT SELECT, INSERT ON crier.processed TO %I', v_worker);
 
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.deliveries TO %I', v_operator);
   EXECUTE format('GRANT SELECT, DELETE ON crier.events TO %I', v_operator);
-  EXECUTE format('GRANT SELECT, UPDATE, DELETE ON crier.subscriptions TO %I', v_operator);
-  EXECUTE format('GRANT SELECT ON crier.subscription_grants, crier.parked_workers TO %I', v_operator);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.subscriptions TO %I', v_operator);
+  EXECUTE format('GRANT SELECT ON crier.subscription_grants TO %I', v_operator);
+  -- DELETE: crier.remove_subscription forgets the subscription's parked workers.
+  EXECUTE format('GRANT SELECT, DELETE ON crier.parked_workers TO %I', v_operator);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.ordered_keys, crier.idempotency_keys, crier.processed TO %I', v_operator);
   EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', pg_get_serial_sequence('crier.deliveries', 'id'), v_operator);
 
@@ -120,7 +134,7 @@ BEGIN
   END LOOP;
   FOR v_fn IN SELECT p.oid::regprocedure FROM pg_proc p
               WHERE p.pronamespace = 'crier'::regnamespace AND p.prokind IN ('f', 'p') LOOP
-    IF (SELECT proname FROM pg_proc WHERE oid = v_fn) = ANY (v_admin_functions) THEN
+    IF (SELECT proname FROM pg_proc WHERE oid = v_fn) = ANY (v_admin_functions || v_publishing_functions) THEN
       EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM %I', v_fn, v_operator);
     ELSE
       EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_fn, v_operator);
@@ -133,6 +147,7 @@ BEGIN
   ALTER TABLE crier.deliveries ENABLE ROW LEVEL SECURITY;
   ALTER TABLE crier.subscriptions ENABLE ROW LEVEL SECURITY;
   ALTER TABLE crier.parked_workers ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE crier.processed ENABLE ROW LEVEL SECURITY;
   FOR v_policy IN SELECT * FROM (VALUES
     -- A publisher reads back only the rows its transaction inserted (for RETURNING): created_at
     -- defaults to now(), the transaction's start, and a publisher may not set it.
@@ -144,10 +159,12 @@ BEGIN
     ('crier.deliveries', v_worker, 'granted', 'ALL', format(v_granted, 'subscription'), format(v_granted, 'subscription')),
     ('crier.subscriptions', v_worker, 'granted', 'ALL', format(v_granted, 'name'), format(v_granted, 'name')),
     ('crier.parked_workers', v_worker, 'granted', 'ALL', format(v_granted, 'subscription'), format(v_granted, 'subscription')),
+    ('crier.processed', v_worker, 'granted', 'ALL', format(v_granted, 'subscription'), format(v_granted, 'subscription')),
     ('crier.events', v_operator, 'all', 'ALL', 'true', 'true'),
     ('crier.deliveries', v_operator, 'all', 'ALL', 'true', 'true'),
     ('crier.subscriptions', v_operator, 'all', 'ALL', 'true', 'true'),
-    ('crier.parked_workers', v_operator, 'all', 'ALL', 'true', 'true')
+    ('crier.parked_workers', v_operator, 'all', 'ALL', 'true', 'true'),
+    ('crier.processed', v_operator, 'all', 'ALL', 'true', 'true')
   ) AS p(tbl, role, suffix, command, using_expr, check_expr) LOOP
     IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = v_policy.tbl::regclass
                 AND polname = v_policy.role || '_' || v_policy.suffix) THEN

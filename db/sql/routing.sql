@@ -18,7 +18,10 @@ CREATE OR REPLACE TRIGGER subscriptions_topics_changed AFTER UPDATE OF topics ON
 FOR EACH ROW WHEN (OLD.topics IS DISTINCT FROM NEW.topics)
 EXECUTE FUNCTION crier.invalidate_routes();
 
--- Matches the given topics against every subscription and returns their routes. It also caches
+-- Matches the given topics against the subscriptions and returns their routes. Only candidates
+-- are tested: subscriptions are found by their patterns' first segments (the GIN index on
+-- crier.subscriptions.topic_heads, topics.sql), so a new topic's first publish costs about what a
+-- cached one does, however many subscriptions start with other words. It also caches
 -- them, but only for topics no other open transaction is caching right now (a try-lock, never a
 -- wait): the cache row stays locked until the publisher commits, and publishers must never wait
 -- on each other's business transactions or deadlock over route rows. Rows written from an older
@@ -31,7 +34,10 @@ LANGUAGE sql AS $$
            coalesce(array_agg(s.name ORDER BY s.name) FILTER (WHERE s.name IS NOT NULL), '{}') AS subscriptions
     FROM unnest(p_topics) AS t(topic)
     LEFT JOIN crier.subscriptions s
-      ON EXISTS (SELECT 1 FROM unnest(s.topics) p WHERE crier.topic_matches(t.topic, p))
+      ON s.topic_heads && ARRAY[split_part(t.topic, '.', 1), '*']
+     AND EXISTS (SELECT 1 FROM unnest(s.topics) p
+                 WHERE crier.topic_pattern_head(p) IN (split_part(t.topic, '.', 1), '*')
+                   AND crier.topic_matches(t.topic, p))
     GROUP BY t.topic
   ), cached AS (
     INSERT INTO crier.topic_routes (topic, subscriptions, epoch)

@@ -5,6 +5,7 @@
 import type postgres from 'postgres';
 import { denseRows } from '../dense-rows.ts';
 import { inSchema } from '../schema-name.ts';
+import { pgArray } from '../sql-helpers.ts';
 
 export interface ClaimedDelivery {
   deliveryId: string;
@@ -51,16 +52,6 @@ export interface Failure {
   giveUp: boolean;
   /** Ms before the retry (RetryLater, or the subscription's retry schedule); null: its backoff. */
   delayMs: number | null;
-}
-
-/**
- * Encodes a Postgres array literal, sent as text and cast in SQL. postgres.js's own array
- * parameters mangle some element types (booleans, NULLs), so crier never relies on them.
- */
-export function pgArray(values: readonly (string | number | boolean | null)[]): string {
-  const element = (v: string | number | boolean | null) =>
-    v === null ? 'NULL' : typeof v === 'string' ? `"${v.replace(/[\\"]/g, '\\$&')}"` : typeof v === 'boolean' ? (v ? 't' : 'f') : String(v);
-  return `{${values.map(element).join(',')}}`;
 }
 
 /** pgArray for ids (bigints as text) and attempts: nothing to quote, no string per element. */

@@ -38,7 +38,7 @@
 //
 // Outcomes go to the worker's AckBuffer; each claim takes the completions queued so far along.
 import type { Duration } from '../duration.ts';
-import { CrierError } from '../errors.ts';
+import { CrierError, UnrecoverableError } from '../errors.ts';
 import { scheduledDelayMs, toRetryDelayMs } from '../subscriptions.ts';
 import { errorMessage, type Logger } from '../logger.ts';
 import type { AckBuffer } from './acks.ts';
@@ -62,10 +62,7 @@ export interface LoopSettings {
   retrySchedule: readonly number[] | null;
 }
 
-/** Throw this from a handler when retrying cannot help: the delivery goes straight to dead. */
-export class UnrecoverableError extends Error {
-  override readonly name = 'UnrecoverableError';
-}
+export { UnrecoverableError }; // defined in errors.ts
 
 /**
  * Throw this from a handler to retry after a delay of its choosing (e.g. a rate limit's
@@ -175,6 +172,12 @@ export class SubscriptionLoop {
   ) {
     const { name: subscription, maxAttempts } = settings;
     this.contextSources = { subscription, maxAttempts, sql: protocol.sql, schema: protocol.schema };
+  }
+
+  /** The stored subscription's maxAttempts, when it differs from the code's (src/subscriptions.ts). */
+  adoptMaxAttempts(maxAttempts: number): void {
+    this.settings.maxAttempts = maxAttempts;
+    this.contextSources.maxAttempts = maxAttempts;
   }
 
   start(): void {

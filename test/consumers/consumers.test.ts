@@ -20,6 +20,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { requireAll } from '../support/required.ts';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -88,7 +89,7 @@ async function unreachableRegistry(): Promise<string | undefined> {
 }
 
 const skip = await unreachableRegistry();
-if (skip && process.env.CI === 'true') throw new Error(`consumer tests are required in CI, but ${skip}`);
+if (skip && requireAll) throw new Error(`consumer tests are required in CI, but ${skip}`);
 
 describe('consumer projects from the packed tarball', { skip }, () => {
   let work: string;

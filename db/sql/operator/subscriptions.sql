@@ -20,6 +20,74 @@ BEGIN
   END IF;
 END $$;
 
+-- Declares a subscription ahead of its workers (from a migration, the CLI or code), so that events
+-- published before any worker starts are delivered to it: creates it, or brings an existing one to
+-- the given topics and options. An option left NULL keeps its current value (the table's default
+-- for a new subscription); `paused` is never touched. Idempotent. Changing a subscription's topics
+-- and policies is an operator's act: workers create a missing subscription but never change one
+-- (src/subscriptions.ts), and a worker role has no UPDATE right on the table (roles.sql).
+-- Returns 'created', 'updated' or 'unchanged'.
+--   select crier.create_subscription('billing', '{order.*}', p_max_attempts => 10);
+CREATE OR REPLACE FUNCTION crier.create_subscription(
+  p_name text,
+  p_topics text[],
+  p_max_attempts integer DEFAULT NULL,
+  p_backoff_base_ms integer DEFAULT NULL,
+  p_backoff_max_ms integer DEFAULT NULL,
+  p_lease_ms integer DEFAULT NULL,
+  p_ordered boolean DEFAULT NULL,
+  p_ordered_on_dead text DEFAULT NULL
+) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_pattern text;
+  v_created boolean;
+  v_base integer;
+  v_max integer;
+BEGIN
+  IF p_name IS NULL OR p_name !~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$' THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription name % is not valid: 1-100 letters, digits, "_", "." or "-"',
+      coalesce(quote_literal(left(p_name, 120)), 'NULL') USING ERRCODE = '22023';
+  END IF;
+  IF p_topics IS NULL OR cardinality(p_topics) = 0 OR array_position(p_topics, NULL) IS NOT NULL THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: topics must be a non-empty array of patterns', quote_literal(p_name)
+      USING ERRCODE = '22023';
+  END IF;
+  FOREACH v_pattern IN ARRAY p_topics LOOP
+    PERFORM crier.assert_pattern(v_pattern);
+  END LOOP;
+  IF p_max_attempts < 1 THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: max attempts must be at least 1, got %', quote_literal(p_name), p_max_attempts
+      USING ERRCODE = '22023';
+  END IF;
+  IF p_lease_ms < 100 THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: the lease must be at least 100 ms, got % ms', quote_literal(p_name), p_lease_ms
+      USING ERRCODE = '22023';
+  END IF;
+  IF p_ordered_on_dead NOT IN ('block', 'skip') THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: ordered_on_dead is ''block'' or ''skip'', got %', quote_literal(p_name),
+      quote_literal(p_ordered_on_dead) USING ERRCODE = '22023';
+  END IF;
+
+  INSERT INTO crier.subscriptions (name, topics) VALUES (p_name, p_topics) ON CONFLICT (name) DO NOTHING;
+  v_created := FOUND;
+  SELECT coalesce(p_backoff_base_ms, s.backoff_base_ms), coalesce(p_backoff_max_ms, s.backoff_max_ms) INTO v_base, v_max
+  FROM crier.subscriptions s WHERE s.name = p_name FOR UPDATE;
+  IF v_base < 0 OR v_max < v_base THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: backoff must be 0 <= base <= max, got base % ms and max % ms',
+      quote_literal(p_name), v_base, v_max USING ERRCODE = '22023';
+  END IF;
+  UPDATE crier.subscriptions s
+  SET topics = p_topics, max_attempts = coalesce(p_max_attempts, s.max_attempts), backoff_base_ms = v_base,
+      backoff_max_ms = v_max, lease_ms = coalesce(p_lease_ms, s.lease_ms), ordered = coalesce(p_ordered, s.ordered),
+      ordered_on_dead = coalesce(p_ordered_on_dead, s.ordered_on_dead), updated_at = now()
+  WHERE s.name = p_name
+    AND (s.topics, s.max_attempts, s.backoff_base_ms, s.backoff_max_ms, s.lease_ms, s.ordered, s.ordered_on_dead)
+        IS DISTINCT FROM (p_topics, coalesce(p_max_attempts, s.max_attempts), v_base, v_max, coalesce(p_lease_ms, s.lease_ms),
+                          coalesce(p_ordered, s.ordered), coalesce(p_ordered_on_dead, s.ordered_on_dead));
+  RETURN CASE WHEN v_created THEN 'created' WHEN FOUND THEN 'updated' ELSE 'unchanged' END;
+END $$;
+
 -- Pausing stops claims (crier.claim returns nothing for a paused subscription); deliveries keep
 -- accumulating, and deliveries already running finish. Returns whether anything changed.
 CREATE OR REPLACE FUNCTION crier.pause_subscription(p_subscription text) RETURNS boolean
@@ -45,8 +113,8 @@ BEGIN
 END $$;
 
 -- Removes a subscription and every delivery it has (its history included; the events stay).
--- Refuses while deliveries are pending or running, unless p_force. Stop the workers that declare it
--- first: a worker starting again declares it again.
+-- Refuses while deliveries are pending or running, unless p_force. Stop the workers that run it
+-- first: a worker starting again creates it again.
 CREATE OR REPLACE FUNCTION crier.remove_subscription(p_subscription text, p_force boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
