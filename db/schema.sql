@@ -234,7 +234,7 @@ CREATE FUNCTION crier.complete(p_worker text, p_ids bigint[], p_attempts integer
   UPDATE crier.deliveries d
   SET state = 'done', locked_until = NULL, finished_at = now(), updated_at = now()
   FROM unnest(p_ids, p_attempts) AS a(id, attempt)
-  WHERE d.id = a.id AND d.id = ANY(p_ids) AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+  WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
   RETURNING d.id
 $$;
 
@@ -506,7 +506,7 @@ CREATE FUNCTION crier.extend_leases(p_worker text, p_ids bigint[], p_attempts in
   UPDATE crier.deliveries d
   SET locked_until = now() + s.lease_ms * interval '1 millisecond', updated_at = now()
   FROM unnest(p_ids, p_attempts) AS a(id, attempt), crier.subscriptions s
-  WHERE d.id = a.id AND d.id = ANY(p_ids) AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+  WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
     AND s.name = d.subscription
   RETURNING d.id
 $$;
@@ -536,7 +536,7 @@ CREATE FUNCTION crier.fail(p_worker text, p_ids bigint[], p_attempts integer[], 
   FROM unnest(p_ids, p_attempts, p_errors, p_stacks, p_give_up, coalesce(p_delays_ms, '{}'))
          AS a(id, attempt, error, stack, give_up, delay_ms),
        crier.subscriptions s
-  WHERE d.id = a.id AND d.id = ANY(p_ids) AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+  WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
     AND s.name = d.subscription
   RETURNING d.id, d.state, d.available_at
 $$;
@@ -1482,7 +1482,7 @@ BEGIN
     SET state = 'pending', attempts = d.attempts - 1, worker = NULL, locked_until = NULL,
         started_at = NULL, available_at = now(), updated_at = now()
     FROM unnest(p_ids, p_attempts) AS a(id, attempt)
-    WHERE d.id = a.id AND d.id = ANY(p_ids) AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+    WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
     RETURNING d.id, d.subscription
   )
   SELECT array_agg(id), array_agg(DISTINCT subscription) INTO v_released, v_subs FROM released;

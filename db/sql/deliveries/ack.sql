@@ -3,8 +3,6 @@
 -- claimed again). Acks join their arrays to deliveries by primary key. When some subscription is
 -- ordered they first lock the acked deliveries' keys (crier.lock_ordered_keys, ordering.sql), in the
 -- order producers lock them. Transactional handlers run crier.complete inside their own transaction.
--- Every ack here and in leases.sql also says d.id = ANY(p_ids): the join alone let Postgres 18 plan a
--- sequential scan of deliveries right after a claim; with it, rows are reached by primary key.
 
 -- Marks deliveries done; returns the ids that were completed.
 CREATE OR REPLACE FUNCTION crier.complete(p_worker text, p_ids bigint[], p_attempts integer[])
@@ -14,7 +12,7 @@ LANGUAGE sql AS $$
   UPDATE crier.deliveries d
   SET state = 'done', locked_until = NULL, finished_at = now(), updated_at = now()
   FROM unnest(p_ids, p_attempts) AS a(id, attempt)
-  WHERE d.id = a.id AND d.id = ANY(p_ids) AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+  WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
   RETURNING d.id
 $$;
 
@@ -48,7 +46,7 @@ LANGUAGE sql AS $$
   FROM unnest(p_ids, p_attempts, p_errors, p_stacks, p_give_up, coalesce(p_delays_ms, '{}'))
          AS a(id, attempt, error, stack, give_up, delay_ms),
        crier.subscriptions s
-  WHERE d.id = a.id AND d.id = ANY(p_ids) AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+  WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
     AND s.name = d.subscription
   RETURNING d.id, d.state, d.available_at
 $$;

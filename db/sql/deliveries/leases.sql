@@ -8,7 +8,7 @@ LANGUAGE sql AS $$
   UPDATE crier.deliveries d
   SET locked_until = now() + s.lease_ms * interval '1 millisecond', updated_at = now()
   FROM unnest(p_ids, p_attempts) AS a(id, attempt), crier.subscriptions s
-  WHERE d.id = a.id AND d.id = ANY(p_ids) AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+  WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
     AND s.name = d.subscription
   RETURNING d.id
 $$;
@@ -26,7 +26,7 @@ BEGIN
     SET state = 'pending', attempts = d.attempts - 1, worker = NULL, locked_until = NULL,
         started_at = NULL, available_at = now(), updated_at = now()
     FROM unnest(p_ids, p_attempts) AS a(id, attempt)
-    WHERE d.id = a.id AND d.id = ANY(p_ids) AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+    WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
     RETURNING d.id, d.subscription
   )
   SELECT array_agg(id), array_agg(DISTINCT subscription) INTO v_released, v_subs FROM released;
