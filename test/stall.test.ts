@@ -1,0 +1,79 @@
+// A worker behind a network that goes silent (test/support/stall-proxy.ts): its queries get no
+// answer and no error, so only its deadlines can notice. The worker must replace its database
+// client and its LISTEN connection, say so in its log, and handle events again once new
+// connections get through, while the old ones stay open and silent (or are reset).
+// Causality only: the timeouts below are generous upper bounds, not timing assertions.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import postgres from 'postgres';
+import { createCrier, type Worker } from '../src/index.ts';
+import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
+import { StallProxy } from './support/stall-proxy.ts';
+
+const crier = createCrier();
+let db: TestDatabase;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+before(async () => {
+  db = await createTestDatabase('stall');
+});
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  await db.drop();
+});
+
+async function stalledWorker(subscription: string, connection: (proxyUrl: string) => string | postgres.Sql) {
+  const proxy = await StallProxy.start(db.url);
+  cleanups.push(() => proxy.close());
+  const lines: string[] = [];
+  const log = (line: string) => lines.push(line);
+  const handled: string[] = [];
+  const worker: Worker = crier.worker({
+    connection: connection(proxy.url(db.url)),
+    pollInterval: '200ms',
+    queryTimeout: '1s',
+    listenHealthInterval: '300ms',
+    handleSignals: false,
+    logger: { info: log, warn: log, error: log },
+    subscriptions: [{ name: subscription, topics: [`${subscription}.#`], handler: (event) => void handled.push(event.id) }],
+  });
+  await worker.start();
+  cleanups.push(() => worker.stop());
+  const publish = async () => (await crier.publish(db.sql, `${subscription}.item`, {})).id;
+  const first = await publish();
+  await eventually(() => handled.includes(first), 20_000, 'an event handled before the stall');
+  return { proxy, lines, handled, publish };
+}
+
+test('a worker whose network goes silent replaces its clients and handles again once new connections pass', async () => {
+  const { proxy, lines, handled, publish } = await stalledWorker('stall-new', (url) => url);
+  proxy.stall();
+  const during = await publish();
+  // The deadline, not an error, is what notices: both the claim client and the LISTEN connection.
+  await eventually(() => lines.some((l) => /database client replaced: .* got no answer within 1000ms/.test(l)), 30_000, 'the client replacement logged');
+  await eventually(() => lines.some((l) => /LISTEN connection lost \(CRIER_CONNECTION: LISTEN health check: no answer from Postgres within 1000ms/.test(l)), 30_000, 'the LISTEN replacement logged').catch((error) => {
+    throw new Error(`${error.message}; the worker said:\n${lines.join('\n')}`);
+  });
+  assert.ok(!handled.includes(during), 'nothing can be handled while the network is silent');
+  proxy.healNewOnly(); // the stalled connections stay open, and say nothing
+  const after = await publish();
+  await eventually(() => handled.includes(during) && handled.includes(after), 30_000, 'events published during and after the stall handled');
+  await eventually(() => lines.some((l) => /LISTEN connection restored/.test(l)), 30_000, 'LISTEN restored');
+  await eventually(() => lines.some((l) => /database answering again after \d+ client replacements?/.test(l)), 30_000, 'the recovery logged');
+  // Once per stall, not once per replacement.
+  assert.equal(lines.filter((l) => /database client replaced/.test(l)).length, 1, lines.join('\n'));
+});
+
+test('a worker given its own postgres.js client goes on with a client of its own when that one goes silent', async () => {
+  const { proxy, lines, handled, publish } = await stalledWorker('stall-reset', (url) => {
+    const sql = postgres(url, { max: 4, onnotice: () => {} });
+    cleanups.push(() => sql.end({ timeout: 0 }));
+    return sql;
+  });
+  proxy.stall();
+  const during = await publish();
+  await eventually(() => lines.some((l) => /database client replaced: .*it was the one you passed/.test(l)), 30_000, 'the replacement of the caller’s client logged');
+  assert.ok(proxy.healByReset() > 0, 'stalled connections were reset');
+  const after = await publish();
+  await eventually(() => handled.includes(during) && handled.includes(after), 30_000, 'events published during and after the stall handled');
+});
