@@ -186,7 +186,7 @@ export class Worker {
     if (this.state !== 'new') throw new Error('crier: a worker can be started once');
     this.state = 'running';
     try {
-      await declareSubscriptions(this.client.current, this.schema, this.options.subscriptions);
+      await this.client.run('declaring subscriptions', (sql) => declareSubscriptions(sql, this.schema, this.options.subscriptions));
       await this.listener.start();
     } catch (error) {
       await this.close();
