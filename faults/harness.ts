@@ -261,7 +261,15 @@ export class ScenarioRun {
       // A worker that died (and was replaced) after the point has nothing to prove.
       for (const id of [...times.keys()]) if (this.died.has(id) && times.get(id) === null) times.delete(id);
       recoveries.push({ point, times });
-      broken.push(...recoveryProblems(point, times));
+      const problems = recoveryProblems(point, times);
+      broken.push(...problems);
+      // Diagnosable from the output alone: what each slow worker said around the point.
+      for (const [worker, ms] of times) {
+        if (ms !== null && ms <= point.boundMs && process.env.FAULTS_SHOW_RECOVERY !== '1') continue;
+        const at = new Date(point.at).toISOString().slice(11, 23);
+        const around = linesBetween(this.workerOutputs.get(worker)?.output() ?? '', point.at - 5000, point.at + point.boundMs + 5000);
+        this.log(`  ${worker} ${ms !== null && ms <= point.boundMs ? 'kept' : 'missed'} the bound of ${point.label} (at ${at}); its log from 5 s before:\n${tail(around, 40)}`);
+      }
       this.log(`  ${point.label}: ${[...times].map(([w, ms]) => `${w} ${ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s`}`).join(', ')}`);
     }
     await this.proxy?.close();
@@ -299,6 +307,20 @@ export class ScenarioRun {
   workerLogs(): string {
     return this.outputs.map((c) => tail(c.output(), 8)).filter(Boolean).join('\n---\n');
   }
+}
+
+/** The lines of a worker's output stamped (faults/worker.ts) between two times (ms since the epoch, same UTC day). */
+function linesBetween(output: string, from: number, to: number): string {
+  const day = new Date(from).setUTCHours(0, 0, 0, 0);
+  return output
+    .split('\n')
+    .filter((line) => {
+      const m = /^\[\S+ (\d\d):(\d\d):(\d\d)\.(\d{3})\]/.exec(line);
+      if (!m) return false;
+      const at = day + ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000 + Number(m[4]);
+      return at >= from && at <= to;
+    })
+    .join('\n');
 }
 
 function tail(output: string, lines = 15): string {

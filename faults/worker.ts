@@ -27,7 +27,8 @@ const concurrency = Number(env.CONCURRENCY ?? 8);
 // connection terminated right then ends the process with an unhandled CONNECTION_CLOSED.
 const sql = postgres(env.WORKER_DATABASE_URL ?? env.DATABASE_URL!, { max: 10 + concurrency, onnotice: () => {}, connect_timeout: 5, fetch_types: false });
 const records = env.WORKER_DATABASE_URL ? postgres(env.DATABASE_URL!, { max: concurrency, onnotice: () => {}, connect_timeout: 5, fetch_types: false }) : sql;
-const log = (message: string) => console.log(`[${workerId}] ${message}`);
+// Timestamped, so that a broken recovery bound can be read against the harness's clock.
+const log = (message: string) => console.log(`[${workerId} ${new Date().toISOString().slice(11, 23)}] ${message}`);
 
 interface FaultPayload {
   rollback: boolean;
