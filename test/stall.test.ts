@@ -104,3 +104,48 @@ test('while the database stays silent, each failed round trip replaces the clien
   assert.equal(lines.length, 2, lines.join('\n'));
   assert.match(lines[1]!, /^database answering again after [45] client replacements$/);
 });
+
+test('a transactional handler whose connection goes silent mid-transaction does not hold its delivery for ever', async () => {
+  // The server keeps the transaction of a silent client open (with its locks) until it notices the
+  // dead connection: hours, with default TCP keepalives. crier asks it to end an idle transaction
+  // after the handler's timeout and a margin, so the failure can be recorded and the retry run.
+  const proxy = await StallProxy.start(db.url);
+  cleanups.push(() => proxy.close());
+  const lines: string[] = [];
+  const log = (line: string) => lines.push(line);
+  const attempts: number[] = [];
+  const worker: Worker = crier.worker({
+    connection: proxy.url(db.url),
+    pollInterval: '200ms',
+    queryTimeout: '1s',
+    listenHealthInterval: '500ms',
+    handleSignals: false,
+    logger: { info: log, warn: log, error: log },
+    subscriptions: [
+      {
+        name: 'stall-tx',
+        topics: ['stall-tx.#'],
+        transactional: true,
+        timeout: '1s',
+        backoff: { base: '10ms', max: '10ms' },
+        handler: async (_event, ctx) => {
+          attempts.push(ctx.attempt);
+          if (ctx.attempt > 1) return;
+          // Locks the delivery's row in the handler's transaction, as its ack will.
+          await ctx.tx`SELECT 1 FROM crier.deliveries WHERE id = ${ctx.deliveryId} FOR UPDATE`;
+          proxy.stall();
+          await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
+        },
+      },
+    ],
+  });
+  await worker.start();
+  cleanups.push(() => worker.stop());
+  await crier.publish(db.sql, 'stall-tx.item', {});
+  await eventually(() => attempts.length === 1, 20_000, 'the first attempt started');
+  await eventually(() => lines.some((l) => /database client replaced/.test(l)), 30_000, 'the stall noticed');
+  proxy.healNewOnly(); // the transaction's connection stays open and silent
+  await eventually(() => attempts.includes(2), 30_000, 'the second attempt, once the server ended the silent transaction').catch((error) => {
+    throw new Error(`${error.message}; the worker said:\n${lines.join('\n')}`);
+  });
+});

@@ -1,5 +1,5 @@
 // The worker's database client, held where it can be replaced. Every round trip the worker makes
-// (claim, ack, heartbeat, rescue, park, the LISTEN probe) goes through run(), under a deadline
+// (claim, ack, heartbeat, rescue, park, release, the LISTEN probe) goes through run(), under a deadline
 // (queryTimeout): a connection that stays open but says nothing (a silent network, a NAT or load
 // balancer that lost the flow) would otherwise hold the query for ever.
 //
@@ -12,8 +12,9 @@
 //     stall the worker when the server is back.
 //   - the client given as `connection` (the caller's) fails with any connection error: crier goes on
 //     with a client of its own opened from the same options, with its own reconnect settings.
-// The replacement is logged once, with its reason; queries already on the old client keep their
-// outcome (the old client is given `graceMs` to finish them, then destroyed).
+// A replacement is logged with its reason, once per outage (the replacements that follow while
+// nothing answers are counted, and reported with the first answer); queries already on the old
+// client keep their outcome (it is given `graceMs` to finish them, then destroyed).
 import type postgres from 'postgres';
 import { driverCancelsQueries } from '../connection.ts';
 import { CrierError, isConnectionError } from '../errors.ts';
@@ -52,6 +53,11 @@ export class ReplaceableClient {
   ) {
     this.client = first;
     this.owned = options?.ownsFirst ?? false;
+  }
+
+  /** The deadline of each round trip, in ms (0: none). */
+  get queryTimeoutMs(): number {
+    return this.options?.queryTimeoutMs ?? 0;
   }
 
   /** The client to use now. Hold on to it no longer than one piece of work: it may be replaced. */

@@ -388,7 +388,8 @@ export class SubscriptionLoop {
     const { handler } = this.settings;
     const sources = this.contextSources;
     const { delivery } = entry;
-    runTransactional(sources.sql, this.protocol, delivery, entry.signal, (tx) => handler(event, new AttemptContext(sources, delivery, event, entry, tx))).then(
+    const idleLimitMs = this.settings.timeoutMs + Math.max(this.protocol.client.queryTimeoutMs, 1000);
+    runTransactional(sources.sql, this.protocol, delivery, entry.signal, (tx) => handler(event, new AttemptContext(sources, delivery, event, entry, tx)), idleLimitMs).then(
       (outcome) => this.settle(entry, undefined, outcome),
       (error: unknown) => this.failed(entry, error),
     );

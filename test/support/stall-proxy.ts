@@ -6,6 +6,9 @@
 // Two ways to heal, as networks do:
 //   healByReset()   the stalled connections are reset (RST to the client, closed to the server);
 //   healNewOnly()   only connections opened from now on pass; the stalled ones stay open and silent.
+// A stalled connection carries nothing, not even a close: when the client gives up on it, the
+// server's side stays open (as Postgres would see it: a client that went quiet), until a reset
+// heal or close().
 import net from 'node:net';
 
 interface Link {
@@ -82,8 +85,8 @@ export class StallProxy {
   private accept(client: net.Socket): void {
     const link: Link = { client, server: undefined, stalled: this.stalling };
     this.links.add(link);
-    client.on('error', () => this.drop(link));
-    client.on('close', () => this.drop(link));
+    client.on('error', () => this.clientGone(link));
+    client.on('close', () => this.clientGone(link));
     // A connection that arrives during a stall is held from its first byte: it never reaches Postgres.
     client.on('data', (chunk) => {
       if (!link.stalled) link.server?.write(chunk);
@@ -100,6 +103,11 @@ export class StallProxy {
     server.on('close', () => {
       if (!link.stalled) this.drop(link); // a stalled link says nothing, not even that the server left
     });
+  }
+
+  private clientGone(link: Link): void {
+    if (link.stalled && link.server && !link.server.destroyed) return; // the close is held too
+    this.drop(link);
   }
 
   private drop(link: Link): void {
