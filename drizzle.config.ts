@@ -1,7 +1,7 @@
 import { defineConfig } from 'drizzle-kit';
 
-// drizzle-kit generates db/migrations from db/schema.ts. Hand-written SQL (triggers, the SQL API,
-// views) lives in custom migrations made with `npx drizzle-kit generate --custom --name <what>`.
+// drizzle-kit generates db/migrations (tables only) from db/schema.ts. Functions, triggers and views
+// live in db/sql, which migrate() applies after the tables.
 export default defineConfig({
   dialect: 'postgresql',
   schema: './db/schema.ts',

@@ -1,10 +1,11 @@
 // What a command is: its words, options, help text with examples, and a run function. main.ts finds
 // the command, parses its arguments with node:util parseArgs (strict: unknown options are usage
 // errors) and turns errors into exit codes: 0 success, 1 failure, 2 usage error.
+import { quote } from '../src/errors.ts';
 import { parseArgs } from 'node:util';
 import { createAdmin, type Admin } from '../src/admin/index.ts';
 import { toTime } from '../src/duration.ts';
-import type { Output } from './output.ts';
+import type { Io, Output } from './output.ts';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -32,6 +33,8 @@ export interface CommandInput {
   admin(): Admin;
   /** Aborted on SIGINT/SIGTERM (long-running commands stop cleanly). */
   signal: AbortSignal;
+  /** All of stdin, for arguments given as `-`. */
+  readStdin(): string;
 }
 
 export interface Command {
@@ -77,7 +80,9 @@ export function parseCommandArgs(command: Command, args: string[]) {
       strict: true,
     });
   } catch (error) {
-    throw new UsageError((error as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+    // node's own wording, without its advice on "--" and with a long argument cut as ours are.
+    const message = (error as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    throw new UsageError(message.replace(/'([^']{65,})'/g, (_, argument: string) => quote(argument)));
   }
   return parsed;
 }
@@ -88,7 +93,7 @@ export function checkPositionals(command: Command, positionals: string[]): void 
     throw new UsageError(`missing argument: expected ${command.args ?? 'arguments'}`);
   }
   if (positionals.length > max) {
-    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[max])}`);
+    throw new UsageError(`unexpected argument ${quote(positionals[max])}`);
   }
 }
 
@@ -97,6 +102,7 @@ export function makeInput(
   positionals: string[],
   out: Output,
   signal: AbortSignal,
+  io: Pick<Io, 'env' | 'readStdin'>,
 ): { input: CommandInput; close: () => Promise<void> } {
   const global: GlobalOptions = {
     databaseUrl: values['database-url'] as string | undefined,
@@ -105,8 +111,9 @@ export function makeInput(
   };
   let admin: Admin | undefined;
   const databaseUrl = () => {
-    const url = global.databaseUrl ?? process.env.DATABASE_URL;
+    const url = global.databaseUrl ?? io.env.DATABASE_URL;
     if (!url) throw new UsageError('no database: pass --database-url URL or set DATABASE_URL');
+    checkDatabaseUrl(url, global.databaseUrl === undefined ? 'DATABASE_URL' : '--database-url');
     return url;
   };
   const input: CommandInput = {
@@ -117,8 +124,22 @@ export function makeInput(
     databaseUrl,
     admin: () => (admin ??= createAdmin({ connection: databaseUrl(), schema: global.schema })),
     signal,
+    readStdin: () => io.readStdin(),
   };
   return { input, close: async () => admin?.close() };
+}
+
+/** A connection URL the driver can use, or a usage error naming where it came from. */
+function checkDatabaseUrl(url: string, source: string): void {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    // not a URL at all
+  }
+  if (protocol !== 'postgres:' && protocol !== 'postgresql:') {
+    throw new UsageError(`${source} ${quote(url)} is not a Postgres URL; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`);
+  }
 }
 
 /** A string option, or undefined. */
@@ -136,7 +157,7 @@ export function listOption(values: CommandInput['values'], name: string): string
 export function countOption(values: CommandInput['values'], name: string, fallback: number): number {
   const value = stringOption(values, name);
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value)) throw new UsageError(`--${name}: ${JSON.stringify(value)} is not a whole number`);
+  if (!/^\d+$/.test(value)) throw new UsageError(`--${name}: ${quote(value)} is not a whole number`);
   return Number(value);
 }
 

@@ -9,11 +9,22 @@ export interface Output {
   note(text: string): void;
 }
 
-export function createOutput(json: boolean): Output {
+/** What a command may use of its process: the real one in the bin, a recorded one in tests. */
+export interface Io {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  env: Record<string, string | undefined>;
+  /** All of stdin (for `-` arguments). */
+  readStdin(): string;
+  /** Whether SIGINT/SIGTERM cancel the command (process-wide handlers). */
+  signals: boolean;
+}
+
+export function createOutput(json: boolean, io: Pick<Io, 'stdout' | 'stderr'>): Output {
   return {
     json,
-    write: (text) => void process.stdout.write(text),
-    note: (text) => void (json ? process.stderr : process.stdout).write(`${text}\n`),
+    write: (text) => io.stdout(text),
+    note: (text) => (json ? io.stderr : io.stdout)(`${text}\n`),
   };
 }
 

@@ -1,7 +1,7 @@
 // The tables of schema "crier", as Drizzle sees them. drizzle-kit generates the table migrations
-// from this file; the trigger functions, the SQL API and the views are hand-written SQL in custom
-// migrations beside the generated ones (db/migrations). Names here are a public contract: operators
-// and SQL users query crier.events, crier.subscriptions and crier.deliveries directly.
+// (db/migrations) from this file; functions, triggers and views live in db/sql, one concept per file.
+// Names here are a public contract: operators and SQL users query crier.events, crier.subscriptions
+// and crier.deliveries directly. Column order follows the databases migrated before the baseline.
 import { sql } from 'drizzle-orm';
 import {
   bigint,
@@ -45,13 +45,18 @@ export const events = crier.table(
     index('events_correlation_idx')
       .on(sql`(${t.headers} ->> 'correlationId')`)
       .where(sql`${t.headers} ? 'correlationId'`),
+    // Topic, key and the indexed header ids within their limits in bytes (db/sql/limits.sql): an
+    // INSERT past one fails with its CRIER_*_TOO_LONG code before any index sees the row. Not
+    // validated on existing rows when added (0001): that would lock the log for a full scan. Named
+    // to run before events_topic_valid (CHECKs run in name order).
+    check('events_byte_limits', sql`crier.event_within_limits(topic, key, headers)`),
     check(
       'events_topic_valid',
       sql`length(${t.topic}) <= 255 and ${t.topic} ~ '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$'`,
     ),
     check('events_headers_object', sql`jsonb_typeof(${t.headers}) = 'object'`),
     // Time-bounded scans of the log (events list --since, replay, prune): tiny, and cheap to keep
-    // because created_at grows with the table. Created in 0002_audit_views.
+    // because created_at grows with the table.
     index('events_created_at_brin').using('brin', t.createdAt),
   ],
 );
@@ -67,14 +72,19 @@ export const subscriptions = crier.table(
     backoffMaxMs: integer('backoff_max_ms').notNull().default(300_000),
     leaseMs: integer('lease_ms').notNull().default(30_000),
     paused: boolean('paused').notNull().default(false),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
     /** Per-key FIFO: deliveries of events with the same key are handled one at a time, in order. */
     ordered: boolean('ordered').notNull().default(false),
     /** When the head of a key ends dead: 'block' the key until requeued (default) or 'skip' it. */
     orderedOnDead: text('ordered_on_dead', { enum: ['block', 'skip'] }).notNull().default('block'),
-    createdAt: timestamptz('created_at').notNull().defaultNow(),
-    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+    /** Each pattern's first segment, '*' for one starting with a wildcard: what routing looks subscriptions up by. */
+    topicHeads: text('topic_heads')
+      .array()
+      .generatedAlwaysAs(sql`crier.topic_pattern_heads(topics)`),
   },
   (t) => [
+    index('subscriptions_topic_heads_idx').using('gin', t.topicHeads),
     check('subscriptions_name_valid', sql`${t.name} ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$'`),
     check('subscriptions_max_attempts_positive', sql`${t.maxAttempts} >= 1`),
     check('subscriptions_backoff_valid', sql`${t.backoffBaseMs} >= 0 and ${t.backoffMaxMs} >= ${t.backoffBaseMs}`),
@@ -192,7 +202,8 @@ export const routeEpoch = crier.table(
 /**
  * Workers that found nothing to claim and are waiting for a NOTIFY. Producers notify only when a
  * worker of a matching subscription is parked, so a busy system never takes the NOTIFY lock; the
- * first producer to wake a worker deletes its row, so the others skip even the check (0013).
+ * first producer to wake a worker deletes its row, so the others skip even the check
+ * (db/sql/wake.sql).
  */
 export const parkedWorkers = crier.table(
   'parked_workers',
@@ -234,12 +245,12 @@ export const catalogVersions = crier.table(
       .references(() => catalogTopics.topic, { onDelete: 'cascade' }),
     version: integer('version').notNull(),
     jsonSchema: jsonb('json_schema').notNull(),
+    registeredAt: timestamptz('registered_at').notNull().defaultNow(),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
     /** Patterns of json_schema that Postgres cannot check faithfully (ECMAScript-only regex features). */
     uncheckedPatterns: text('unchecked_patterns')
       .array()
       .generatedAlwaysAs(sql`crier.json_schema_unchecked_patterns(json_schema)`),
-    registeredAt: timestamptz('registered_at').notNull().defaultNow(),
-    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
   },
   (t) => [
     primaryKey({ columns: [t.topic, t.version] }),
@@ -272,5 +283,5 @@ export const subscriptionGrants = crier.table(
     subscription: text('subscription').notNull(),
     createdAt: timestamptz('created_at').notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.role, t.subscription] })],
+  (t) => [primaryKey({ name: 'subscription_grants_pkey', columns: [t.role, t.subscription] })],
 );

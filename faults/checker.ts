@@ -169,6 +169,29 @@ export async function attemptErrors(sql: postgres.Sql): Promise<string> {
   return rows.map((r) => `${r.n}x "${String(r.error).slice(0, 60)}"`).join(', ');
 }
 
+/**
+ * For a failed run: done deliveries whose (worker, attempt) recorded no finished handling, with
+ * whether their event is still in the log and every handling recorded for it.
+ */
+export async function wrongWinnerDetails(sql: postgres.Sql): Promise<string> {
+  const rows = await sql`
+    WITH recorded AS (
+      SELECT 'faults' AS subscription, event_id, worker, attempt, 'done' AS phase FROM handled
+      UNION ALL SELECT 'faults-tx', event_id, worker, attempt, 'done' FROM handled_tx
+      UNION ALL SELECT 'faults-ordered', event_id, worker, attempt, phase FROM handled_ordered
+    )
+    SELECT d.id, d.subscription, d.event_id, d.worker, d.attempts, d.finished_at, d.errors,
+           EXISTS (SELECT 1 FROM crier.events e WHERE e.id = d.event_id) AS event_in_log,
+           (SELECT json_agg(json_build_object('worker', r.worker, 'attempt', r.attempt, 'phase', r.phase))
+              FROM recorded r WHERE r.subscription = d.subscription AND r.event_id = d.event_id) AS handlings
+    FROM crier.deliveries d
+    WHERE d.state = 'done' AND NOT EXISTS (
+      SELECT 1 FROM recorded r WHERE r.subscription = d.subscription AND r.event_id = d.event_id
+        AND r.worker = d.worker AND r.attempt = d.attempts AND r.phase = 'done')
+    LIMIT 5`;
+  return rows.map((r) => JSON.stringify(r)).join('\n');
+}
+
 /** For a failed run: each event the transactional subscription recorded twice, with its delivery's history. */
 export async function txDuplicateDetails(sql: postgres.Sql): Promise<string> {
   const rows = await sql`

@@ -11,7 +11,7 @@ import postgres from 'postgres';
 import { migrate } from '../src/migrate.ts';
 import { spawnTs, type Child } from '../test/support/processes.ts';
 import { StallProxy } from '../test/support/stall-proxy.ts';
-import { attemptErrors, check, handledTable, txDuplicateDetails, type AckedRange, type Verdict } from './checker.ts';
+import { attemptErrors, check, handledTable, txDuplicateDetails, wrongWinnerDetails, type AckedRange, type Verdict } from './checker.ts';
 import type { Cluster } from './cluster.ts';
 import { recoveryProblems, recoveryTimes, type RecoveryPoint } from './recovery.ts';
 
@@ -250,6 +250,7 @@ export class ScenarioRun {
     await Promise.all(stopping);
     const verdict = await retrying(() => check(this.sql, this.acked, [...this.killed]));
     if (verdict.txDuplicates > 0) this.log(`  transactional duplicates:\n${await retrying(() => txDuplicateDetails(this.sql))}`);
+    if (verdict.wrongWinner > 0) this.log(`  done by an attempt that did not finish:\n${await retrying(() => wrongWinnerDetails(this.sql))}`);
     const failedTx = [...this.producerOutputs()].reduce((n, out) => n + (out.match(/^failed /gm)?.length ?? 0), 0);
     if (failedTx > 0) this.notes.push(`${failedTx} producer transactions failed`);
     const errors = await retrying(() => attemptErrors(this.sql));

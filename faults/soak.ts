@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { violations } from './checker.ts';
 import { Cluster } from './cluster.ts';
 import { killAll, retrying, ScenarioRun } from './harness.ts';
+import { forgetPrunedHandlings, pruneLikeAnOperator } from './retention.ts';
 
 const { values } = parseArgs({
   options: {
@@ -170,18 +171,13 @@ try {
     }
     if (now >= nextPrune && !values['no-prune']) {
       // What an operator's retention job does: finished deliveries go, then events nobody needs.
-      await retrying(() => run.sql`
-        WITH gone AS (DELETE FROM crier.deliveries WHERE state = 'done' AND finished_at < now() - interval '30 seconds' RETURNING event_id)
-        DELETE FROM crier.events e USING (SELECT DISTINCT event_id FROM gone) g
-        WHERE e.id = g.event_id AND NOT EXISTS (SELECT 1 FROM crier.deliveries d WHERE d.event_id = e.id AND d.state <> 'done')`);
+      await retrying(() => pruneLikeAnOperator(run.sql));
       nextPrune = now + 30_000;
     }
   }
   const { drained, recoveryMs } = await run.drain(60_000);
   // The prune deleted handled events: the checker counts only what is still in the log.
-  for (const table of ['handled', 'handled_tx', 'handled_ordered']) {
-    await run.sql`DELETE FROM ${run.sql(table)} h WHERE NOT EXISTS (SELECT 1 FROM crier.events e WHERE e.id = h.event_id)`;
-  }
+  await retrying(() => forgetPrunedHandlings(run.sql));
   const result = await run.finish(drained, recoveryMs);
   const problems = violations(result.verdict).filter((p) => !p.includes('acknowledged commits missing') || values['no-prune']);
   if (!drained) problems.unshift('did not drain');

@@ -1,5 +1,5 @@
-// Durations as people write them: 250ms, 30s, 5m, 24h, 7d, or a number of milliseconds.
-import { CrierError } from './errors.ts';
+// Durations as people write them: 250ms, 30s, 5m, 24h, 7d, or a number of milliseconds (1000 or "1000").
+import { CrierError, quote } from './errors.ts';
 
 export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd'}`;
 
@@ -9,12 +9,13 @@ export function toMilliseconds(value: Duration | string, what = 'duration'): num
   if (typeof value === 'number') {
     if (Number.isFinite(value) && value >= 0) return value;
   } else {
-    const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(value);
-    if (match) return Math.round(Number(match[1]) * units[match[2]!]!);
+    // A bare number is milliseconds, as from a command line ("1000"), as it is as a number.
+    const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(value);
+    if (match) return Math.round(Number(match[1]) * units[match[2] ?? 'ms']!);
   }
   throw new CrierError(
     'CRIER_INVALID_OPTION',
-    `${what}: ${JSON.stringify(value)} is not a duration; use a number of milliseconds or e.g. "500ms", "30s", "5m", "24h", "7d"`,
+    `${what}: ${quote(value)} is not a duration; use a number of milliseconds or e.g. "500ms", "30s", "5m", "24h", "7d"`,
   );
 }
 
@@ -33,6 +34,6 @@ export function toTime(value: Date | string, what = 'time', now: Date = new Date
   }
   throw new CrierError(
     'CRIER_INVALID_OPTION',
-    `${what}: ${JSON.stringify(value instanceof Date ? String(value) : value)} is not a time; use an ISO timestamp (e.g. "2026-05-01T12:00:00Z") or how long ago (e.g. "30m", "24h", "7d")`,
+    `${what}: ${quote(value instanceof Date ? String(value) : value)} is not a time; use an ISO timestamp (e.g. "2026-05-01T12:00:00Z") or how long ago (e.g. "30m", "24h", "7d")`,
   );
 }

@@ -3,11 +3,15 @@
 
 export type CrierErrorCode =
   | 'CRIER_INVALID_TOPIC'
+  | 'CRIER_TOPIC_TOO_LONG'
   | 'CRIER_INVALID_PATTERN'
   | 'CRIER_INVALID_PAYLOAD'
   | 'CRIER_INVALID_HEADERS'
   | 'CRIER_INVALID_KEY'
+  | 'CRIER_KEY_TOO_LONG'
   | 'CRIER_INVALID_IDEMPOTENCY_KEY'
+  | 'CRIER_IDEMPOTENCY_KEY_TOO_LONG'
+  | 'CRIER_HEADER_TOO_LONG'
   | 'CRIER_INVALID_OPTION'
   | 'CRIER_UNKNOWN_SUBSCRIPTION'
   | 'CRIER_UNKNOWN_EVENT'
@@ -29,6 +33,24 @@ export class CrierError extends Error {
   }
 }
 
+/**
+ * An input as an error message shows it: JSON-quoted on one line, and cut after `max` characters
+ * with its full length, so a 10,000-character mistake does not become a 10,000-character message:
+ * `"aaaa…" (10000 characters)`.
+ */
+export function quote(value: unknown, max = 64): string {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  const chars = [...text]; // whole code points: never half a surrogate pair
+  if (chars.length <= max) return typeof value === 'string' ? JSON.stringify(value) : text;
+  const head = `${chars.slice(0, max).join('')}…`;
+  return `${typeof value === 'string' ? JSON.stringify(head) : head} (${chars.length} characters)`;
+}
+
+/** Throw this from a handler when retrying cannot help: the delivery goes straight to dead. */
+export class UnrecoverableError extends Error {
+  override readonly name = 'UnrecoverableError';
+}
+
 const codedMessage = /^(CRIER_[A-Z_]+): (.*)$/s;
 
 /** Turns a Postgres error into a CrierError where crier can say something more useful. */
@@ -39,7 +61,8 @@ export function fromDatabaseError(error: unknown): unknown {
   const coded = codedMessage.exec(error.message);
   if (coded) return new CrierError(coded[1] as CrierErrorCode, coded[2]!, { cause: error });
   const code = (error as { code?: string }).code;
-  if (code === '3F000' || (code === '42P01' && /"?crier|relation/.test(error.message)) || code === '42883') {
+  // A missing schema, table or function: crier's own queries raise these only before migrate.
+  if (code === '3F000' || code === '42P01' || code === '42883') {
     return new CrierError('CRIER_NOT_MIGRATED', `${error.message} (has "crier migrate" been run on this database and schema?)`, { cause: error });
   }
   if (isConnectionError(error)) {

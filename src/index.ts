@@ -7,15 +7,17 @@ export { migrate, type MigrateOptions, type MigrateResult } from './migrate.ts';
 export type { EventHeaders, EventInput, PublishedEvent, PublishOptions } from './publish.ts';
 export type { RetryPolicy, SubscriptionSpec } from './subscriptions.ts';
 export { isValidPattern, isValidTopic, topicMatches } from './topics.ts';
+export { MAX_HEADER_ID_BYTES, MAX_IDEMPOTENCY_KEY_BYTES, MAX_KEY_BYTES, MAX_TOPIC_BYTES } from './limits.ts';
 export { consoleLogger, silentLogger, type Logger } from './logger.ts';
 export type { CrierEvent, Handler, HandlerContext } from './worker/event.ts';
-export { UnrecoverableError } from './worker/subscription-loop.ts';
+export { UnrecoverableError } from './errors.ts';
+export { RetryLater } from './worker/subscription-loop.ts';
 export { Worker, type SubscriptionDefinition, type WorkerOptions } from './worker/worker.ts';
 export { createAdmin, type Admin, type AdminOptions } from './admin/index.ts';
 export type {
   DeadFilter, DeadLetter, DeliveryRecord, EventDetail, EventFilter, EventRecord, EventSummary, PruneOptions, PruneResult,
   ReplayOptions, ReplayResult, RequeueOptions, RequeueResult, RequeueSelection, RequeuedDelivery, RemoveOptions,
-  SubscriptionInfo,
+  SubscriptionInfo, CreateSubscriptionOptions, CreateSubscriptionResult,
   SubscriptionStats, TailOptions,
 } from './admin/index.ts';
 export { toTime } from './duration.ts';

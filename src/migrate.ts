@@ -1,12 +1,16 @@
-// Applies crier's migrations (db/migrations: drizzle-kit's generated SQL plus the hand-written SQL
-// API) to the configured schema. Safe to run twice and from many processes at once: an advisory
-// lock on a dedicated connection serialises migrators, and the Drizzle journal skips what is applied.
-// Drizzle's migrator is imported when migrate() runs, so workers that never migrate never load it.
+// Brings a database's crier schema up to date: the tables (drizzle-kit migrations in db/migrations,
+// generated from db/schema.ts), then every function, trigger and view (db/sql, one concept per file,
+// in the order of sqlFiles), then the roles' grants. Safe to run twice and from many processes at
+// once: an advisory lock on a dedicated connection serialises migrators; the Drizzle journal skips
+// the table migrations already applied, and a db/sql file is applied again only when its content
+// changed (its hash is recorded in drizzle.__crier_sql_files, or __crier_sql_files_<schema>). Drizzle's migrator is imported when migrate() runs, so workers that
+// never migrate never load it.
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type postgres from 'postgres';
 import { openClient, type Connection } from './connection.ts';
-import { fromDatabaseError } from './errors.ts';
+import { CrierError, fromDatabaseError } from './errors.ts';
 import { checkSchemaName, defaultSchema, inSchema } from './schema-name.ts';
 
 export interface MigrateOptions {
@@ -17,9 +21,40 @@ export interface MigrateOptions {
 
 export interface MigrateResult {
   schema: string;
-  /** Migration names applied by this call (empty when the schema was already up to date). */
+  /**
+   * What this call applied (empty when the schema was already up to date): table migrations by
+   * their tag, then db/sql files as `sql/<file>`.
+   */
   applied: string[];
 }
+
+/**
+ * The db/sql files, in the order migrate() applies them. `beforeTables` are needed by the tables
+ * themselves (a CHECK and a generated column call their functions) and depend on no table.
+ * A file may only use what earlier files (or the tables) define.
+ */
+export const sqlFiles = {
+  beforeTables: ['limits.sql', 'topics.sql', 'catalog/json_schema.sql'],
+  afterTables: [
+    'routing.sql',
+    'wake.sql',
+    'ordering.sql',
+    'fan_out.sql',
+    'publish.sql',
+    'deliveries/claim.sql',
+    'deliveries/ack.sql',
+    'deliveries/leases.sql',
+    'deliveries/processed.sql',
+    'views.sql',
+    'operator/subscriptions.sql',
+    'operator/requeue.sql',
+    'operator/replay.sql',
+    'operator/prune.sql',
+    'causation.sql',
+    'catalog/validation.sql',
+    'roles.sql',
+  ],
+} as const;
 
 const migrationsSchema = 'drizzle';
 
@@ -27,22 +62,37 @@ export function migrationsTable(schema: string): string {
   return schema === defaultSchema ? '__crier_migrations' : `__crier_migrations_${schema}`;
 }
 
-export function migrationsFolder(): string {
+/** Where the hashes of the db/sql files applied to a schema are kept (one row per file). */
+export function sqlFilesTable(schema: string): string {
+  return schema === defaultSchema ? '__crier_sql_files' : `__crier_sql_files_${schema}`;
+}
+
+function dbFolder(): string {
   // src/migrate.ts runs from the repository; dist/src/migrate.js from a build.
-  for (const relative of ['../db/migrations', '../../db/migrations']) {
+  for (const relative of ['../db', '../../db']) {
     const folder = fileURLToPath(new URL(relative, import.meta.url));
-    if (existsSync(`${folder}/meta/_journal.json`)) return folder;
+    if (existsSync(`${folder}/migrations/meta/_journal.json`) && existsSync(`${folder}/sql`)) return folder;
   }
-  throw new Error('crier: cannot find db/migrations beside the library');
+  throw new Error('crier: cannot find db/migrations and db/sql beside the library');
+}
+
+export function migrationsFolder(): string {
+  return `${dbFolder()}/migrations`;
+}
+
+export function sqlFolder(): string {
+  return `${dbFolder()}/sql`;
+}
+
+interface Journal {
+  entries: { tag: string; when: number }[];
 }
 
 export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const schema = checkSchemaName(options.schema ?? defaultSchema);
   const [{ drizzle }, { readMigrationFiles }] = await Promise.all([import('drizzle-orm/postgres-js'), import('drizzle-orm/migrator')]);
   const folder = migrationsFolder();
-  const journal = JSON.parse(readFileSync(`${folder}/meta/_journal.json`, 'utf8')) as {
-    entries: { tag: string; when: number }[];
-  };
+  const journal = JSON.parse(readFileSync(`${folder}/meta/_journal.json`, 'utf8')) as Journal;
   const migrations = readMigrationFiles({ migrationsFolder: folder }).map((m) => ({
     ...m,
     sql: m.sql.map((statement) => inSchema(statement, schema)),
@@ -54,6 +104,14 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   try {
     await client`SELECT pg_advisory_lock(hashtext(${`crier.migrate:${schema}`}))`;
     const before = await lastApplied(client, table);
+    checkUpgradable(schema, before, journal);
+    await client.unsafe(`CREATE SCHEMA IF NOT EXISTS "${migrationsSchema}"; CREATE SCHEMA IF NOT EXISTS "${schema}"`).simple();
+    const files = `"${migrationsSchema}"."${sqlFilesTable(schema)}"`;
+    await client.unsafe(
+      `CREATE TABLE IF NOT EXISTS ${files} (file text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    const applied = await applySqlFiles(client, schema, files, sqlFiles.beforeTables);
+
     const db = drizzle(client);
     // dialect.migrate is what drizzle-orm/postgres-js/migrator calls; we feed it the rewritten SQL.
     await (db as unknown as { dialect: { migrate: Function }; session: unknown }).dialect.migrate(
@@ -61,12 +119,66 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       (db as unknown as { session: unknown }).session,
       { migrationsSchema, migrationsTable: table },
     );
-    const applied = journal.entries.filter((e) => e.when > before).map((e) => e.tag);
-    return { schema, applied };
+    const tables = journal.entries.filter((e) => e.when > before).map((e) => e.tag);
+    applied.push(...(await applySqlFiles(client, schema, files, sqlFiles.afterTables)));
+
+    if (tables.length > 0 || applied.length > 0) {
+      // Whatever was (re)defined, the roles' grants are derived again from the schema as it is.
+      await client.unsafe(inSchema('SELECT crier.refresh_grants()', schema));
+    }
+    return { schema, applied: [...tables, ...applied.map((file) => `sql/${file}`)] };
   } catch (error) {
     throw fromDatabaseError(error);
   } finally {
     await client.end({ timeout: 5 });
+  }
+}
+
+/** Applies, in order and in one transaction, the files whose content changed; returns their names. */
+async function applySqlFiles(client: postgres.Sql, schema: string, table: string, files: readonly string[]): Promise<string[]> {
+  const recorded = new Map((await client.unsafe(`SELECT file, sha256 FROM ${table}`)).map((r) => [r.file as string, r.sha256 as string]));
+  const changed = files
+    .map((file) => {
+      const text = readFileSync(`${sqlFolder()}/${file}`, 'utf8');
+      return { file, text, sha256: createHash('sha256').update(text).digest('hex') };
+    })
+    .filter((f) => recorded.get(f.file) !== f.sha256);
+  if (changed.length === 0) return [];
+  await client.begin(async (tx) => {
+    for (const f of changed) {
+      try {
+        await tx.unsafe(inSchema(f.text, schema)).simple();
+      } catch (error) {
+        if (error instanceof Error) {
+          const message = `db/sql/${f.file}: ${error.message}`;
+          error.stack = error.stack?.replace(error.message, message);
+          error.message = message;
+        }
+        throw error;
+      }
+      await tx.unsafe(
+        `INSERT INTO ${table} (file, sha256) VALUES ($1, $2)
+         ON CONFLICT (file) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()`,
+        [f.file, f.sha256],
+      );
+    }
+  });
+  return changed.map((f) => f.file);
+}
+
+/**
+ * Databases migrated by a development build of crier before 0.1.0 went through fourteen migrations,
+ * now squashed into one baseline dated like the last of them: a database that has them all skips
+ * the baseline and is upgraded in place by db/sql; one that stopped part-way cannot be.
+ */
+function checkUpgradable(schema: string, lastApplied: number, journal: Journal): void {
+  const baseline = journal.entries[0]!;
+  if (lastApplied > 0 && lastApplied < baseline.when) {
+    throw new CrierError(
+      'CRIER_NOT_MIGRATED',
+      `schema "${schema}" was migrated part-way by a development build of crier older than 0.1.0, whose migrations are now squashed into one; ` +
+        `finish migrating it with that build first, or, if its data is disposable, drop it (DROP SCHEMA "${schema}" CASCADE) and migrate again`,
+    );
   }
 }
 

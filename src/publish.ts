@@ -2,8 +2,9 @@
 // events. The statement trigger crier.fan_out does the rest (deliveries, wake-ups) in the same
 // transaction, so an event exists if and only if the business change committed.
 import { toMilliseconds, type Duration } from './duration.ts';
-import { CrierError, fromDatabaseError } from './errors.ts';
+import { CrierError, fromDatabaseError, quote } from './errors.ts';
 import { runQuery, type Executor } from './executor.ts';
+import { MAX_HEADER_ID_BYTES, MAX_IDEMPOTENCY_KEY_BYTES, MAX_KEY_BYTES, overLimit } from './limits.ts';
 import { inSchema } from './schema-name.ts';
 import { assertTopic } from './topics.ts';
 import { uuidV7 } from './uuid-v7.ts';
@@ -62,37 +63,12 @@ SELECT x.uuid, x.topic, x.key, x.payload, x.headers, ${delayedAt}, x.version
 FROM jsonb_to_recordset($1::text::jsonb) AS x(${inputColumns})
 RETURNING id::text AS id, uuid::text AS uuid, topic, version, created_at`;
 
-// With idempotency keys: ids are drawn first (uuids come with the input), keys are claimed (ON
-// CONFLICT DO NOTHING waits for a concurrent transaction holding the same key), and only events
-// whose key was claimed, or that have none, are inserted. Rows without an id were duplicates: see
-// findDuplicates.
+// With idempotency keys: crier.publish_idempotent (db/sql/publish.sql) claims the keys and inserts
+// the events whose key it claimed, as its owner: publishers have no rights on crier.idempotency_keys.
+// A duplicate comes back as the first event of its key (duplicate = true).
 const insertIdempotentEvents = `
-WITH input AS MATERIALIZED (
-  SELECT nextval(pg_get_serial_sequence('crier.events', 'id')) AS id, x.uuid, a.n,
-         x.topic, x.key, x.payload, x.headers, x.idempotency_key, ${delayedAt} AS deliver_at, x.version
-  FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS a(v, n)
-  CROSS JOIN LATERAL jsonb_to_record(a.v) AS x(${inputColumns})
-), claimed AS (
-  INSERT INTO crier.idempotency_keys (topic, key, event_id, event_uuid)
-  SELECT topic, idempotency_key, id, uuid FROM input WHERE idempotency_key IS NOT NULL ORDER BY n
-  ON CONFLICT (topic, key) DO NOTHING
-  RETURNING event_id
-), inserted AS (
-  INSERT INTO crier.events (id, uuid, topic, key, payload, headers, deliver_at, version) OVERRIDING SYSTEM VALUE
-  SELECT id, uuid, topic, key, payload, headers, deliver_at, version FROM input
-  WHERE idempotency_key IS NULL OR id IN (SELECT event_id FROM claimed)
-  ORDER BY n
-  RETURNING id, created_at
-)
-SELECT e.id::text AS id, i.uuid::text AS uuid, i.topic, i.version, e.created_at
-FROM input i LEFT JOIN inserted e ON e.id = i.id
-ORDER BY i.n`;
-
-// A separate statement, so that it sees what a concurrent transaction committed while we waited.
-const findDuplicates = `
-SELECT k.topic, k.key, k.event_id::text AS id, k.event_uuid::text AS uuid, k.created_at
-FROM crier.idempotency_keys k
-JOIN jsonb_to_recordset($1::text::jsonb) AS x(topic text, key text) ON k.topic = x.topic AND k.key = x.key`;
+SELECT id::text AS id, uuid::text AS uuid, topic, version, created_at, duplicate
+FROM crier.publish_idempotent($1::text::jsonb)`;
 
 export async function publishEvents(
   executor: Executor,
@@ -104,19 +80,7 @@ export async function publishEvents(
   const idempotent = events.some((e) => e.idempotencyKey != null);
   try {
     const rows = await runQuery(executor, inSchema(idempotent ? insertIdempotentEvents : insertEvents, schema), [batch]);
-    const published = rows.map(toPublished);
-    const duplicates = events.flatMap((e, i) => (published[i]!.id == null ? [{ topic: e.topic, key: e.idempotencyKey! }] : []));
-    if (duplicates.length === 0) return published;
-    const found = await runQuery(executor, inSchema(findDuplicates, schema), [JSON.stringify(duplicates)]);
-    const byKey = new Map(found.map((row) => [`${row.topic}\u0000${row.key}`, toPublished(row)]));
-    return published.map((event, i) => {
-      if (event.id != null) return event;
-      const first = byKey.get(`${events[i]!.topic}\u0000${events[i]!.idempotencyKey}`);
-      if (!first) throw new CrierError('CRIER_INVALID_IDEMPOTENCY_KEY', `idempotency key ${JSON.stringify(events[i]!.idempotencyKey)} was taken and then pruned during this publish; retry it`);
-      // The first publish of this key was this same event: same version (not read back, since a
-      // publisher role may not read earlier events).
-      return { ...first, version: events[i]!.version ?? 1, duplicate: true };
-    });
+    return rows.map(toPublished);
   } catch (error) {
     throw fromDatabaseError(error);
   }
@@ -129,21 +93,24 @@ function toPublished(row: Record<string, unknown>): PublishedEvent {
     topic: row.topic as string,
     version: row.version as number,
     createdAt: row.created_at instanceof Date ? row.created_at : new Date(row.created_at as string),
-    duplicate: false,
+    duplicate: row.duplicate === true,
   };
 }
 
 /** Validates one event and encodes it as the JSON row jsonb_to_recordset reads. */
 function encodeEvent(event: EventInput, index: number): string {
-  const where = (what: string) => `event ${index} (${JSON.stringify(event?.topic)}): ${what}`;
+  const where = (what: string) => `event ${index} (${quote(event?.topic)}): ${what}`;
   if (event === null || typeof event !== 'object') {
     throw new CrierError('CRIER_INVALID_PAYLOAD', `event ${index} is not an object with topic and payload`);
   }
   assertTopic(event.topic);
   const key = event.key ?? null;
-  if (key !== null && (typeof key !== 'string' || key.length > 1024)) {
-    throw new CrierError('CRIER_INVALID_KEY', where(`key must be a string of at most 1024 characters or null, got ${typeof key}`));
+  if (key !== null && typeof key !== 'string') {
+    throw new CrierError('CRIER_INVALID_KEY', where(`key must be a string of at most ${MAX_KEY_BYTES} bytes or null, got ${typeof key}`));
   }
+  // Limits in bytes (src/limits.ts): past them Postgres would fail the statement on an index.
+  const keyTooLong = key === null ? undefined : overLimit(key, MAX_KEY_BYTES);
+  if (keyTooLong) throw new CrierError('CRIER_KEY_TOO_LONG', where(`the key ${keyTooLong}`));
   // Like payloads, keys reach Postgres inside the batch's JSON, where they could fail the whole statement.
   const keyProblem = key === null ? undefined : unstorable(JSON.stringify(key));
   if (keyProblem) throw new CrierError('CRIER_INVALID_KEY', where(`key contains ${keyProblem}`));
@@ -152,14 +119,18 @@ function encodeEvent(event: EventInput, index: number): string {
   }
   const headers = withCausation(event.headers ?? {}, event.causedBy, where);
   const idempotencyKey = event.idempotencyKey ?? null;
-  if (idempotencyKey !== null && (typeof idempotencyKey !== 'string' || idempotencyKey === '' || idempotencyKey.length > 255 || unstorable(JSON.stringify(idempotencyKey)))) {
-    throw new CrierError('CRIER_INVALID_IDEMPOTENCY_KEY', where('idempotencyKey must be a string of 1-255 characters'));
+  if (idempotencyKey !== null && (typeof idempotencyKey !== 'string' || idempotencyKey === '' || unstorable(JSON.stringify(idempotencyKey)))) {
+    throw new CrierError('CRIER_INVALID_IDEMPOTENCY_KEY', where(`idempotencyKey must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_BYTES} bytes`));
   }
+  const idempotencyKeyTooLong = idempotencyKey === null ? undefined : overLimit(idempotencyKey, MAX_IDEMPOTENCY_KEY_BYTES);
+  if (idempotencyKeyTooLong) throw new CrierError('CRIER_IDEMPOTENCY_KEY_TOO_LONG', where(`the idempotency key ${idempotencyKeyTooLong}`));
   const { deliverAt, delayMs } = deliveryTime(event, where);
   for (const name of ['correlationId', 'causationId'] as const) {
     if (headers[name] !== undefined && typeof headers[name] !== 'string') {
       throw new CrierError('CRIER_INVALID_HEADERS', where(`headers.${name} must be a string`));
     }
+    const tooLong = headers[name] === undefined ? undefined : overLimit(headers[name] as string, MAX_HEADER_ID_BYTES);
+    if (tooLong) throw new CrierError('CRIER_HEADER_TOO_LONG', where(`headers.${name} ${tooLong}`));
   }
   const version = event.version ?? 1;
   if (!Number.isInteger(version) || version < 1 || version > 2_147_483_647) {

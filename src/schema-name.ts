@@ -1,6 +1,6 @@
 // crier's tables live in one Postgres schema, "crier" unless configured otherwise (one schema per
 // tenant). SQL is written against "crier." and qualified with the configured schema here.
-import { CrierError } from './errors.ts';
+import { CrierError, quote } from './errors.ts';
 
 export const defaultSchema = 'crier';
 
@@ -8,7 +8,7 @@ export function checkSchemaName(schema: string = defaultSchema): string {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new CrierError(
       'CRIER_INVALID_OPTION',
-      `schema ${JSON.stringify(schema)} is not a valid schema name: use lower-case letters, digits and "_", starting with a letter or "_"`,
+      `schema ${quote(schema)} is not a valid schema name: use lower-case letters, digits and "_", starting with a letter or "_"`,
     );
   }
   return schema;

@@ -3,7 +3,9 @@
 //                     context: no database. A catalog subscription still parses and upcasts, so
 //                     poison payloads and old versions can be tested too.
 //   drain()           claims every due delivery of some subscriptions in the real database, runs
-//                     the handlers one at a time and acks them as a worker would (done / retry / dead).
+//                     the handlers one at a time and acks them as a worker would (done / retry / dead),
+//                     with the worker's own handler context (ctx.publish, markProcessed) and, for
+//                     transactional subscriptions, the worker's own transaction (ctx.tx carries the ack).
 //   publishAndDrain() declares the subscriptions, publishes in one transaction, then drains.
 // Never used by the library itself; nothing here is tuned for production.
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -11,12 +13,14 @@ import type postgres from 'postgres';
 import type { Catalog } from './catalog/define.ts';
 import type { CatalogSubscription } from './catalog/typed-crier.ts';
 import { openClient, type Connection } from './connection.ts';
-import { fromDatabaseError } from './errors.ts';
+import { CrierError, fromDatabaseError } from './errors.ts';
 import { checkSchemaName, defaultSchema } from './schema-name.ts';
-import { declareSubscriptions, toSubscriptionRow } from './subscriptions.ts';
+import { declareSubscriptions, retrySchedule, toSubscriptionRow } from './subscriptions.ts';
 import { toEvent, type CrierEvent, type HandlerContext } from './worker/event.ts';
-import { Protocol } from './worker/protocol.ts';
+import { AttemptContext, type ContextSources } from './worker/handler-context.ts';
+import { Protocol, type ClaimedDelivery } from './worker/protocol.ts';
 import { describeFailure } from './worker/subscription-loop.ts';
+import { runTransactional } from './worker/transactional.ts';
 import type { SubscriptionDefinition } from './worker/worker.ts';
 
 /** An event as a test writes it: topic and payload, the rest defaulted. */
@@ -45,7 +49,7 @@ export function testEvent(input: TestEventInput, subscription?: SubscriptionDefi
 /** A handler context for one first attempt; abort `signal` yourself to test cancellation. */
 export function testContext(overrides: Partial<HandlerContext> = {}): HandlerContext {
   const needsDatabase = (what: string) => (): never => {
-    throw new Error(`crier/testing: ctx.${what} needs a database; pass your own in testContext({ ${what} }) or use publishAndDrain`);
+    throw new Error(`crier/testing: ctx.${what} needs a database; pass your own in testContext({ ${what} }) or use drain / publishAndDrain`);
   };
   return {
     subscription: 'test',
@@ -116,7 +120,8 @@ export async function drain(
     const protocol = new Protocol(sql, schema, options.workerId ?? `crier-testing:${randomBytes(3).toString('hex')}`);
     const outcomes: DrainOutcome[] = [];
     for (const subscription of subscriptions) {
-      const maxAttempts = toSubscriptionRow(subscription).maxAttempts;
+      const sources: ContextSources = { subscription: subscription.name, maxAttempts: toSubscriptionRow(subscription).maxAttempts, sql, schema };
+      const schedule = retrySchedule(subscription);
       for (;;) {
         const claimed = await protocol.claim(subscription.name, 100);
         if (claimed.length === 0) break;
@@ -128,18 +133,12 @@ export async function drain(
             topic: delivery.topic,
             attempt: delivery.attempt,
           };
-          const context = testContext({
-            subscription: subscription.name,
-            deliveryId: delivery.deliveryId,
-            attempt: delivery.attempt,
-            maxAttempts,
-          });
           try {
-            await subscription.handler(toEvent(delivery), context);
-            await protocol.complete([delivery.deliveryId], [delivery.attempt]);
+            await handleOne(subscription, sources, protocol, delivery);
             outcomes.push({ ...base, outcome: 'done' });
           } catch (error) {
-            const failure = describeFailure(error ?? new Error('handler threw a nullish value'));
+            if (error instanceof LeaseLost) throw error;
+            const failure = describeFailure(error ?? new Error('handler threw a nullish value'), schedule, delivery.attempt);
             const [row] = await protocol.fail([{ deliveryId: delivery.deliveryId, attempt: delivery.attempt, ...failure }]);
             outcomes.push({ ...base, outcome: row?.state === 'dead' ? 'dead' : 'retry', error: failure.error });
           }
@@ -153,6 +152,36 @@ export async function drain(
       dead: outcomes.filter((o) => o.outcome === 'dead').length,
     };
   });
+}
+
+/** The attempt's ack was refused: drain renews no leases, so a handler outran its lease. Not a handler failure. */
+class LeaseLost extends CrierError {
+  constructor(subscription: string, deliveryId: string) {
+    super(
+      'CRIER_INVALID_OPTION',
+      `crier/testing: delivery ${deliveryId} of "${subscription}" lost its lease while its handler ran (drain renews no leases): give the subscription a longer lease, or run a worker`,
+    );
+  }
+}
+
+/**
+ * One attempt, as the worker runs it: the same handler context, and for a transactional
+ * subscription the same transaction, whose commit carries the ack (a throw rolls the handler's
+ * writes back; the caller then records the failure). Resolves once acked; rejects with the failure.
+ */
+async function handleOne(subscription: SubscriptionDefinition, sources: ContextSources, protocol: Protocol, delivery: ClaimedDelivery): Promise<void> {
+  const event = toEvent(delivery);
+  const attempt = { signal: new AbortController().signal };
+  if (subscription.transactional) {
+    const outcome = await runTransactional(sources.sql, protocol, delivery, attempt.signal, (tx) =>
+      subscription.handler(event, new AttemptContext(sources, delivery, event, attempt, tx)),
+    );
+    if (outcome === 'lease-lost') throw new LeaseLost(subscription.name, delivery.deliveryId);
+    return;
+  }
+  await subscription.handler(event, new AttemptContext(sources, delivery, event, attempt));
+  const done = await protocol.complete([delivery.deliveryId], [delivery.attempt]);
+  if (!done.has(delivery.deliveryId)) throw new LeaseLost(subscription.name, delivery.deliveryId);
 }
 
 /**

@@ -1,4 +1,4 @@
-// The operator API and the SQL behind it (db/migrations/0002_audit_views.sql): views, requeue,
+// The operator API and the SQL behind it (db/sql/operator, db/sql/views.sql): views, requeue,
 // replay, prune, pause/resume/remove, tail, and the auditing queries of docs/auditing.md.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -375,6 +375,60 @@ describe('subscriptions', () => {
     await subscribe('inventory', ['inv.#']);
     await rejects(admin.resume('invntory'), 'CRIER_UNKNOWN_SUBSCRIPTION', /no subscription "invntory"; did you mean "inventory"\?/);
     await rejects(admin.stats('zzzzzzzzzzzz'), 'CRIER_UNKNOWN_SUBSCRIPTION', /known subscriptions: /);
+  });
+
+  test('declared ahead: an event published before any worker ever ran is delivered once one starts', async () => {
+    assert.deepEqual(
+      await admin.createSubscription({ name: 'ahead', topics: ['ahead.#'], maxAttempts: 3 }),
+      { subscription: 'ahead', outcome: 'created' },
+    );
+    const [early] = await publish('ahead.placed');
+    const warnings: string[] = [];
+    const handled: { id: string; maxAttempts: number }[] = [];
+    const worker = crier.worker({
+      connection: db.url,
+      handleSignals: false,
+      logger: { info() {}, warn: (m) => void warnings.push(m), error() {} },
+      subscriptions: [{
+        name: 'ahead', topics: ['ahead.#', 'other.#'], handler: (event, ctx) => void handled.push({ id: event.id, maxAttempts: ctx.maxAttempts }),
+      }],
+    });
+    await worker.start();
+    try {
+      await eventually(() => handled.length === 1, 10_000, 'the early event handled');
+    } finally {
+      await worker.stop();
+    }
+    assert.deepEqual(handled, [{ id: early!.id, maxAttempts: 3 }], 'handled once, with the declared policy');
+    // The worker adopted the declared subscription, and said how its own options differ.
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /"ahead" .*runs as declared: topics \["ahead\.#"\] \(declared\) vs \["ahead\.#","other\.#"\] \(this worker\)/);
+    const [stored] = await db.sql`SELECT topics, max_attempts FROM crier.subscriptions WHERE name = 'ahead'`;
+    assert.deepEqual({ ...stored }, { topics: ['ahead.#'], max_attempts: 3 });
+  });
+
+  test('create: idempotent, changes only what is given, backfills from history, refuses bad input', async () => {
+    await publish('fill.old', 2);
+    const since = new Date(Date.now() - 60_000);
+    const created = await admin.createSubscription({ name: 'fill', topics: ['fill.#'], lease: '10s', from: since });
+    assert.equal(created.outcome, 'created');
+    assert.equal(created.backfill!.queued, 2, 'the two earlier events are queued');
+    assert.equal((await deliveryStates(db.sql, 'fill')).pending, 2);
+    assert.equal((await admin.createSubscription({ name: 'fill', topics: ['fill.#'] })).outcome, 'unchanged');
+    assert.equal((await admin.createSubscription({ name: 'fill', topics: ['fill.#'], maxAttempts: 9 })).outcome, 'updated');
+    const [row] = await db.sql`SELECT topics, max_attempts, lease_ms, backoff_base_ms, ordered FROM crier.subscriptions WHERE name = 'fill'`;
+    assert.deepEqual({ ...row }, { topics: ['fill.#'], max_attempts: 9, lease_ms: 10_000, backoff_base_ms: 1000, ordered: false }, 'the lease given earlier stays');
+    // From SQL, as a user's own migration would.
+    assert.equal((await db.sql`SELECT crier.create_subscription('fill', '{fill.#,refill.#}', p_ordered => true) AS o`)[0]!.o, 'updated');
+    assert.deepEqual((await admin.listSubscriptions()).find((s) => s.name === 'fill')!.topics, ['fill.#', 'refill.#']);
+
+    await rejects(admin.createSubscription({ name: 'bad name!', topics: ['x'] }), 'CRIER_INVALID_OPTION', /subscription name "bad name!" is not valid/);
+    await rejects(admin.createSubscription({ name: 'x', topics: ['a..b'] }), 'CRIER_INVALID_PATTERN');
+    await rejects(admin.createSubscription({ name: 'x', topics: [] }), 'CRIER_INVALID_OPTION', /topics must be a non-empty array/);
+    await assert.rejects(db.sql`SELECT crier.create_subscription('x', '{}')`, /CRIER_INVALID_OPTION: subscription 'x': topics must be a non-empty array/);
+    await assert.rejects(db.sql`SELECT crier.create_subscription('x', '{x}', p_lease_ms => 5)`, /CRIER_INVALID_OPTION: subscription 'x': the lease must be at least 100 ms/);
+    await assert.rejects(db.sql`SELECT crier.create_subscription('fill', '{x}', p_backoff_base_ms => 900000)`, /CRIER_INVALID_OPTION: subscription 'fill': backoff must be 0 <= base <= max/);
+    assert.equal((await db.sql`SELECT count(*)::int AS n FROM crier.subscriptions WHERE name = 'x'`)[0]!.n, 0, 'nothing was written');
   });
 });
 

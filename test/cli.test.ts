@@ -1,12 +1,13 @@
-// The crier command as users run it: the built CLI (dist/cli/main.js) in a child process against a
-// real database. Exit codes (0 success, 1 failure, 2 usage error), stdout, --json shapes, and bad
-// input: each a one-line clear error that changes nothing.
+// The crier command against a real database: exit codes (0 success, 1 failure, 2 usage error),
+// stdout, --json shapes, and bad input: each a one-line clear error that changes nothing. Most cases
+// run the command in-process (the same main() as the binary); the built CLI runs as a child process
+// where only a process can tell: its exit status, a piped stdin, Ctrl-C.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { createCrier, registerCatalog, setCatalogValidation } from '../src/index.ts';
 import { catalog } from './fixtures/catalog.ts';
-import { assertFails, cli, ensureBuilt, runCli, type Run } from './support/cli.ts';
+import { assertFails, cli, ensureBuilt, runCli, spawnCli, type Run } from './support/cli.ts';
 import { createTestDatabase, deliveryStates, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
@@ -14,6 +15,11 @@ let db: TestDatabase;
 
 function crierCli(args: string[], options: { input?: string; env?: Record<string, string | undefined> } = {}): Promise<Run> {
   return runCli(db.url, args, options);
+}
+
+/** The built binary in a child process, for exit statuses, stdin and signals. */
+function spawned(args: string[], options: { input?: string; env?: Record<string, string | undefined> } = {}): Promise<Run> {
+  return spawnCli(db.url, args, options);
 }
 
 async function count(table: 'events' | 'deliveries'): Promise<number> {
@@ -38,7 +44,7 @@ describe('help and usage', () => {
       assert.match(top.stdout, new RegExp(`crier ${name}`));
     }
     const words = ['migrate', 'status', 'publish', 'events list', 'events show', 'events tail', 'dead list', 'dead show',
-      'requeue', 'replay', 'subscriptions list', 'subscriptions pause', 'subscriptions resume', 'subscriptions remove', 'prune',
+      'requeue', 'replay', 'subscriptions list', 'subscriptions create', 'subscriptions pause', 'subscriptions resume', 'subscriptions remove', 'prune',
       'catalog list', 'catalog show', 'catalog validation', 'catalog unknown-topics'];
     const helps = await Promise.all(words.map((w) => crierCli([...w.split(' '), '--help'], { env: { DATABASE_URL: undefined } })));
     helps.forEach((run, i) => {
@@ -52,7 +58,7 @@ describe('help and usage', () => {
   });
 
   test('usage errors exit 2 with one line and a pointer to --help', async () => {
-    assertFails(await crierCli(['frobnicate']), 2, /unknown command "frobnicate"/);
+    assertFails(await spawned(['frobnicate']), 2, /unknown command "frobnicate"/);
     assertFails(await crierCli(['status', '--bogus']), 2, /crier status: Unknown option '--bogus'.*--help/);
     assertFails(await crierCli(['publish', 'order.created']), 2, /missing argument: expected <topic> <json\|->/);
     assertFails(await crierCli(['events']), 2, /which one\? list, show, tail/);
@@ -63,19 +69,40 @@ describe('help and usage', () => {
     assertFails(await crierCli(['requeue']), 2, /say what to requeue/);
     assertFails(await crierCli(['requeue', '--all-dead', '--subscription', 'billing']), 2, /cannot be combined/);
     assertFails(await crierCli(['status'], { env: { DATABASE_URL: undefined } }), 2, /no database: pass --database-url URL or set DATABASE_URL/);
-    const bare = await crierCli([]);
+    // An unknown command: one line, the nearest name, the pointer to --help once.
+    const typo = await crierCli(['statsu']);
+    assertFails(typo, 2, /^crier: unknown command "statsu"; did you mean "status"\? \(run "crier --help" for usage\)\n$/);
+    assertFails(await crierCli(['events', 'lst']), 2, /^crier events: unknown command "lst"; did you mean "list"\? \(run "crier events --help" for usage\)\n$/);
+    assertFails(await crierCli(['xyzzy']), 2, /^crier: unknown command "xyzzy" \(run "crier --help" for usage\)\n$/);
+    // A DATABASE_URL that is not a URL is a usage error that says which setting is wrong.
+    assertFails(await crierCli(['status'], { env: { DATABASE_URL: 'not-a-url' } }), 2, /^crier status: DATABASE_URL "not-a-url" is not a Postgres URL; expected postgres:\/\//);
+    assertFails(await crierCli(['status', '--database-url', 'mysql://x@h/db']), 2, /--database-url "mysql:\/\/x@h\/db" is not a Postgres URL/);
+    // A 10,000-character mistake is cut in the message, with its length.
+    const long = await crierCli(['events', 'show', 'a'.repeat(10_000)]);
+    assertFails(long, 2, /CRIER_INVALID_OPTION: event "a{64}…" \(10000 characters\) is neither an event id/);
+    assert.ok(long.stderr.length < 300, `a short message (${long.stderr.length} characters)`);
+    const longOption = await crierCli(['status', `--${'x'.repeat(10_000)}`]);
+    assertFails(longOption, 2, /Unknown option "--x{62}…" \(10002 characters\)/);
+    assert.ok(longOption.stderr.length < 300, `a short message (${longOption.stderr.length} characters)`);
+    const bare = await spawned([]);
     assert.equal(bare.code, 2);
     assert.match(bare.stderr, /Usage: crier <command>/);
   });
 
   test('an unreachable or unmigrated database is a clear failure (exit 1)', async () => {
-    assertFails(await crierCli(['status', '--database-url', 'postgres://postgres@127.0.0.1:1/none']), 1, /CRIER_CONNECTION: cannot connect to Postgres .*connection refused/);
+    assertFails(await spawned(['status', '--database-url', 'postgres://postgres@127.0.0.1:1/none']), 1, /CRIER_CONNECTION: cannot connect to Postgres .*connection refused/);
     const unmigrated = new URL(db.url);
     unmigrated.pathname = '/postgres';
     assertFails(await crierCli(['status', '--schema', 'nothing_here', '--database-url', unmigrated.toString()]), 1, /CRIER_NOT_MIGRATED/);
     const json = await crierCli(['status', '--json', '--database-url', 'postgres://postgres@127.0.0.1:1/none']);
     assert.equal(json.code, 1);
-    assert.equal(JSON.parse(json.stderr).error.code, 'CRIER_CONNECTION');
+    const { error } = JSON.parse(json.stderr);
+    assert.equal(error.code, 'CRIER_CONNECTION');
+    assert.equal(error.command, 'crier status');
+    assert.match(error.message, /^cannot connect to Postgres .*connection refused/, 'the message without the command and code prefix');
+    const usage = JSON.parse((await crierCli(['status', '--json', '--bogus'])).stderr);
+    assert.deepEqual([usage.error.code, usage.error.command], ['CRIER_USAGE', 'crier status']);
+    assert.match(usage.error.message, /^Unknown option '--bogus'/);
   });
 });
 
@@ -85,8 +112,8 @@ describe('commands', () => {
     try {
       const first = await crierCli(['migrate', '--database-url', fresh.url]);
       assert.equal(first.code, 0, first.stderr);
-      assert.match(first.stdout, /applied \d+ migrations to schema crier:\n {2}0000_tables\n/);
-      assert.match(first.stdout, /0002_audit_views/);
+      assert.match(first.stdout, /applied \d+ migrations to schema crier:\n {2}0000_baseline\n/);
+      assert.match(first.stdout, /sql\/views\.sql/);
       const again = await crierCli(['migrate', '--database-url', fresh.url, '--json']);
       assert.deepEqual(JSON.parse(again.stdout), { schema: 'crier', applied: [] });
     } finally {
@@ -103,7 +130,7 @@ describe('commands', () => {
     const [row] = await db.sql`SELECT key, payload, headers FROM crier.events WHERE id = ${published.id}`;
     assert.deepEqual({ ...row }, { key: '42', payload: { id: 42 }, headers: { correlationId: 'c-1' } });
 
-    const piped = await crierCli(['publish', 'order.shipped', '-', '--key', '42'], { input: '{"id": 42, "carrier": "ups"}' });
+    const piped = await spawned(['publish', 'order.shipped', '-', '--key', '42'], { input: '{"id": 42, "carrier": "ups"}' });
     assert.equal(piped.code, 0, piped.stderr);
     assert.match(piped.stdout, /^published event \d+ \([0-9a-f-]{36}\) on order\.shipped: queued for inventory\n$/);
 
@@ -178,6 +205,22 @@ describe('commands', () => {
     const aloneShow = await crierCli(['events', 'show', alone.id]);
     assert.doesNotMatch(aloneShow.stdout, /causation chain/);
     assert.deepEqual(JSON.parse((await crierCli(['events', 'show', alone.id, '--json'])).stdout).chain, []);
+  });
+
+  test('events show: a done delivery\'s error is labelled as an earlier attempt\'s, a dead one\'s is not', async () => {
+    const event = await crier.publish(db.sql, 'order.created', { id: 'recovered' });
+    await db.sql`
+      UPDATE crier.deliveries SET state = 'done', attempts = 2, last_error = 'warehouse busy', finished_at = now()
+      WHERE event_id = ${event.id} AND subscription = 'inventory'`;
+    await db.sql`
+      UPDATE crier.deliveries SET state = 'dead', attempts = 3, last_error = 'card declined', finished_at = now()
+      WHERE event_id = ${event.id} AND subscription = 'billing'`;
+    const show = await crierCli(['events', 'show', event.id]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /\n *\d+ +inventory +done +2 .*\(earlier attempt\) warehouse busy\n/);
+    assert.match(show.stdout, /\n *\d+ +billing +dead +3 .* card declined\n/);
+    assert.doesNotMatch(show.stdout, /earlier attempt\) card declined/);
+    await db.sql`DELETE FROM crier.deliveries WHERE event_id = ${event.id}`; // the next tests count dead deliveries
   });
 
   test('catalog list --json: the registered topics as a JSON array', async () => {
@@ -259,6 +302,9 @@ describe('commands', () => {
     assert.match(twice.stdout, /replayed 0 events .*\nskipped 3 events still pending or running for inventory\n/);
     assertFails(await crierCli(['replay', '--subscription', 'inventory']), 2, /--from is required/);
 
+    const plainMs = await crierCli(['prune', '--older-than', '1000', '--dry-run', '--json']);
+    assert.equal(plainMs.code, 0, `a plain number is milliseconds: ${plainMs.stderr}`);
+    assert.ok(Date.parse(JSON.parse(plainMs.stdout).before) > Date.now() - 3_600_000, 'a second ago, not 1000 days or hours');
     const prune = await crierCli(['prune', '--older-than', '7d', '--dry-run', '--json']);
     assert.equal(prune.code, 0, prune.stderr);
     assert.deepEqual(Object.keys(JSON.parse(prune.stdout)).sort(), ['batches', 'before', 'deliveries', 'dryRun', 'events']);
@@ -281,6 +327,26 @@ describe('commands', () => {
     const forced = JSON.parse((await crierCli(['subscriptions', 'remove', 'audit-log', '--force', '--json'])).stdout);
     assert.deepEqual(forced, { subscription: 'audit-log', removed: true, deliveriesDeleted: 1 });
     assertFails(await crierCli(['subscriptions', 'pause', 'audit-log']), 1, /CRIER_UNKNOWN_SUBSCRIPTION/);
+  });
+
+  test('subscriptions create: declares ahead of workers, backfills with --from, changes only what is given', async () => {
+    await crierCli(['publish', 'parcel.sent', '{"n": 1}']);
+    const created = await crierCli(['subscriptions', 'create', 'parcels', '--topics', 'parcel.*', '--topics', 'parcel.lost.#',
+      '--max-attempts', '7', '--lease', '45s', '--ordered', '--from', '1h']);
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal(created.stdout, 'created parcels (topics: parcel.* parcel.lost.#)\nbackfilled 1 event to parcels\n');
+    await crierCli(['publish', 'parcel.lost.at-sea', '{"n": 2}']);
+    assert.equal((await deliveryStates(db.sql, 'parcels')).pending, 2, 'the earlier event (backfilled) and the later one wait for the first worker');
+    const again = JSON.parse((await crierCli(['subscriptions', 'create', 'parcels', '--topics', 'parcel.*', '--topics', 'parcel.lost.#', '--json'])).stdout);
+    assert.deepEqual(again, { subscription: 'parcels', outcome: 'unchanged' });
+    assert.equal((await crierCli(['subscriptions', 'create', 'parcels', '--topics', 'parcel.#', '--unordered'])).stdout, 'updated parcels (topics: parcel.#)\n');
+    const [row] = await db.sql`SELECT topics, max_attempts, lease_ms, ordered FROM crier.subscriptions WHERE name = 'parcels'`;
+    assert.deepEqual({ ...row }, { topics: ['parcel.#'], max_attempts: 7, lease_ms: 45_000, ordered: false });
+    assertFails(await crierCli(['subscriptions', 'create', 'parcels']), 2, /--topics is required/);
+    assertFails(await crierCli(['subscriptions', 'create', 'parcels', '--topics', 'a..b']), 2, /CRIER_INVALID_PATTERN/);
+    assertFails(await crierCli(['subscriptions', 'create', 'parcels', '--topics', 'x', '--lease', 'soon']), 2, /CRIER_INVALID_OPTION: .*lease/);
+    assertFails(await crierCli(['subscriptions', 'create', 'parcels', '--topics', 'x', '--max-attempts', 'many']), 2, /--max-attempts: "many" is not a whole number/);
+    assert.deepEqual((await db.sql`SELECT topics FROM crier.subscriptions WHERE name = 'parcels'`)[0]!.topics, ['parcel.#'], 'refused: nothing changed');
   });
 
   test('--schema: every command works on another tenant\'s schema', async () => {

@@ -124,6 +124,6 @@ describe('idempotency keys', () => {
     assert.equal(again.duplicate, false);
 
     await assert.rejects(crier.publish(db.sql, 'payment.x', {}, { idempotencyKey: '' }), (e: unknown) => e instanceof CrierError && e.code === 'CRIER_INVALID_IDEMPOTENCY_KEY');
-    await assert.rejects(db.sql`SELECT crier.publish('payment.x', '{}', NULL, '{}', ${'x'.repeat(300)})`, /CRIER_INVALID_IDEMPOTENCY_KEY/);
+    await assert.rejects(db.sql`SELECT crier.publish('payment.x', '{}', NULL, '{}', ${'x'.repeat(300)})`, /CRIER_IDEMPOTENCY_KEY_TOO_LONG: the idempotency key is 300 bytes/);
   });
 });

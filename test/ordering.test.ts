@@ -2,7 +2,7 @@
 // included; different keys run in parallel; a key blocked by a dead delivery costs the others nothing.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createCrier, UnrecoverableError, type CrierEvent, type SubscriptionDefinition } from '../src/index.ts';
+import { createAdmin, createCrier, UnrecoverableError, type CrierEvent, type SubscriptionDefinition } from '../src/index.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
@@ -208,5 +208,53 @@ describe('per-key ordering', () => {
     );
     assert.deepEqual(await deliveryStates(db.sql, 'o-nulls'), { pending: 6, waiting: 4 });
     assert.deepEqual(await deliveryStates(db.sql, 'u-nulls'), { pending: 10 });
+  });
+});
+
+describe('replay into an ordered subscription', () => {
+  test('replayed events of one key are queued one behind the other, in publish order (SQL)', async () => {
+    await db.sql`INSERT INTO crier.subscriptions (name, topics, ordered) VALUES ('replayed', '{rep.#}', true)`;
+    const first = await crier.publish(db.sql, 'rep.step', { n: 0 }, { key: 'K' });
+    const second = await crier.publish(db.sql, 'rep.step', { n: 1 }, { key: 'K' });
+    const handleOne = async (expected: string) => {
+      const claimed = await db.sql`SELECT delivery_id::text AS id, attempt, event_id::text AS event FROM crier.claim('replayed', 'w', 10)`;
+      assert.deepEqual(claimed.map((c) => c.event), [expected], 'one delivery of the key at a time, in publish order');
+      await db.sql`SELECT crier.complete('w', ${`{${claimed[0]!.id}}`}::bigint[], ${`{${claimed[0]!.attempt}}`}::int[])`;
+    };
+    await handleOne(first.id);
+    await handleOne(second.id);
+
+    const replayed = await db.sql`SELECT event_id::text, queued FROM crier.replay('replayed', p_from_id => ${first.id})`;
+    assert.deepEqual(replayed.map((r) => ({ ...r })), [{ event_id: first.id, queued: true }, { event_id: second.id, queued: true }]);
+    assert.deepEqual(await deliveryStates(db.sql, 'replayed'), { done: 2, pending: 1, waiting: 1 });
+    await handleOne(first.id);
+    await handleOne(second.id);
+    assert.deepEqual(await deliveryStates(db.sql, 'replayed'), { done: 4 });
+  });
+
+  test('a worker handles two replayed events of one key one at a time, in publish order', async () => {
+    const log: string[] = [];
+    const worker = await startWorker({
+      name: 'replayed-worker',
+      topics: ['repw.#'],
+      ordered: true,
+      concurrency: 4,
+      handler: async (event: CrierEvent<{ n: number }>) => {
+        log.push(`start ${event.payload.n}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        log.push(`end ${event.payload.n}`);
+      },
+    });
+    try {
+      const first = await crier.publish(db.sql, 'repw.step', { n: 0 }, { key: 'K' });
+      await crier.publish(db.sql, 'repw.step', { n: 1 }, { key: 'K' });
+      await eventually(async () => (await deliveryStates(db.sql, 'replayed-worker')).done === 2, 10_000, 'the two events to be handled');
+      const result = await createAdmin({ connection: db.sql }).replay({ subscription: 'replayed-worker', from: first.id });
+      assert.equal(result.queued, 2);
+      await eventually(() => log.length === 8, 10_000, 'the two replayed events to be handled');
+      assert.deepEqual(log, ['start 0', 'end 0', 'start 1', 'end 1', 'start 0', 'end 0', 'start 1', 'end 1']);
+    } finally {
+      await worker.stop();
+    }
   });
 });

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { createCrier, CrierError, isValidPattern, isValidTopic, topicMatches } from '../src/index.ts';
+import { MAX_KEY_BYTES, MAX_TOPIC_BYTES } from '../src/limits.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
@@ -74,6 +75,38 @@ test('topicMatches (TypeScript) = crier.topic_matches (SQL) = the reference matc
   assert.ok(matched > total / 20 && matched < total * 0.95, `${matched} of ${total} pairs matched`);
 });
 
+test('routing (crier.resolve_routes) sends a topic to exactly the subscriptions with a matching pattern', async () => {
+  let routed = 0;
+  let total = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.array(patternArb, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 30 }),
+      fc.uniqueArray(topicArb, { minLength: 1, maxLength: 30 }),
+      async (subscriptions, topics) => {
+        const routes = await db.sql.begin(async (tx) => {
+          await tx`DELETE FROM crier.subscriptions`;
+          for (const [i, patterns] of subscriptions.entries()) {
+            await tx`INSERT INTO crier.subscriptions (name, topics) VALUES (${`s${i}`}, ${patterns})`;
+          }
+          return tx<{ topic: string; subscriptions: string[] }[]>`SELECT topic, subscriptions FROM crier.resolve_routes(${topics})`;
+        });
+        const byTopic = new Map(routes.map((r) => [r.topic, r.subscriptions]));
+        for (const topic of topics) {
+          const expected = subscriptions
+            .flatMap((patterns, i) => (patterns.some((p) => referenceMatch(topic.split('.'), p.split('.'))) ? [`s${i}`] : []))
+            .sort();
+          assert.deepEqual(byTopic.get(topic), expected, `routes of ${topic}`);
+          routed += expected.length;
+          total += subscriptions.length;
+        }
+      },
+    ),
+    { numRuns: 40 },
+  );
+  await db.sql`DELETE FROM crier.subscriptions`;
+  assert.ok(routed > total / 20 && routed < total * 0.95, `${routed} of ${total} topic x subscription pairs routed`);
+});
+
 test('topic and pattern validity agree between TypeScript and SQL', async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(candidateArb, { minLength: 100, maxLength: 100 }), async (candidates) => {
@@ -99,6 +132,35 @@ test('a valid topic matches itself, "#" and its own prefix + ".#"; "*" only sing
     }),
     { numRuns: 500 },
   );
+});
+
+test('topicMatches takes polynomial time on the worst patterns and agrees with SQL on them', async () => {
+  // Many "#" (and "*") segments against long topics: a backtracking matcher takes exponential time
+  // here (47 s for the first case). The bound is ~1,000x what the matcher needs, and the best of
+  // three runs is timed, so a busy machine cannot break it.
+  const topic = (n: number, last = 'a') => [...Array(n - 1).fill('a'), last].join('.');
+  const cases: [string, string][] = [
+    [topic(22), `${'#.'.repeat(12)}z`],
+    [topic(22), `${'#.'.repeat(12)}a`],
+    [topic(127), `${'#.'.repeat(127)}z`],
+    [topic(127), `${'#.*.'.repeat(63)}z`],
+    [topic(127, 'z'), `${'#.a.'.repeat(63)}z`],
+    [topic(127), `${'*.#.'.repeat(63)}a`],
+  ];
+  const inSql = await sqlBatch('crier.topic_matches(t, p)', cases);
+  cases.forEach(([t, p], i) => {
+    assert.ok(isValidTopic(t) && isValidPattern(p), `case ${i} is valid input`);
+    let best = Infinity;
+    let result = false;
+    for (let run = 0; run < 3; run++) {
+      const started = performance.now();
+      result = topicMatches(t, p);
+      best = Math.min(best, performance.now() - started);
+    }
+    assert.equal(result, inSql[i], `case ${i}: TypeScript and SQL agree`);
+    assert.ok(best < 50, `case ${i} (${t.split('.').length} segments vs ${p.length}-character pattern) took ${best.toFixed(1)} ms`);
+  });
+  assert.deepEqual(inSql, [false, true, false, false, true, true]);
 });
 
 /** Publishes one event; returns it as stored, or the CrierError. */
@@ -132,7 +194,7 @@ test('keys, headers and payloads are stored verbatim or refused with a specific 
       if ('error' in result) {
         assert.ok(result.error instanceof CrierError, `not a CrierError: ${String(result.error)}`);
         const expected =
-          typeof key === 'string' && key.length > 1024 ? 'CRIER_INVALID_KEY'
+          typeof key === 'string' && Buffer.byteLength(key) > MAX_KEY_BYTES ? 'CRIER_KEY_TOO_LONG'
           : payload === null ? 'CRIER_INVALID_PAYLOAD'
           : hasNul(payload) ? 'CRIER_INVALID_PAYLOAD'
           : 'CRIER_INVALID_HEADERS';
@@ -157,8 +219,11 @@ test('invalid topics, keys and headers of every type are refused before any SQL 
   await fc.assert(
     fc.asyncProperty(
       fc.oneof(
-        fc.record({ topic: candidateArb.filter((t) => !isValidTopic(t)), code: fc.constant('CRIER_INVALID_TOPIC') }),
-        fc.record({ topic: fc.constant('ok'), key: fc.oneof(fc.integer(), fc.boolean(), fc.object(), fc.string({ minLength: 1025, maxLength: 1100 })), code: fc.constant('CRIER_INVALID_KEY') }),
+        candidateArb
+          .filter((t) => !isValidTopic(t))
+          .map((topic) => ({ topic, code: Buffer.byteLength(topic) > MAX_TOPIC_BYTES ? 'CRIER_TOPIC_TOO_LONG' : 'CRIER_INVALID_TOPIC' })),
+        fc.record({ topic: fc.constant('ok'), key: fc.oneof(fc.integer(), fc.boolean(), fc.object()), code: fc.constant('CRIER_INVALID_KEY') }),
+        fc.record({ topic: fc.constant('ok'), key: fc.string({ unit: 'binary', minLength: 1025, maxLength: 1100 }), code: fc.constant('CRIER_KEY_TOO_LONG') }),
         fc.record({ topic: fc.constant('ok'), headers: fc.oneof(fc.array(fc.jsonValue()), fc.string(), fc.integer()), code: fc.constant('CRIER_INVALID_HEADERS') }),
         fc.record({ topic: fc.constant('ok'), headers: fc.record({ correlationId: notAString.filter((v) => v !== undefined) }), code: fc.constant('CRIER_INVALID_HEADERS') }),
         fc.record({ topic: notAString, code: fc.constant('CRIER_INVALID_TOPIC') }),

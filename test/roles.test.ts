@@ -169,8 +169,91 @@ test('operator: pauses, requeues, prunes; cannot publish or grant', async () => 
   assert.ok((await sql`SELECT * FROM crier.test_backlog`).length > 0);
   await refused(sql`SELECT crier.publish('order.x', '{}')`, 'publish');
   await refused(sql`INSERT INTO crier.events (topic, payload) VALUES ('order.x', '{}')`, 'insert an event');
+  await refused(sql`SELECT crier.publish('order.x', '{}', p_idempotency_key => 'op-1')`, 'publish with an idempotency key');
+  await refused(sql`SELECT * FROM crier.publish_idempotent('[{"topic": "order.x", "payload": {}}]')`, 'publish through the definer function');
   await refused(sql`INSERT INTO crier.subscription_grants (role, subscription) VALUES (current_user::text::regrole, 'theirs')`, 'grant');
   await refused(sql`SELECT crier.create_roles('x')`, 'create roles');
+});
+
+test('worker: cannot mark, read or check another subscription\'s processed events', async () => {
+  const [event] = await db.sql`SELECT crier.publish('nobody.listens', '{}') AS id`;
+  const id = Number(event!.id);
+  assert.equal((await db.sql`SELECT crier.mark_processed('theirs', ${id}) AS marked`)[0]!.marked, true);
+  const sql = connectAs('worker');
+  // Marking "theirs" processed would make its handler skip the event, and its delivery end done.
+  await assert.rejects(sql`SELECT crier.mark_processed('theirs', ${id + 1})`, /CRIER_UNKNOWN_SUBSCRIPTION: no subscription 'theirs'/);
+  await assert.rejects(sql`SELECT crier.is_processed('theirs', ${id})`, /CRIER_UNKNOWN_SUBSCRIPTION/);
+  await refused(sql`INSERT INTO crier.processed (subscription, event_id) VALUES ('theirs', ${id + 1})`, 'insert a processed row of another subscription');
+  assert.equal((await db.sql`SELECT count(*)::int AS n FROM crier.processed WHERE subscription = 'theirs'`)[0]!.n, 1);
+  // Its own subscription works as before, and it reads its own rows only.
+  assert.equal((await sql`SELECT crier.mark_processed('mine', ${id}) AS marked`)[0]!.marked, true);
+  assert.equal((await sql`SELECT crier.mark_processed('mine', ${id}) AS marked`)[0]!.marked, false);
+  assert.equal((await sql`SELECT crier.is_processed('mine', ${id}) AS done`)[0]!.done, true);
+  assert.deepEqual((await sql`SELECT subscription FROM crier.processed`).map((r) => r.subscription), ['mine']);
+});
+
+test('worker: keeps the declared topics and policies of its subscription; only an operator changes them', async () => {
+  const warnings: string[] = [];
+  const widening = crier.worker({
+    connection: urlAs('worker'),
+    logger: { info() {}, warn: (m) => void warnings.push(m), error() {} },
+    handleSignals: false,
+    subscriptions: [{ name: 'mine', topics: ['#'], maxAttempts: 50, handler: () => {} }],
+  });
+  await widening.start();
+  await widening.stop();
+  const stored = async () => (await db.sql`SELECT topics, max_attempts FROM crier.subscriptions WHERE name = 'mine'`)[0];
+  assert.deepEqual({ ...(await stored()) }, { topics: ['order.#'], max_attempts: 5 }, 'the worker ran with the stored subscription');
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0]!, /subscription "mine" is declared in the database with other settings than this worker's; it runs as declared: topics \["order\.#"\] \(declared\) vs \["#"\] \(this worker\), maxAttempts 5 \(declared\) vs 50 \(this worker\)/);
+  assert.match(warnings[0]!, /crier subscriptions create mine --topics/);
+
+  // Nor from SQL: no UPDATE right, no upsert, no create_subscription.
+  const sql = connectAs('worker');
+  await refused(sql`UPDATE crier.subscriptions SET topics = '{#}' WHERE name = 'mine'`, 'widen its topics');
+  await refused(sql`
+    INSERT INTO crier.subscriptions (name, topics) VALUES ('mine', '{#}')
+    ON CONFLICT (name) DO UPDATE SET topics = excluded.topics`, 'widen its topics by an upsert');
+  await refused(sql`SELECT crier.create_subscription('mine', '{#}')`, 'create_subscription');
+  assert.deepEqual((await stored())!.topics, ['order.#']);
+
+  // The operator may: it declares subscriptions ahead of their workers and changes them.
+  const operator = connectAs('operator');
+  assert.equal((await operator`SELECT crier.create_subscription('mine', '{order.#,refund.#}') AS o`)[0]!.o, 'updated');
+  assert.equal((await operator`SELECT crier.create_subscription('mine', '{order.#,refund.#}') AS o`)[0]!.o, 'unchanged');
+  assert.equal((await operator`SELECT crier.create_subscription('ahead', '{order.#}', p_max_attempts => 2) AS o`)[0]!.o, 'created');
+  assert.deepEqual((await stored())!.topics, ['order.#', 'refund.#']);
+  await operator`SELECT crier.remove_subscription('ahead')`;
+  await operator`SELECT crier.create_subscription('mine', '{order.#}')`;
+});
+
+test('publisher: reaches idempotency keys only by publishing', async () => {
+  const sql = connectAs('publisher');
+  await db.sql`SELECT crier.publish('nobody.listens', '{}', p_idempotency_key => 'victim-key')`;
+  // Neither another producer's keys nor a key taken for an event it never inserts.
+  await refused(sql`SELECT * FROM crier.idempotency_keys`, 'read the idempotency keys');
+  await refused(sql`
+    INSERT INTO crier.idempotency_keys (topic, key, event_id, event_uuid)
+    VALUES ('order.created', 'suppressed', 999999, gen_random_uuid())`, 'take a key for a made-up event');
+  // Publishing with a key, from SQL and TypeScript, still finds the first publish.
+  const viaSql = () => sql`SELECT crier.publish('nobody.listens', '{"n": 4}', p_idempotency_key => 'req-sql') AS id`;
+  const [first] = await viaSql();
+  const [again] = await viaSql();
+  assert.equal(again!.id, first!.id);
+  const batch = await sql.begin((tx) => crier.publishMany(tx, [
+    { topic: 'nobody.listens', payload: {}, idempotencyKey: 'req-sql' },
+    { topic: 'nobody.listens', payload: {}, idempotencyKey: 'req-new' },
+    { topic: 'nobody.listens', payload: {} },
+  ]));
+  assert.deepEqual(batch.map((e) => e.duplicate), [true, false, false]);
+  assert.equal(batch[0]!.id, String(first!.id));
+
+  // A right an older crier granted is taken back when the grants are derived again (on upgrade).
+  await db.sql.unsafe(`GRANT SELECT, INSERT ON crier.idempotency_keys TO "${prefix}_publisher"`);
+  await db.sql.unsafe(`GRANT UPDATE (topics) ON crier.subscriptions TO "${prefix}_worker"`);
+  await db.sql`SELECT crier.refresh_grants()`;
+  await refused(sql`SELECT * FROM crier.idempotency_keys`, 'read the idempotency keys after an upgrade');
+  await refused(connectAs('worker')`UPDATE crier.subscriptions SET topics = '{#}' WHERE name = 'mine'`, 'widen its topics after an upgrade');
 });
 
 test('auditor: reads the views and nothing more', async () => {

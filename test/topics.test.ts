@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CrierError, isValidPattern, isValidTopic, topicMatches } from '../src/index.ts';
+import { assertPattern, assertTopic } from '../src/topics.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 
 let db: TestDatabase;
@@ -127,4 +128,52 @@ test('invalid topics are rejected by TS and SQL alike', async () => {
     assert.equal(row!.valid, false, `SQL rejects topic ${what}`);
   }
   for (const notAString of [undefined, null, 42, {}, ['a']]) assert.equal(isValidTopic(notAString), false);
+});
+
+test('routing (crier.resolve_routes) agrees with the table: every pattern as a subscription', async () => {
+  const patterns = [...new Set(table.map((r) => r[0]))];
+  await db.sql.begin(async (tx) => {
+    await tx`INSERT INTO crier.subscriptions (name, topics) SELECT 'p' || i, ARRAY[p] FROM unnest(${patterns}::text[]) WITH ORDINALITY AS t(p, i)`;
+    const topics = [...new Set(table.map((r) => r[1]))];
+    const routes = await tx<{ topic: string; subscriptions: string[] }[]>`SELECT topic, subscriptions FROM crier.resolve_routes(${topics})`;
+    const byTopic = new Map(routes.map((r) => [r.topic, new Set(r.subscriptions.map((name) => patterns[Number(name.slice(1)) - 1]))]));
+    for (const [pattern, topic, expected] of table) {
+      assert.equal(byTopic.get(topic)!.has(pattern), expected, `${JSON.stringify(topic)} routed to ${JSON.stringify(pattern)}`);
+    }
+    await tx`DELETE FROM crier.subscriptions`;
+  });
+});
+
+test('routing a new topic tests only the patterns that can match it, not every subscription', async () => {
+  await db.sql.begin(async (tx) => {
+    // 1,000 subscriptions whose patterns start with other words, and a few that are candidates.
+    await tx`INSERT INTO crier.subscriptions (name, topics)
+             SELECT 'svc' || i, ARRAY['svc' || i || '.*.created', 'svc' || i || '.#'] FROM generate_series(1, 1000) i`;
+    await tx`INSERT INTO crier.subscriptions (name, topics) VALUES
+             ('orders', '{orders.#}'), ('orders-or-svc', '{svc1.x,orders.*}'), ('any-created', '{#.created}'), ('audit', '{*.audit}')`;
+    // Counts the calls of crier.topic_pattern_regex, which compiles each pattern tested (the costly part).
+    await tx`SET LOCAL track_functions = 'all'`;
+    const [routes] = await tx`SELECT subscriptions FROM crier.resolve_routes('{orders.created}')`;
+    const [{ calls }] = (await tx`
+      SELECT coalesce(pg_stat_get_xact_function_calls('crier.topic_pattern_regex(text)'::regprocedure), 0)::int AS calls`) as unknown as [{ calls: number }];
+    assert.deepEqual(routes!.subscriptions, ['any-created', 'orders', 'orders-or-svc']);
+    // The candidates' patterns: orders.#, orders.*, #.created and *.audit (svc1.x at most, as well).
+    assert.ok(calls >= 4 && calls <= 5, `${calls} patterns tested for a new topic`);
+    await tx`DELETE FROM crier.subscriptions`;
+  });
+});
+
+test('an error quotes a long input cut short, with its length, on one line', () => {
+  const cases = [
+    ['a'.repeat(10_000), assertTopic, /^CRIER_TOPIC_TOO_LONG: the topic is 10000 bytes \(10000 characters\), over the limit of 255 bytes of UTF-8: "a{40}…" \(10000 characters\)$/],
+    [`x\n${'y'.repeat(5000)}`, assertPattern, /^CRIER_INVALID_PATTERN: "x\\ny{62}…" \(5002 characters\) is not/],
+  ] as const;
+  for (const [input, check, expected] of cases) {
+    assert.throws(() => check(input), (error: unknown) => {
+      const message = (error as Error).message;
+      assert.ok(message.length < 400 && !message.includes('\n'), `short, one line: ${message.length} characters`);
+      assert.match(message, expected);
+      return true;
+    });
+  }
 });

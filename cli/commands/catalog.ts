@@ -1,6 +1,7 @@
 // crier catalog list | show | validation | unknown-topics: the registered event catalog
 // (docs/catalog.md), read and switched by operators. registerCatalog in TypeScript stores it; this
 // never registers or removes a topic.
+import { quote } from '../../src/errors.ts';
 import type { CatalogListRow } from '../../src/catalog/registry.ts';
 import { UsageError, type Command } from '../command.ts';
 import { printJson, printJsonArray, printTable, time } from '../output.ts';
@@ -74,7 +75,7 @@ export const catalogValidationCommand: Command = {
   examples: ['crier catalog validation order.created on', 'crier catalog validation order.created off'],
   async run({ admin, positionals, out }) {
     const [topic, switchTo] = positionals as [string, string];
-    if (switchTo !== 'on' && switchTo !== 'off') throw new UsageError(`expected on or off, got ${JSON.stringify(switchTo)}`);
+    if (switchTo !== 'on' && switchTo !== 'off') throw new UsageError(`expected on or off, got ${quote(switchTo)}`);
     await admin().setCatalogValidation(topic, switchTo === 'on');
     if (out.json) return printJson(out, { topic, validate: switchTo === 'on' });
     out.write(`SQL validation of ${topic} is ${switchTo}\n`);
@@ -91,7 +92,7 @@ export const catalogUnknownTopicsCommand: Command = {
   examples: ['crier catalog unknown-topics reject', 'crier catalog unknown-topics allow'],
   async run({ admin, positionals, out }) {
     const choice = positionals[0]!;
-    if (choice !== 'reject' && choice !== 'allow') throw new UsageError(`expected reject or allow, got ${JSON.stringify(choice)}`);
+    if (choice !== 'reject' && choice !== 'allow') throw new UsageError(`expected reject or allow, got ${quote(choice)}`);
     await admin().setRejectUnknownTopics(choice === 'reject');
     if (out.json) return printJson(out, { rejectUnknownTopics: choice === 'reject' });
     out.write(`unknown topics are now ${choice === 'reject' ? 'rejected' : 'allowed'}\n`);

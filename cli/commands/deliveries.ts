@@ -10,6 +10,12 @@ export function printDeliveries(out: Output, deliveries: DeliveryRecord[]): Prom
     { header: 'ATTEMPTS', value: (d) => String(d.attempts), align: 'right' },
     { header: 'QUEUED', value: (d) => time(d.queuedAt) },
     { header: 'FINISHED', value: (d) => time(d.finishedAt) },
-    { header: 'LAST ERROR', value: (d) => d.lastError ?? '-' },
+    { header: 'LAST ERROR', value: lastError },
   ], deliveries);
+}
+
+/** A done delivery's error is from an attempt before the one that succeeded: say so. */
+function lastError(d: DeliveryRecord): string {
+  if (d.lastError === null) return '-';
+  return d.state === 'done' ? `(earlier attempt) ${d.lastError}` : d.lastError;
 }

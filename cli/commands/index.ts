@@ -12,7 +12,7 @@ import { replayCommand } from './replay.ts';
 import { requeueCommand } from './requeue.ts';
 import { statusCommand } from './status.ts';
 import {
-  subscriptionsListCommand, subscriptionsPauseCommand, subscriptionsRemoveCommand, subscriptionsResumeCommand,
+  subscriptionsCreateCommand, subscriptionsListCommand, subscriptionsPauseCommand, subscriptionsRemoveCommand, subscriptionsResumeCommand,
 } from './subscriptions.ts';
 
 export const commands: readonly Command[] = [
@@ -27,6 +27,7 @@ export const commands: readonly Command[] = [
   requeueCommand,
   replayCommand,
   subscriptionsListCommand,
+  subscriptionsCreateCommand,
   subscriptionsPauseCommand,
   subscriptionsResumeCommand,
   subscriptionsRemoveCommand,

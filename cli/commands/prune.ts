@@ -9,7 +9,7 @@ export const pruneCommand: Command = {
     'Works in primary-key order, a batch per short transaction: it never holds long locks and workers never\n' +
     'wait on it. Pending and running deliveries are never deleted.',
   options: {
-    'older-than': { type: 'string', value: 'DURATION', description: 'finished longer ago than this: 30m, 24h, 7d (required)' },
+    'older-than': { type: 'string', value: 'DURATION', description: 'finished longer ago than this: 30m, 24h, 7d, or milliseconds (required)' },
     dead: { type: 'boolean', description: 'also delete dead deliveries that died that long ago' },
     events: { type: 'boolean', description: 'also delete events that old that no delivery refers to any more' },
     'dry-run': { type: 'boolean', description: 'count what would be deleted; change nothing' },

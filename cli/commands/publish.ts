@@ -1,9 +1,8 @@
 // crier publish: publish one event through the library's publish path (validation, fan-out trigger).
-import { readFileSync } from 'node:fs';
 import { createAdmin } from '../../src/admin/index.ts';
 import { openClient } from '../../src/connection.ts';
 import { createCrier } from '../../src/crier.ts';
-import { CrierError } from '../../src/errors.ts';
+import { CrierError, quote } from '../../src/errors.ts';
 import { assertTopic } from '../../src/topics.ts';
 import { listOption, stringOption, UsageError, type Command } from '../command.ts';
 import { printJson } from '../output.ts';
@@ -21,14 +20,14 @@ export const publishCommand: Command = {
     `crier publish order.created '{"id": 42, "total": 99.5}' --key 42`,
     `echo '{"id": 42}' | crier publish order.shipped - --key 42 --header correlationId=checkout-7`,
   ],
-  async run({ positionals, values, databaseUrl, global, out }) {
+  async run({ positionals, values, databaseUrl, global, out, readStdin }) {
     const [topic, json] = positionals as [string, string];
     assertTopic(topic);
-    const payload = parsePayload(json === '-' ? readFileSync(0, 'utf8') : json);
+    const payload = parsePayload(json === '-' ? readStdin() : json);
     const headers: Record<string, string> = {};
     for (const header of listOption(values, 'header')) {
       const at = header.indexOf('=');
-      if (at <= 0) throw new UsageError(`--header ${JSON.stringify(header)}: expected NAME=VALUE`);
+      if (at <= 0) throw new UsageError(`--header ${quote(header)}: expected NAME=VALUE`);
       headers[header.slice(0, at)] = header.slice(at + 1);
     }
     const sql = openClient(databaseUrl(), { max: 1, connect_timeout: 10 });

@@ -17,7 +17,7 @@ export const statusCommand: Command = {
     const stats = await admin().stats(name);
     if (out.json) return printJson(out, stats);
     if (stats.length === 0) {
-      out.note('no subscriptions yet (workers declare them when they start)');
+      out.note('no subscriptions yet (create one with "crier subscriptions create", or a worker creates it when it starts)');
       return;
     }
     await printTable(out, [

@@ -2,9 +2,9 @@
 // configured schema, errors turned into CrierErrors (with a "did you mean" for subscription names),
 // and large results read through a cursor so no listing is ever held in memory whole.
 import type postgres from 'postgres';
-import { CrierError, fromDatabaseError } from '../errors.ts';
+import { CrierError, fromDatabaseError, quote } from '../errors.ts';
 import { inSchema } from '../schema-name.ts';
-import { closestName } from './suggest.ts';
+import { closest } from '../suggest.ts';
 
 export interface AdminDb {
   readonly sql: postgres.Sql<any>;
@@ -51,14 +51,14 @@ async function unknownSubscription(db: AdminDb, name: string, cause?: unknown): 
   try {
     const rows = await db.sql.unsafe(inSchema('SELECT name FROM crier.subscriptions ORDER BY name LIMIT 1000', db.schema));
     const known = rows.map((r) => r.name as string);
-    const close = closestName(name, known);
+    const close = closest(name, known);
     if (close) hint = `; did you mean "${close}"?`;
-    else if (known.length === 0) hint = '; there are no subscriptions yet (workers declare them when they start)';
+    else if (known.length === 0) hint = '; there are no subscriptions yet (create one with "crier subscriptions create", or a worker creates it when it starts)';
     else hint = `; known subscriptions: ${known.slice(0, 10).join(', ')}${known.length > 10 ? ', ...' : ''}`;
   } catch {
     // The suggestion is a courtesy: the error stands without it.
   }
-  return new CrierError('CRIER_UNKNOWN_SUBSCRIPTION', `no subscription "${name}"${hint}`, { cause });
+  return new CrierError('CRIER_UNKNOWN_SUBSCRIPTION', `no subscription ${quote(name)}${hint}`, { cause });
 }
 
 export const toNumber = (value: unknown): number => (value == null ? 0 : Number(value));

@@ -14,7 +14,10 @@ import { prune, type PruneOptions } from './prune.ts';
 import { replay, type ReplayOptions } from './replay.ts';
 import { requeue, type RequeueOptions, type RequeueSelection } from './requeue.ts';
 import { subscriptionStats } from './stats.ts';
-import { listSubscriptions, pauseSubscription, removeSubscription, resumeSubscription, type RemoveOptions } from './subscriptions.ts';
+import {
+  createSubscription, listSubscriptions, pauseSubscription, removeSubscription, resumeSubscription,
+  type CreateSubscriptionOptions, type RemoveOptions,
+} from './subscriptions.ts';
 import { tailEvents, type TailOptions } from './tail.ts';
 
 export interface AdminOptions {
@@ -36,6 +39,11 @@ export function createAdmin(options: AdminOptions) {
     stats: (subscription?: string) => subscriptionStats(db, subscription),
     /** Every subscription with its topics and policies. */
     listSubscriptions: () => listSubscriptions(db),
+    /**
+     * Declares a subscription ahead of its workers (events published from now on are kept for it),
+     * or changes an existing one's topics and policies; `from` also backfills history.
+     */
+    createSubscription: (subscription: CreateSubscriptionOptions) => createSubscription(db, subscription),
     pause: (subscription: string) => pauseSubscription(db, subscription),
     resume: (subscription: string) => resumeSubscription(db, subscription),
     removeSubscription: (subscription: string, remove?: RemoveOptions) => removeSubscription(db, subscription, remove),
@@ -74,5 +82,5 @@ export type { PruneOptions, PruneResult } from './prune.ts';
 export type { ReplayOptions, ReplayResult } from './replay.ts';
 export type { RequeueOptions, RequeueResult, RequeueSelection, RequeuedDelivery } from './requeue.ts';
 export type { SubscriptionStats } from './stats.ts';
-export type { RemoveOptions, SubscriptionInfo } from './subscriptions.ts';
+export type { CreateSubscriptionOptions, CreateSubscriptionResult, RemoveOptions, SubscriptionInfo } from './subscriptions.ts';
 export type { TailOptions } from './tail.ts';

@@ -25,7 +25,7 @@ export interface ReplayResult {
   subscription: string;
   /** Events queued again (or that would be). */
   queued: number;
-  /** Events skipped because a delivery of them to this subscription is still pending or running. */
+  /** Events skipped because a delivery of them to this subscription is still waiting, pending or running. */
   skipped: number;
   firstEventId: string | null;
   lastEventId: string | null;

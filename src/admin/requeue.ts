@@ -3,7 +3,7 @@
 // move in batches in id order, one short transaction each; a delivery that dies again while the
 // requeue runs is behind the batch position, so it is not picked up again.
 import { CrierError } from '../errors.ts';
-import { pgArray } from '../worker/protocol.ts';
+import { pgArray } from '../sql-helpers.ts';
 import { query, toNumber, type AdminDb, type Row } from './db.ts';
 import { checkDeadFilter, type DeadFilter } from './dead.ts';
 import { checkEventRef, checkId, isUuid } from './refs.ts';

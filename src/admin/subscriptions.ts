@@ -1,6 +1,9 @@
-// Operator actions on subscriptions: pause, resume, remove. Each is one call of the SQL function of
-// the same name (crier.pause_subscription, ...), so SQL users have the same operations.
+// Operator actions on subscriptions: create (declare ahead of its workers), pause, resume, remove.
+// Each is one call of the SQL function of the same name (crier.create_subscription, ...), so SQL
+// users have the same operations.
+import { toSubscriptionRow, type SubscriptionSpec } from '../subscriptions.ts';
 import { query, toNumber, type AdminDb } from './db.ts';
+import { replay, type ReplayResult } from './replay.ts';
 
 export interface SubscriptionInfo {
   name: string;
@@ -59,4 +62,52 @@ export interface RemoveOptions {
 export async function removeSubscription(db: AdminDb, name: string, options: RemoveOptions = {}): Promise<number> {
   const [row] = await query(db, 'SELECT crier.remove_subscription($1, $2) AS deleted', [name, options.force ?? false]);
   return toNumber(row!.deleted);
+}
+
+export interface CreateSubscriptionOptions extends SubscriptionSpec {
+  /**
+   * Backfill: also deliver the matching events published from this point on (an event id or a
+   * time) until the subscription was created, through crier.replay.
+   */
+  from?: string | number | Date;
+}
+
+export interface CreateSubscriptionResult {
+  subscription: string;
+  /** What changed: a new subscription, new topics or policies for an existing one, or nothing. */
+  outcome: 'created' | 'updated' | 'unchanged';
+  /** With `from`: what the backfill queued. */
+  backfill?: ReplayResult;
+}
+
+/**
+ * Declares a subscription ahead of its workers, so that events published before any worker starts
+ * are delivered to it; or brings an existing one to these topics and policies (what only an
+ * operator may do: workers adopt the stored subscription). Options left out keep their stored value
+ * (the defaults for a new subscription). Idempotent.
+ */
+export async function createSubscription(db: AdminDb, options: CreateSubscriptionOptions): Promise<CreateSubscriptionResult> {
+  const row = toSubscriptionRow(options); // the checks of a worker's declaration, before anything is written
+  // An option left out is sent as NULL: the stored value stays.
+  const given = <T>(option: unknown, value: T) => (option === undefined ? null : value);
+  const [created] = await query(
+    db,
+    `SELECT crier.create_subscription($1::text, ARRAY(SELECT jsonb_array_elements_text($2::text::jsonb)), $3::integer, $4::integer, $5::integer, $6::integer,
+       $7::boolean, $8::text) AS outcome`,
+    [
+      row.name,
+      JSON.stringify(row.topics),
+      given(options.maxAttempts, row.maxAttempts),
+      given(options.backoff?.base, row.backoffBaseMs),
+      given(options.backoff?.max, row.backoffMaxMs),
+      given(options.lease, row.leaseMs),
+      given(options.ordered, row.ordered),
+      typeof options.ordered === 'object' && options.ordered.onDead !== undefined ? row.orderedOnDead : null,
+    ],
+  );
+  const result: CreateSubscriptionResult = { subscription: row.name, outcome: created!.outcome };
+  if (options.from !== undefined) {
+    result.backfill = await replay(db, { subscription: row.name, from: options.from });
+  }
+  return result;
 }

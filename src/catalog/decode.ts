@@ -6,8 +6,7 @@
 //            does not parse is a poison message: retrying cannot help, so it goes straight to dead.
 // The log keeps what the producer sent; defaults and transforms apply when an event is read.
 import type { z } from 'zod';
-import { CrierError } from '../errors.ts';
-import { UnrecoverableError } from '../worker/subscription-loop.ts';
+import { CrierError, quote, UnrecoverableError } from '../errors.ts';
 import type { Catalog, CatalogEntry } from './define.ts';
 
 type Issue = z.core.$ZodIssue;
@@ -58,7 +57,7 @@ export async function decodeStored(
 ): Promise<unknown> {
   const { topic, version } = event;
   if (!catalog.has(topic)) {
-    throw new PoisonMessageError(`topic "${topic}" is not in this catalog; no schema can read it`, topic, version);
+    throw new PoisonMessageError(`topic ${quote(topic)} is not in this catalog; no schema can read it`, topic, version);
   }
   const entry = catalog.entry(topic);
   if (!Number.isInteger(version) || version < 1) {

@@ -5,9 +5,9 @@
 // for types only: the schemas' own methods do the work, so a process without a catalog never
 // loads zod (~14 MiB), and a catalog's schemas are checked by the zod copy that made them.
 import type { z } from 'zod';
-import { CrierError } from '../errors.ts';
+import { CrierError, quote } from '../errors.ts';
 import { isValidTopic } from '../topics.ts';
-import { closest } from './suggest.ts';
+import { closest } from '../suggest.ts';
 
 /** A topic's schemas, oldest first: version n is versions[n - 1]. */
 export type Versions = readonly [z.ZodType, ...z.ZodType[]];
@@ -68,7 +68,7 @@ export class Catalog<D extends CatalogShape = any> {
     const suggestion = closest(topic, this.entries.keys());
     throw new CrierError(
       'CRIER_UNKNOWN_TOPIC',
-      `topic ${JSON.stringify(topic)} is not in the catalog${suggestion ? `; did you mean ${JSON.stringify(suggestion)}?` : ''}`,
+      `topic ${quote(topic)} is not in the catalog${suggestion ? `; did you mean ${JSON.stringify(suggestion)}?` : ''}`,
     );
   }
 
@@ -114,7 +114,7 @@ export function defineCatalog<const D extends CatalogShape>(definitions: {
 
 function toEntry(topic: string, definition: TopicDefinition): CatalogEntry {
   if (!isValidTopic(topic)) {
-    throw invalid(`${JSON.stringify(topic)} is not a valid topic: use dot-separated segments of letters, digits, "_" and "-"`);
+    throw invalid(`${quote(topic)} is not a valid topic: use dot-separated segments of letters, digits, "_" and "-"`);
   }
   const versions = definition?.versions as readonly unknown[] | undefined;
   if (!Array.isArray(versions) || versions.length === 0) {

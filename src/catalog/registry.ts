@@ -3,11 +3,11 @@
 // opt-in) and operators can read the catalog (`crier catalog list|show`). Registering is additive:
 // topics registered by other services sharing the database are left alone, and a version is never
 // removed or renumbered.
-import { CrierError, fromDatabaseError } from '../errors.ts';
+import { CrierError, fromDatabaseError, quote } from '../errors.ts';
 import { runQuery, type Executor, type Row } from '../executor.ts';
 import { checkSchemaName, defaultSchema, inSchema } from '../schema-name.ts';
 import type { Catalog } from './define.ts';
-import { closest } from './suggest.ts';
+import { closest } from '../suggest.ts';
 
 export interface RegisterOptions {
   schema?: string;
@@ -255,7 +255,7 @@ async function unknownTopic(sql: Executor, schema: string, topic: string): Promi
   const suggestion = closest(topic, registered.map((r) => r.topic as string));
   return new CrierError(
     'CRIER_UNKNOWN_TOPIC',
-    `topic ${JSON.stringify(topic)} is not in the registered catalog${suggestion ? `; did you mean ${JSON.stringify(suggestion)}?` : registered.length === 0 ? ' (nothing is registered: call registerCatalog)' : ''}`,
+    `topic ${quote(topic)} is not in the registered catalog${suggestion ? `; did you mean ${JSON.stringify(suggestion)}?` : registered.length === 0 ? ' (nothing is registered: call registerCatalog)' : ''}`,
   );
 }
 

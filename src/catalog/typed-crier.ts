@@ -4,7 +4,7 @@
 // else is the plain crier underneath: same tables, same workers, same SQL.
 import type postgres from 'postgres';
 import { createCrier, type Crier, type CrierOptions } from '../crier.ts';
-import { CrierError } from '../errors.ts';
+import { CrierError, quote } from '../errors.ts';
 import type { Executor } from '../executor.ts';
 import type { MigrateResult } from '../migrate.ts';
 import { publishEvents, type PublishedEvent, type PublishOptions } from '../publish.ts';
@@ -112,7 +112,7 @@ function catalogSubscription<C extends AnyCatalog>(
     if (!catalog.topics.some((topic) => topicMatches(topic, pattern))) {
       throw new CrierError(
         'CRIER_INVALID_OPTION',
-        `subscription "${definition.name}": pattern ${JSON.stringify(pattern)} matches no topic of the catalog (${catalog.topics.join(', ')})`,
+        `subscription "${definition.name}": pattern ${quote(pattern)} matches no topic of the catalog (${catalog.topics.join(', ')})`,
       );
     }
   }

@@ -2,17 +2,24 @@
 // at a time, so the batch grows by itself under load and stays a single round trip when idle.
 // Completions usually leave earlier, riding along with the next claim (takeCompletions).
 // A flush that fails (connection lost) is retried; the (worker, attempt) guard in SQL makes a late
-// or repeated ack harmless.
+// or repeated ack harmless. A failure written as a retry tells its loop when the retry falls due:
+// crier.fail sends no NOTIFY, and the loop may have parked while the ack was on its way.
 import { errorMessage, type Logger } from '../logger.ts';
 import type { Completions, Failure, Protocol } from './protocol.ts';
 
 const completionFallbackMs = 50;
 
+/** A failure waiting to be written, and whom to tell in how many ms its retry falls due. */
+interface QueuedFailure {
+  failure: Failure;
+  retryDue: ((inMs: number) => void) | undefined;
+}
+
 export class AckBuffer {
   // Two flat arrays rather than an object per completion: they wait for the next claim, often
   // across a young-generation GC.
   private completions: Completions = { ids: [], attempts: [] };
-  private failures: Failure[] = [];
+  private failures: QueuedFailure[] = [];
   private flushing: Promise<void> | undefined;
   private retryDelay = 0;
   private fallbackTimer: NodeJS.Timeout | undefined;
@@ -34,8 +41,9 @@ export class AckBuffer {
     }, completionFallbackMs).unref();
   }
 
-  fail(failure: Failure): void {
-    this.failures.push(failure);
+  /** Queues a failed attempt; `retryDue` is called with the ms until its retry is due, once written. */
+  fail(failure: Failure, retryDue?: (inMs: number) => void): void {
+    this.failures.push({ failure, retryDue });
     this.schedule();
   }
 
@@ -117,9 +125,14 @@ export class AckBuffer {
     if (refused.length > 0) this.onRefused(refused);
   }
 
-  private async writeFailures(failures: Failure[]): Promise<void> {
-    const written = new Set((await this.protocol.fail(failures)).map((r) => r.deliveryId));
-    const refused = failures.filter((f) => !written.has(f.deliveryId)).map((f) => f.deliveryId);
+  private async writeFailures(queued: QueuedFailure[]): Promise<void> {
+    const written = new Map((await this.protocol.fail(queued.map((q) => q.failure))).map((r) => [r.deliveryId, r]));
+    const refused: string[] = [];
+    for (const { failure, retryDue } of queued) {
+      const row = written.get(failure.deliveryId);
+      if (row === undefined) refused.push(failure.deliveryId);
+      else if (row.state === 'pending') retryDue?.(row.dueInMs);
+    }
     if (refused.length > 0) this.onRefused(refused);
   }
 }

@@ -1,10 +1,11 @@
 // The worker's side of the SQL protocol: one named call per step of a delivery's life. The SQL
-// itself (claim, complete, fail, extend_leases, release, rescue_expired, park) lives in
-// db/migrations (0001_sql_api.sql and the later ones that redefine it), reviewed as SQL and
+// itself (claim, complete, fail, extend_leases, release, rescue_expired, park) lives in db/sql
+// (deliveries/claim.sql, deliveries/ack.sql, deliveries/leases.sql, wake.sql), reviewed as SQL and
 // callable by any language.
 import type postgres from 'postgres';
 import { denseRows } from '../dense-rows.ts';
 import { inSchema } from '../schema-name.ts';
+import { pgArray } from '../sql-helpers.ts';
 import { ReplaceableClient } from './client.ts';
 
 export interface ClaimedDelivery {
@@ -50,16 +51,8 @@ export interface Failure {
   error: string;
   stack: string | null;
   giveUp: boolean;
-}
-
-/**
- * Encodes a Postgres array literal, sent as text and cast in SQL. postgres.js's own array
- * parameters mangle some element types (booleans, NULLs), so crier never relies on them.
- */
-export function pgArray(values: readonly (string | number | boolean | null)[]): string {
-  const element = (v: string | number | boolean | null) =>
-    v === null ? 'NULL' : typeof v === 'string' ? `"${v.replace(/[\\"]/g, '\\$&')}"` : typeof v === 'boolean' ? (v ? 't' : 'f') : String(v);
-  return `{${values.map(element).join(',')}}`;
+  /** Ms before the retry (RetryLater, or the subscription's retry schedule); null: its backoff. */
+  delayMs: number | null;
 }
 
 /** pgArray for ids (bigints as text) and attempts: nothing to quote, no string per element. */
@@ -97,13 +90,15 @@ const statements = {
   claim: `SELECT ${claimedColumns}
           FROM ${asyncCommit}, crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[]) c`,
   // The same claim, and when it comes back empty: park ($6) and say when the next delivery is due
-  // (0012_claim_or_idle), so an idle cycle costs no extra round trips. That case is one row
+  // (crier.claim_or_idle), so an idle cycle costs no extra round trips. That case is one row
   // without a delivery.
   claimOrIdle: `SELECT ${claimedColumns}, c.next_due_in AS "nextDueIn", c.running::text
-                FROM ${asyncCommit}, crier.claim($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean, $7::text::bigint[]) c`,
+                FROM ${asyncCommit}, crier.claim_or_idle($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean, $7::text::bigint[]) c`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
-  fail: `SELECT delivery_id::text, state, available_at
-         FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[])`,
+  // due_in: ms until the retry falls due, by the database's clock (now() is the time crier.fail
+  // counted its backoff from), so a worker's own clock may be off without making it late.
+  fail: `SELECT delivery_id::text, state, available_at, extract(epoch FROM available_at - now()) * 1000 AS due_in
+         FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[], $7::text::integer[])`,
   extendLeases: `SELECT id::text FROM crier.extend_leases($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   release: `SELECT id::text FROM crier.release($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   rescueExpired: `SELECT crier.rescue_expired() AS rescued`,
@@ -180,7 +175,8 @@ export class Protocol {
     return new Set(rows.map((r) => r.id as string));
   }
 
-  async fail(failures: Failure[]): Promise<{ deliveryId: string; state: string; availableAt: Date }[]> {
+  /** The failures written (the others had lost their lease): retried ('pending', due in `dueInMs`) or 'dead'. */
+  async fail(failures: Failure[]): Promise<{ deliveryId: string; state: string; availableAt: Date; dueInMs: number }[]> {
     const rows = await this.run('fail', [
       this.workerId,
       pgArray(failures.map((f) => f.deliveryId)),
@@ -188,8 +184,9 @@ export class Protocol {
       pgArray(failures.map((f) => f.error)),
       pgArray(failures.map((f) => f.stack)),
       pgArray(failures.map((f) => f.giveUp)),
+      pgArray(failures.map((f) => f.delayMs)),
     ]);
-    return rows.map((r) => ({ deliveryId: r.delivery_id, state: r.state, availableAt: r.available_at }));
+    return rows.map((r) => ({ deliveryId: r.delivery_id, state: r.state, availableAt: r.available_at, dueInMs: Number(r.due_in) }));
   }
 
   async extendLeases(ids: string[], attempts: number[]): Promise<Set<string>> {

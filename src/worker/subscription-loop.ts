@@ -31,11 +31,15 @@
 //             IDLE).
 //   IDLE      sleep until a NOTIFY names this subscription, the next delayed delivery falls due,
 //             or the poll interval passes (NOTIFY is a hint; the poll is the safety net).
+//             A retry this loop's own failure ack scheduled wakes it too, by a timer: the ack can
+//             land after the loop's last claim reported what is due, and a retry sends no NOTIFY.
 //   BACKOFF   a claim failed (connection lost, database restarting): wait, with growing delays.
 //   STOPPED   stop() was called: no more claims; handlers in flight are the worker's to finish.
 //
 // Outcomes go to the worker's AckBuffer; each claim takes the completions queued so far along.
-import { CrierError } from '../errors.ts';
+import type { Duration } from '../duration.ts';
+import { CrierError, UnrecoverableError } from '../errors.ts';
+import { scheduledDelayMs, toRetryDelayMs } from '../subscriptions.ts';
 import { errorMessage, type Logger } from '../logger.ts';
 import type { AckBuffer } from './acks.ts';
 import { toEvent, type CrierEvent, type Handler } from './event.ts';
@@ -54,11 +58,27 @@ export interface LoopSettings {
   pollIntervalMs: number;
   /** The handler runs in a transaction that also carries its ack (crier.complete). */
   transactional: boolean;
+  /** The subscription's fixed retry schedule in ms; null: the exponential backoff crier.fail applies. */
+  retrySchedule: readonly number[] | null;
 }
 
-/** Throw this from a handler when retrying cannot help: the delivery goes straight to dead. */
-export class UnrecoverableError extends Error {
-  override readonly name = 'UnrecoverableError';
+export { UnrecoverableError }; // defined in errors.ts
+
+/**
+ * Throw this from a handler to retry after a delay of its choosing (e.g. a rate limit's
+ * Retry-After), instead of the subscription's backoff or schedule. The attempt counts: on the last
+ * one the delivery is dead as with any failure.
+ */
+export class RetryLater extends Error {
+  override readonly name = 'RetryLater';
+  /** The delay before the retry, in ms. */
+  readonly delayMs: number;
+
+  constructor(delay: Duration, message?: string, options?: ErrorOptions) {
+    const delayMs = toRetryDelayMs(delay, 'RetryLater delay');
+    super(message ?? `retry requested in ${delayMs}ms`, options);
+    this.delayMs = delayMs;
+  }
 }
 
 /** setTimeout fires at once for longer delays (a timeout of '30d'); the timer then just re-arms. */
@@ -135,6 +155,11 @@ export class SubscriptionLoop {
   /** A wake-up arrived since the last claim began: one token, consumed by the next sleep. */
   private woken = false;
   private sleeper: { wakeable: boolean; interrupt: () => void } | undefined;
+  /**
+   * Wakes the loop when the earliest retry its failure acks scheduled falls due. One timer is
+   * enough: the claim that wake-up leads to reports when the next pending delivery is due.
+   */
+  private retryTimer: { at: number; timer: NodeJS.Timeout } | undefined;
   private loop: Promise<void> | undefined;
   /** What every handler context of this loop shares. */
   private readonly contextSources: ContextSources;
@@ -148,6 +173,12 @@ export class SubscriptionLoop {
     const { name: subscription, maxAttempts } = settings;
     // sql is read per attempt: the worker replaces its client when one fails (client.ts).
     this.contextSources = { subscription, maxAttempts, schema: protocol.schema, get sql() { return protocol.sql; } };
+  }
+
+  /** The stored subscription's maxAttempts, when it differs from the code's (src/subscriptions.ts). */
+  adoptMaxAttempts(maxAttempts: number): void {
+    this.settings.maxAttempts = maxAttempts;
+    this.contextSources.maxAttempts = maxAttempts;
   }
 
   start(): void {
@@ -176,6 +207,7 @@ export class SubscriptionLoop {
    */
   async stop(): Promise<ClaimedDelivery[]> {
     this.stopping = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer.timer);
     this.sleeper?.interrupt();
     await this.loop;
     await Promise.all(this.claims); // what they bring is queued, and handed back below
@@ -303,6 +335,22 @@ export class SubscriptionLoop {
       await this.sleep(200, { wakeable: false });
     }
   }
+
+  /** A failure ack of this loop was written: its retry is due in `inMs`. */
+  private readonly retryDue = (inMs: number): void => {
+    if (this.stopping) return;
+    const delay = Math.min(maxTimerDelayMs, Math.max(0, Math.ceil(inMs)));
+    const at = Date.now() + delay;
+    if (this.retryTimer !== undefined) {
+      if (this.retryTimer.at <= at) return;
+      clearTimeout(this.retryTimer.timer);
+    }
+    const timer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.wake();
+    }, delay).unref();
+    this.retryTimer = { at, timer };
+  };
 
   /** Sleeps until the next delivery is due (`dueIn` ms), a wake-up, or the poll interval. */
   private async idle(dueIn: number | null): Promise<void> {
@@ -461,16 +509,24 @@ export class SubscriptionLoop {
       this.acks.complete(deliveryId, attempt);
       return;
     }
-    this.acks.fail({ deliveryId, attempt, ...describeFailure(error) });
+    this.acks.fail({ deliveryId, attempt, ...describeFailure(error, this.settings.retrySchedule, attempt) }, this.retryDue);
   }
 }
 
-/** What a failed attempt records: its message (last_error), stack, and whether to give up at once. */
-export function describeFailure(error: unknown): { error: string; stack: string | null; giveUp: boolean } {
+/**
+ * What a failed attempt records: its message (last_error), stack, whether to give up at once, and
+ * the delay before its retry (RetryLater's, else the schedule's for this attempt; null: backoff).
+ */
+export function describeFailure(
+  error: unknown,
+  schedule: readonly number[] | null = null,
+  attempt = 1,
+): { error: string; stack: string | null; giveUp: boolean; delayMs: number | null } {
   const err = error instanceof Error ? error : new Error(typeof error === 'string' ? error : JSON.stringify(error));
   return {
     error: err instanceof CrierError ? err.message : `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}`,
     stack: err.stack ?? null,
     giveUp: err instanceof UnrecoverableError,
+    delayMs: err instanceof RetryLater ? err.delayMs : schedule === null ? null : scheduledDelayMs(schedule, attempt),
   };
 }

@@ -21,16 +21,16 @@ export async function runTransactional(
   delivery: { deliveryId: string; attempt: number },
   signal: AbortSignal,
   handle: (tx: postgres.TransactionSql<{}>) => unknown,
-  /** The server ends the transaction after this long idle (the handler's timeout and a margin). */
-  idleLimitMs: number,
+  /** The server ends the transaction after this long idle (the handler's timeout and a margin); none if undefined. */
+  idleLimitMs?: number,
 ): Promise<TransactionalOutcome> {
   const state = { over: false, abandoned: false };
-  const idleLimit = String(Math.min(2 ** 31 - 1, Math.max(1, Math.ceil(idleLimitMs))));
+  const idleLimit = idleLimitMs === undefined ? undefined : String(Math.min(2 ** 31 - 1, Math.max(1, Math.ceil(idleLimitMs))));
   try {
     await sql.begin(async (tx) => {
       // Pipelined ahead of the handler's first query (not awaited: no extra round trip); if it
       // failed, the handler's queries would fail with it.
-      tx.unsafe(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [idleLimit]).catch(() => {});
+      if (idleLimit) tx.unsafe(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [idleLimit]).catch(() => {});
       try {
         try {
           await Promise.race([handle(closable(tx as postgres.TransactionSql<{}>, state)), aborted(signal)]);

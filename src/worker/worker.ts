@@ -1,6 +1,7 @@
-// A worker process's runtime: declares its subscriptions, runs one claim loop per subscription, one
-// LISTEN connection for wake-ups, heartbeats for the leases it holds, a rescuer for leases others
-// let expire, and a graceful shutdown. All state that matters lives in Postgres rows; what is kept
+// A worker process's runtime: declares its subscriptions (creates the missing ones, adopts the
+// stored ones), runs one claim loop per subscription, one LISTEN connection for wake-ups,
+// heartbeats for the leases it holds, a rescuer for leases others let expire, and a graceful
+// shutdown. All state that matters lives in Postgres rows; what is kept
 // here (in-flight handlers, queued acks) is rebuilt from the rows if this process dies.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -9,7 +10,9 @@ import { toMilliseconds, type Duration } from '../duration.ts';
 import { CrierError, fromDatabaseError } from '../errors.ts';
 import { consoleLogger, errorMessage, silentLogger, type Logger } from '../logger.ts';
 import { checkSchemaName, defaultSchema } from '../schema-name.ts';
-import { declareSubscriptions, toSubscriptionRow, type SubscriptionSpec } from '../subscriptions.ts';
+import {
+  declareSubscriptions, retrySchedule, toSubscriptionRow, type DeclaredSubscription, type SubscriptionSpec,
+} from '../subscriptions.ts';
 import { AckBuffer } from './acks.ts';
 import { ReplaceableClient } from './client.ts';
 import type { Handler } from './event.ts';
@@ -84,7 +87,8 @@ export class Worker {
   private readonly listener: Listener;
   private readonly pollIntervalMs: number;
   private readonly shutdownTimeoutMs: number;
-  private readonly heartbeatMs: number;
+  /** A third of the shortest lease of its subscriptions as stored (set again once they are declared). */
+  private heartbeatMs: number;
   private timers: NodeJS.Timeout[] = [];
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopped: Promise<void> | undefined;
@@ -156,6 +160,7 @@ export class Worker {
           timeoutMs: toMilliseconds(definition.timeout ?? 300_000, `subscription "${definition.name}" timeout`),
           pollIntervalMs: this.pollIntervalMs,
           transactional: definition.transactional ?? false,
+          retrySchedule: retrySchedule(definition),
         },
         this.protocol,
         this.acks,
@@ -186,7 +191,7 @@ export class Worker {
     if (this.state !== 'new') throw new Error('crier: a worker can be started once');
     this.state = 'running';
     try {
-      await this.client.run('declaring subscriptions', (sql) => declareSubscriptions(sql, this.schema, this.options.subscriptions));
+      this.adopt(await this.client.run('declaring subscriptions', (sql) => declareSubscriptions(sql, this.schema, this.options.subscriptions)));
       await this.listener.start();
     } catch (error) {
       await this.close();
@@ -202,6 +207,24 @@ export class Worker {
       `worker ${this.id} started: ${this.loops.map((l) => `${l.settings.name} (x${l.settings.concurrency})`).join(', ')}`,
     );
     return this;
+  }
+
+  /**
+   * A subscription already in the database (declared ahead by an operator, or by an earlier worker)
+   * runs as stored: the code's topics and policies do not change it. Say so when they differ.
+   */
+  private adopt(declared: DeclaredSubscription[]): void {
+    for (const [i, { stored, differences }] of declared.entries()) {
+      if (differences.length === 0) continue;
+      const show = (value: unknown) => JSON.stringify(value);
+      this.logger.warn(
+        `subscription "${stored.name}" is declared in the database with other settings than this worker's; it runs as declared: ` +
+          differences.map((d) => `${d.setting} ${show(d.stored)} (declared) vs ${show(d.code)} (this worker)`).join(', ') +
+          `. To change it, an operator runs "crier subscriptions create ${stored.name} --topics ..." or SELECT crier.create_subscription(...)`,
+      );
+      this.loops[i]!.adoptMaxAttempts(stored.maxAttempts);
+    }
+    this.heartbeatMs = Math.max(50, Math.min(...declared.map((d) => d.stored.leaseMs)) / 3);
   }
 
   /**

@@ -1,9 +1,12 @@
-// The crier command as users run it: the built CLI (dist/cli/main.js) in a child process. Shared by
-// the test files that check commands end to end (cli, catalog).
+// The crier command for tests: in-process (cli/run.ts's main() with recorded output: the same
+// parsing, commands and exit codes as the binary, without a Node start-up per call) for most cases,
+// and the built CLI (dist/cli/main.js) in a child process for what only a process has: its exit
+// code, a piped stdin, signals. Shared by the test files that check commands end to end (cli, catalog).
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { main } from '../../cli/run.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 /** The built bin, for tests that drive a long-running command themselves. */
@@ -33,8 +36,26 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs `crier ...args` against databaseUrl (as DATABASE_URL), with stdin from `input`. */
-export function runCli(
+/** Runs `crier ...args` in this process against databaseUrl (as DATABASE_URL), with stdin `input`. */
+export async function runCli(
+  databaseUrl: string,
+  args: string[],
+  options: { input?: string; env?: Record<string, string | undefined> } = {},
+): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, {
+    stdout: (text) => void (stdout += text),
+    stderr: (text) => void (stderr += text),
+    env: { ...process.env, DATABASE_URL: databaseUrl, ...options.env },
+    readStdin: () => options.input ?? '',
+    signals: false,
+  });
+  return { code, stdout, stderr };
+}
+
+/** Runs the built `crier ...args` in a child process against databaseUrl, with stdin from `input`. */
+export function spawnCli(
   databaseUrl: string,
   args: string[],
   options: { input?: string; env?: Record<string, string | undefined> } = {},

@@ -1,15 +1,20 @@
 // A real PgBouncer in transaction pool mode, owned by one test file: its own config directory, a
 // free port, pointing at the test server (DATABASE_URL). PgBouncer refuses to run as root, so as
-// root it runs as the `postgres` OS user. A missing binary is a failure with the install command,
-// never a silent skip.
+// root it runs as the `postgres` OS user. Where the binary is missing the tests skip visibly
+// (pgbouncerSkip), unless CI requires them; then starting fails with the install command.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { freePort } from '../../examples/support/embedded-postgres.ts';
 import { serverUrl } from './database.ts';
+import { findExecutable, skipWithout } from './required.ts';
+
+const install = 'install it with `apt-get install -y pgbouncer` (Debian/Ubuntu; .ci/run does this)';
+
+/** Why the PgBouncer tests skip here (not installed, not required), or undefined: they run. */
+export const pgbouncerSkip = skipWithout('pgbouncer', install);
 
 export interface PgBouncer {
   port: number;
@@ -21,14 +26,8 @@ export interface PgBouncer {
 }
 
 function findBinary(): string {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin'];
-  const found = dirs.filter(Boolean).map((dir) => join(dir, 'pgbouncer')).find((path) => existsSync(path));
-  if (!found) {
-    throw new Error(
-      'pgbouncer is not installed, so the connection-pooler tests cannot run. Install it with ' +
-        '`apt-get install -y pgbouncer` (Debian/Ubuntu; .ci/run does this), then run the tests again.',
-    );
-  }
+  const found = findExecutable('pgbouncer');
+  if (!found) throw new Error(`pgbouncer is not installed, so the connection-pooler tests cannot run: ${install}`);
   return found;
 }
 

@@ -5,8 +5,9 @@
 // A variant is `crier` (the migrations as they are), `raw` (the raw baseline's bare insert), a SQL
 // file run after migrating, or `<migration file>#<function>`: that migration's definition of
 // crier.<function> (and its ALTER FUNCTIONs) run after migrating, e.g. the fan-out trigger as an
-// earlier migration left it:
-//   node --import tsx bench/src/probes/publish-cpu.ts 3000 4 1 crier db/migrations/0007_route_cache_without_waits.sql#fan_out
+// earlier migration left it (the migrations before 0.1.0 are in git history, squashed since):
+//   git show 83a2b9e:db/migrations/0007_route_cache_without_waits.sql > /tmp/0007.sql
+//   node --import tsx bench/src/probes/publish-cpu.ts 3000 4 1 crier /tmp/0007.sql#fan_out
 import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import { createCrier } from '../../../src/index.ts';

@@ -1,0 +1,117 @@
+-- Pruning: deleting what is finished (`crier prune`), and the retention of idempotency keys and
+-- processed marks.
+--
+-- Both prune functions walk the table in primary-key order, p_batch rows at a time from p_after_id,
+-- and delete within that window only: each call is one short statement that locks only rows nobody
+-- else writes (finished deliveries, unreferenced events). They return the rows deleted (or, with
+-- p_dry_run, that would be) and the last id examined; last_id is NULL when the walk is over, which
+-- is as soon as a window holds only rows newer than the cutoff (ids grow with time).
+
+-- The walk both share: the window of p_batch rows of p_table after p_after_id and, within it, the
+-- rows p_prunable says may go (a condition on alias t, with $3 = p_before and $4 = p_dead), deleted
+-- or (p_dry_run) counted.
+CREATE OR REPLACE FUNCTION crier.prune_walk(
+  p_caller text, p_table regclass, p_prunable text,
+  p_before timestamptz, p_dead boolean, p_after_id bigint, p_batch integer, p_dry_run boolean
+) RETURNS TABLE (deleted bigint, last_id bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_last bigint;
+  v_oldest timestamptz;
+  v_deleted bigint;
+BEGIN
+  IF p_before IS NULL OR p_batch IS NULL OR p_batch < 1 THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: % needs a cutoff time and a batch size of at least 1', p_caller
+      USING ERRCODE = '22023';
+  END IF;
+  EXECUTE format('SELECT max(w.id), min(w.created_at) FROM (SELECT t.id, t.created_at FROM %s t
+                  WHERE t.id > $1 ORDER BY t.id LIMIT $2) w', p_table)
+  INTO v_last, v_oldest USING coalesce(p_after_id, 0), p_batch;
+  IF v_last IS NULL OR v_oldest >= p_before THEN
+    RETURN QUERY SELECT 0::bigint, NULL::bigint;
+    RETURN;
+  END IF;
+  EXECUTE format(CASE WHEN p_dry_run THEN 'SELECT count(*) FROM %1$s t WHERE t.id > $1 AND t.id <= $2 AND (%2$s)'
+                      ELSE 'WITH gone AS (DELETE FROM %1$s t WHERE t.id > $1 AND t.id <= $2 AND (%2$s) RETURNING 1)
+                            SELECT count(*) FROM gone' END,
+                 p_table, p_prunable)
+  INTO v_deleted USING coalesce(p_after_id, 0), v_last, p_before, p_dead;
+  RETURN QUERY SELECT v_deleted, v_last;
+END $$;
+
+-- Finished deliveries (done, and dead too with p_dead) that finished before p_before.
+CREATE OR REPLACE FUNCTION crier.prune_deliveries(
+  p_before timestamptz,
+  p_dead boolean DEFAULT false,
+  p_after_id bigint DEFAULT 0,
+  p_batch integer DEFAULT 5000,
+  p_dry_run boolean DEFAULT false
+) RETURNS TABLE (deleted bigint, last_id bigint)
+LANGUAGE sql AS $$
+  SELECT * FROM crier.prune_walk('prune_deliveries', 'crier.deliveries',
+    $c$(t.state = 'done' OR ($4 AND t.state = 'dead')) AND t.finished_at < $3$c$,
+    p_before, p_dead, p_after_id, p_batch, p_dry_run)
+$$;
+
+-- Events published before p_before that no delivery refers to any more (prune deliveries first).
+CREATE OR REPLACE FUNCTION crier.prune_events(
+  p_before timestamptz,
+  p_after_id bigint DEFAULT 0,
+  p_batch integer DEFAULT 5000,
+  p_dry_run boolean DEFAULT false
+) RETURNS TABLE (deleted bigint, last_id bigint)
+LANGUAGE sql AS $$
+  SELECT * FROM crier.prune_walk('prune_events', 'crier.events',
+    $c$t.created_at < $3 AND NOT EXISTS (SELECT 1 FROM crier.deliveries d WHERE d.event_id = t.id)$c$,
+    p_before, false, p_after_id, p_batch, p_dry_run)
+$$;
+
+-- For SQL users and cron jobs: both walks, committing after every batch (so run it with CALL
+-- outside an explicit transaction).  CALL crier.prune(interval '30 days');
+CREATE OR REPLACE PROCEDURE crier.prune(
+  p_older_than interval,
+  p_dead boolean DEFAULT false,
+  p_events boolean DEFAULT false,
+  p_batch integer DEFAULT 5000,
+  INOUT deleted_deliveries bigint DEFAULT 0,
+  INOUT deleted_events bigint DEFAULT 0
+)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_before timestamptz := now() - p_older_than;
+  v_after bigint := 0;
+  v_deleted bigint;
+BEGIN
+  deleted_deliveries := 0;
+  deleted_events := 0;
+  LOOP
+    SELECT p.deleted, p.last_id INTO v_deleted, v_after
+    FROM crier.prune_deliveries(v_before, p_dead, v_after, p_batch) p;
+    deleted_deliveries := deleted_deliveries + v_deleted;
+    COMMIT;
+    EXIT WHEN v_after IS NULL;
+  END LOOP;
+  v_after := 0;
+  WHILE p_events LOOP
+    SELECT p.deleted, p.last_id INTO v_deleted, v_after
+    FROM crier.prune_events(v_before, v_after, p_batch) p;
+    deleted_events := deleted_events + v_deleted;
+    COMMIT;
+    EXIT WHEN v_after IS NULL;
+  END LOOP;
+END $$;
+
+-- Forgets idempotency keys older than the retention window; returns how many.
+CREATE OR REPLACE FUNCTION crier.prune_idempotency_keys(p_older_than interval DEFAULT interval '7 days')
+RETURNS integer
+LANGUAGE sql AS $$
+  WITH gone AS (DELETE FROM crier.idempotency_keys WHERE created_at < now() - p_older_than RETURNING 1)
+  SELECT count(*)::integer FROM gone
+$$;
+
+-- Forgets processed marks (crier.mark_processed) older than the retention window; returns how many.
+CREATE OR REPLACE FUNCTION crier.prune_processed(p_older_than interval DEFAULT interval '30 days') RETURNS integer
+LANGUAGE sql AS $$
+  WITH gone AS (DELETE FROM crier.processed WHERE at < now() - p_older_than RETURNING 1)
+  SELECT count(*)::integer FROM gone
+$$;

@@ -1,0 +1,81 @@
+-- Views: the stable face for SQL users, auditors and `crier status`; the tables behind them may
+-- change. CREATE OR REPLACE VIEW can only append columns: a change that removes or reorders one
+-- must DROP VIEW first (and crier.find_dead, which returns crier.dead_letters rows, with it).
+
+-- One row per event x delivery; an event no subscription received appears once, with NULL delivery
+-- columns. status is state with "retrying" told apart from a first "pending".
+CREATE OR REPLACE VIEW crier.event_history AS
+SELECT e.id AS event_id, e.uuid AS event_uuid, e.topic, e.key, e.payload, e.headers,
+       e.created_at AS published_at,
+       d.id AS delivery_id, d.subscription, d.state,
+       CASE WHEN d.state = 'pending' AND d.attempts > 0 THEN 'retrying' ELSE d.state END AS status,
+       d.attempts, d.available_at, d.worker, d.locked_until, d.last_error, d.last_error_stack,
+       d.errors, d.created_at AS queued_at, d.started_at, d.finished_at, d.updated_at
+FROM crier.events e
+LEFT JOIN crier.deliveries d ON d.event_id = e.id;
+
+-- The dead deliveries, with their events.
+CREATE OR REPLACE VIEW crier.dead_letters AS
+SELECT d.id AS delivery_id, d.subscription, d.event_id, e.uuid AS event_uuid, e.topic, e.key,
+       d.attempts, d.last_error, d.last_error_stack, d.errors, d.worker,
+       e.created_at AS published_at, d.finished_at AS died_at, e.payload, e.headers
+FROM crier.deliveries d
+JOIN crier.events e ON e.id = d.event_id
+WHERE d.state = 'dead';
+
+-- Keys of ordered subscriptions that are stuck: their head is dead (policy 'block') or gone.
+CREATE OR REPLACE VIEW crier.blocked_keys AS
+SELECT k.subscription, k.key, k.head_id AS dead_delivery_id, d.event_id, d.attempts,
+       d.last_error, coalesce(d.finished_at, k.since) AS blocked_since,
+       (SELECT count(*) FROM crier.deliveries w
+        WHERE w.subscription = k.subscription AND w.ordering_key = k.key AND w.state = 'waiting') AS waiting
+FROM crier.ordered_keys k
+LEFT JOIN crier.deliveries d ON d.id = k.head_id
+WHERE d.id IS NULL OR d.state = 'dead';
+
+-- The numbers `crier status` prints. pending and retrying are disjoint: pending deliveries have
+-- never been attempted (or were requeued), retrying ones wait for another attempt. lag is how long
+-- the oldest due delivery has been waiting (NULL when nothing is due): a retry scheduled for later
+-- is not lag. done is counted by a scan of the subscription's deliveries: prune keeps it cheap.
+--   waiting       deliveries of ordered subscriptions queued behind an earlier one of their key;
+--                 no worker claims them until that one finishes
+--   blocked_keys  keys whose head delivery is dead (policy 'block') or gone, so their waiting
+--                 deliveries never move until it is requeued or crier.unblock_key is called
+CREATE OR REPLACE VIEW crier.subscription_stats AS
+SELECT s.name AS subscription, s.topics, s.paused,
+       coalesce(c.pending, 0) AS pending,
+       coalesce(c.running, 0) AS running,
+       coalesce(c.retrying, 0) AS retrying,
+       coalesce(c.dead, 0) AS dead,
+       coalesce(c.done, 0) AS done,
+       c.oldest_pending_at,
+       now() - c.oldest_due_at AS lag,
+       extract(epoch FROM now() - c.oldest_due_at)::double precision AS lag_seconds,
+       coalesce(c.waiting, 0) AS waiting,
+       coalesce(b.blocked_keys, 0) AS blocked_keys
+FROM crier.subscriptions s
+LEFT JOIN (
+  SELECT d.subscription,
+         count(*) FILTER (WHERE d.state = 'pending' AND d.attempts = 0) AS pending,
+         count(*) FILTER (WHERE d.state = 'pending' AND d.attempts > 0) AS retrying,
+         count(*) FILTER (WHERE d.state = 'running') AS running,
+         count(*) FILTER (WHERE d.state = 'dead') AS dead,
+         count(*) FILTER (WHERE d.state = 'done') AS done,
+         min(d.created_at) FILTER (WHERE d.state = 'pending') AS oldest_pending_at,
+         min(d.available_at) FILTER (WHERE d.state = 'pending' AND d.available_at <= now()) AS oldest_due_at,
+         count(*) FILTER (WHERE d.state = 'waiting') AS waiting
+  FROM crier.deliveries d
+  GROUP BY d.subscription
+) c ON c.subscription = s.name
+LEFT JOIN (
+  SELECT k.subscription, count(*) AS blocked_keys FROM crier.blocked_keys k GROUP BY k.subscription
+) b ON b.subscription = s.name;
+
+-- select * from crier.catalog;  -- one row per topic, as `crier catalog list` prints it
+CREATE OR REPLACE VIEW crier.catalog AS
+SELECT t.topic, t.latest_version, t.validate, t.description,
+       array_agg(v.version ORDER BY v.version) AS versions,
+       t.registered_at, t.updated_at
+FROM crier.catalog_topics t
+JOIN crier.catalog_versions v ON v.topic = t.topic
+GROUP BY t.topic;
