@@ -20,7 +20,9 @@ export type CrierErrorCode =
   | 'CRIER_INVALID_CATALOG'
   | 'CRIER_UNKNOWN_TOPIC'
   | 'CRIER_NOT_MIGRATED'
-  | 'CRIER_CONNECTION';
+  | 'CRIER_CONNECTION'
+  | 'CRIER_MISSING_PEER'
+  | 'CRIER_BROKER';
 
 export class CrierError extends Error {
   override readonly name = 'CrierError';

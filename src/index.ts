@@ -1,7 +1,7 @@
 // crier's public API. Everything not exported here is internal and may change.
 export { createCrier, subscription, type Crier, type CrierOptions } from './crier.ts';
 export { CrierError, type CrierErrorCode } from './errors.ts';
-export type { Executor } from './executor.ts';
+export type { DrizzleExecutor, Executor, PostgresJsExecutor, QueryExecutor } from './executor.ts';
 export type { Duration } from './duration.ts';
 export { migrate, type MigrateOptions, type MigrateResult } from './migrate.ts';
 export type { EventHeaders, EventInput, PublishedEvent, PublishOptions } from './publish.ts';
@@ -55,4 +55,3 @@ export {
   type TypedCrier,
 } from './catalog/typed-crier.ts';
 export { eventChain, type ChainLink } from './causation.ts';
-export { drizzleTransaction } from './drizzle-transaction.ts';

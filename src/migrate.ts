@@ -3,14 +3,16 @@
 // in the order of sqlFiles), then the roles' grants. Safe to run twice and from many processes at
 // once: an advisory lock on a dedicated connection serialises migrators; the Drizzle journal skips
 // the table migrations already applied, and a db/sql file is applied again only when its content
-// changed (its hash is recorded in drizzle.__crier_sql_files, or __crier_sql_files_<schema>). Drizzle's migrator is imported when migrate() runs, so workers that
-// never migrate never load it.
+// changed (its hash is recorded in drizzle.__crier_sql_files, or __crier_sql_files_<schema>).
+// The table migrations are applied by migration-journal.ts, with Drizzle's bookkeeping but without
+// drizzle-orm, an optional peer.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type postgres from 'postgres';
 import { openClient, type Connection } from './connection.ts';
 import { CrierError, fromDatabaseError } from './errors.ts';
+import { applyJournal, readJournal, type JournalMigration } from './migration-journal.ts';
 import { checkSchemaName, defaultSchema, inSchema } from './schema-name.ts';
 
 export interface MigrateOptions {
@@ -84,19 +86,9 @@ export function sqlFolder(): string {
   return `${dbFolder()}/sql`;
 }
 
-interface Journal {
-  entries: { tag: string; when: number }[];
-}
-
 export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const schema = checkSchemaName(options.schema ?? defaultSchema);
-  const [{ drizzle }, { readMigrationFiles }] = await Promise.all([import('drizzle-orm/postgres-js'), import('drizzle-orm/migrator')]);
-  const folder = migrationsFolder();
-  const journal = JSON.parse(readFileSync(`${folder}/meta/_journal.json`, 'utf8')) as Journal;
-  const migrations = readMigrationFiles({ migrationsFolder: folder }).map((m) => ({
-    ...m,
-    sql: m.sql.map((statement) => inSchema(statement, schema)),
-  }));
+  const migrations = readJournal(migrationsFolder(), (statement) => inSchema(statement, schema));
   const table = migrationsTable(schema);
 
   // One connection, so the session-level advisory lock covers every statement of the migration.
@@ -104,7 +96,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   try {
     await client`SELECT pg_advisory_lock(hashtext(${`crier.migrate:${schema}`}))`;
     const before = await lastApplied(client, table);
-    checkUpgradable(schema, before, journal);
+    checkUpgradable(schema, before, migrations);
     await client.unsafe(`CREATE SCHEMA IF NOT EXISTS "${migrationsSchema}"; CREATE SCHEMA IF NOT EXISTS "${schema}"`).simple();
     const files = `"${migrationsSchema}"."${sqlFilesTable(schema)}"`;
     await client.unsafe(
@@ -112,14 +104,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
     );
     const applied = await applySqlFiles(client, schema, files, sqlFiles.beforeTables);
 
-    const db = drizzle(client);
-    // dialect.migrate is what drizzle-orm/postgres-js/migrator calls; we feed it the rewritten SQL.
-    await (db as unknown as { dialect: { migrate: Function }; session: unknown }).dialect.migrate(
-      migrations,
-      (db as unknown as { session: unknown }).session,
-      { migrationsSchema, migrationsTable: table },
-    );
-    const tables = journal.entries.filter((e) => e.when > before).map((e) => e.tag);
+    const tables = await applyJournal(client, migrations, { schema: migrationsSchema, table });
     applied.push(...(await applySqlFiles(client, schema, files, sqlFiles.afterTables)));
 
     if (tables.length > 0 || applied.length > 0) {
@@ -171,8 +156,8 @@ async function applySqlFiles(client: postgres.Sql, schema: string, table: string
  * now squashed into one baseline dated like the last of them: a database that has them all skips
  * the baseline and is upgraded in place by db/sql; one that stopped part-way cannot be.
  */
-function checkUpgradable(schema: string, lastApplied: number, journal: Journal): void {
-  const baseline = journal.entries[0]!;
+function checkUpgradable(schema: string, lastApplied: number, migrations: readonly JournalMigration[]): void {
+  const baseline = migrations[0]!;
   if (lastApplied > 0 && lastApplied < baseline.when) {
     throw new CrierError(
       'CRIER_NOT_MIGRATED',

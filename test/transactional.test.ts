@@ -6,7 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { integer, pgTable, text } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
-import { createCrier, CrierError, drizzleTransaction, type SubscriptionDefinition } from '../src/index.ts';
+import { createCrier, CrierError, type SubscriptionDefinition } from '../src/index.ts';
+import { drizzleTransaction } from '../src/integrations/drizzle.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 import { spawnTs, type Child } from './support/processes.ts';
 

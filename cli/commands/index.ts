@@ -3,11 +3,13 @@ import type { Command } from '../command.ts';
 import {
   catalogListCommand, catalogShowCommand, catalogUnknownTopicsCommand, catalogValidationCommand,
 } from './catalog.ts';
+import { bridgeCommand } from './bridge.ts';
 import { deadListCommand, deadShowCommand } from './dead.ts';
 import { eventsListCommand, eventsShowCommand, eventsTailCommand } from './events.ts';
 import { migrateCommand } from './migrate.ts';
 import { pruneCommand } from './prune.ts';
 import { publishCommand } from './publish.ts';
+import { relayCommand } from './relay.ts';
 import { replayCommand } from './replay.ts';
 import { requeueCommand } from './requeue.ts';
 import { statusCommand } from './status.ts';
@@ -32,6 +34,8 @@ export const commands: readonly Command[] = [
   subscriptionsResumeCommand,
   subscriptionsRemoveCommand,
   pruneCommand,
+  relayCommand,
+  bridgeCommand,
   catalogListCommand,
   catalogShowCommand,
   catalogValidationCommand,

@@ -1,4 +1,4 @@
-// Drizzle inside a transactional handler: drizzle(ctx.tx) cannot work (Drizzle's postgres.js
+// crier/drizzle, Drizzle inside a transactional handler: drizzle(ctx.tx) cannot work (Drizzle's postgres.js
 // driver wants a client, and reconfigures its type parsers), so this wraps the handler's postgres.js
 // transaction in a Drizzle transaction that shares `db`'s dialect, relational schema and parsers.
 // Build `db` over the same postgres.js client the worker uses, so that parsers match.
