@@ -76,14 +76,18 @@ export class Cluster {
     });
   }
 
-  /** Fast shutdown (SIGINT: running transactions are rolled back, clients cut off), then start again. */
-  async restartFast(): Promise<void> {
+  /**
+   * Fast shutdown (SIGINT: running transactions are rolled back, clients cut off), then start again.
+   * `onStopped` runs once the server is down, before it starts (to watch for it accepting again).
+   */
+  async restartFast(onStopped?: () => void): Promise<void> {
     await this.pg.stop();
+    onStopped?.();
     await this.startServer();
   }
 
   /** Immediate shutdown (SIGQUIT: no checkpoint, crash recovery on start), then start again. */
-  async crashAndRecover(): Promise<void> {
+  async crashAndRecover(onStopped?: () => void): Promise<void> {
     const postmaster = this.postmaster;
     if (!postmaster) throw new Error('the embedded Postgres is not running');
     await new Promise<void>((resolve) => {
@@ -91,6 +95,7 @@ export class Cluster {
       postmaster.kill('SIGQUIT');
     });
     (this.pg as unknown as { process?: unknown }).process = undefined;
+    onStopped?.();
     await this.startServer();
   }
 

@@ -5,19 +5,31 @@
 //   start     spawn workers (wait for "ready"), then producers for the fault window
 //   inject    the scenario's faults, until the window closes (crashed workers are replaced)
 //   drain     wait for producers to finish and every delivery to be done (or a timeout)
-//   check     stop workers, run the checker, drop the database
+//   check     stop workers, run the checker, measure each recovery point (recovery.ts), drop the database
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { migrate } from '../src/migrate.ts';
 import { spawnTs, type Child } from '../test/support/processes.ts';
+import { StallProxy } from '../test/support/stall-proxy.ts';
 import { attemptErrors, check, handledTable, txDuplicateDetails, wrongWinnerDetails, type AckedRange, type Verdict } from './checker.ts';
 import type { Cluster } from './cluster.ts';
+import { recoveryProblems, recoveryTimes, type RecoveryPoint } from './recovery.ts';
 
 export interface ScenarioSettings {
   workers: number;
   producers: number;
   workerEnv?: Record<string, string>;
   producerEnv?: Record<string, string>;
+  /** The producers' window in seconds, when the scenario needs another than the suite's. */
+  windowSeconds?: number;
+  /** The first this many workers reach Postgres through a StallProxy (run.proxy), the others directly. */
+  proxiedWorkers?: number;
+}
+
+/** A recovery point and, per worker, ms until it handled again (null: never). */
+export interface Recovery {
+  point: RecoveryPoint;
+  times: Map<string, number | null>;
 }
 
 export interface Result {
@@ -28,6 +40,14 @@ export interface Result {
   producerCrashes: number;
   staleAcksRefused: number;
   recoveryMs: number | null;
+  /** Bounded recovery: per point the scenario marked, each worker's time to handle again. */
+  recoveries: Recovery[];
+  /** Broken recovery bounds, one line per worker. */
+  recoveryProblems: string[];
+  /** Each worker's output, by id (for the scenario's own checks). */
+  outputs: Map<string, string>;
+  /** The workers that went through the proxy. */
+  proxied: string[];
   drained: boolean;
   notes: string[];
 }
@@ -81,6 +101,13 @@ export class ScenarioRun {
   producerCrashes = 0;
   lastFaultAt = 0;
   windowEndsAt = 0;
+  /** Set by prepare() when the scenario has proxied workers. */
+  proxy: StallProxy | undefined;
+  readonly proxied: string[] = [];
+  readonly recoveryPoints: RecoveryPoint[] = [];
+  /** Workers that exited by themselves. */
+  private readonly died = new Set<string>();
+  private readonly workerOutputs = new Map<string, Child>();
   private spawned = 0;
   private closing = false;
   private readonly outputs: Child[] = [];
@@ -100,6 +127,13 @@ export class ScenarioRun {
     await migrate({ connection: this.url });
     this.sql = postgres(this.url, { max: 3, onnotice: () => {}, connect_timeout: 5 });
     await this.sql.unsafe(handledTable);
+    if (this.settings.proxiedWorkers) this.proxy = await StallProxy.start(this.url);
+  }
+
+  /** Each worker running now must handle an event again within `boundMs` of `at` (ms since the epoch). */
+  markRecovery(label: string, at: number, boundMs: number): void {
+    const workers = [...this.workers.keys()].filter((id) => !this.killed.has(id));
+    this.recoveryPoints.push({ label, at, boundMs, workers });
   }
 
   fault(what?: string): void {
@@ -110,14 +144,23 @@ export class ScenarioRun {
 
   spawnWorker(): Child {
     const id = `w${++this.spawned}`;
-    const child = spawnTs('../faults/worker.ts', { DATABASE_URL: this.url, WORKER_ID: id, ...this.settings.workerEnv });
+    const proxied = this.proxy !== undefined && this.proxied.length < (this.settings.proxiedWorkers ?? 0);
+    if (proxied) this.proxied.push(id);
+    const child = spawnTs('../faults/worker.ts', {
+      DATABASE_URL: this.url,
+      WORKER_ID: id,
+      ...(proxied ? { WORKER_DATABASE_URL: this.proxy!.url(this.url) } : {}),
+      ...this.settings.workerEnv,
+    });
     this.workers.set(id, child);
+    this.workerOutputs.set(id, child);
     this.outputs.push(child);
     children.add(child);
     void child.exited.then((exit) => {
       children.delete(child);
       this.workers.delete(id);
       if (this.killed.has(id) || this.closing) return;
+      this.died.add(id);
       if (postgresJsWriteBug.test(child.output())) this.postgresJsCrashes++;
       else this.crashes++;
       this.log(`  worker ${id} exited by itself (${exit.code ?? exit.signal}):\n${tail(child.output())}`);
@@ -212,6 +255,25 @@ export class ScenarioRun {
     if (failedTx > 0) this.notes.push(`${failedTx} producer transactions failed`);
     const errors = await retrying(() => attemptErrors(this.sql));
     if (errors) this.notes.push(`failed attempts: ${errors}`);
+    const recoveries: Recovery[] = [];
+    const broken: string[] = [];
+    for (const point of this.recoveryPoints) {
+      const times = await retrying(() => recoveryTimes(this.sql, point));
+      // A worker that died (and was replaced) after the point has nothing to prove.
+      for (const id of [...times.keys()]) if (this.died.has(id) && times.get(id) === null) times.delete(id);
+      recoveries.push({ point, times });
+      const problems = recoveryProblems(point, times);
+      broken.push(...problems);
+      // Diagnosable from the output alone: what each slow worker said around the point.
+      for (const [worker, ms] of times) {
+        if (ms !== null && ms <= point.boundMs && process.env.FAULTS_SHOW_RECOVERY !== '1') continue;
+        const at = new Date(point.at).toISOString().slice(11, 23);
+        const around = linesBetween(this.workerOutputs.get(worker)?.output() ?? '', point.at - 5000, point.at + point.boundMs + 5000);
+        this.log(`  ${worker} ${ms !== null && ms <= point.boundMs ? 'kept' : 'missed'} the bound of ${point.label} (at ${at}); its log from 5 s before:\n${tail(around, 40)}`);
+      }
+      this.log(`  ${point.label}: ${[...times].map(([w, ms]) => `${w} ${ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s`}`).join(', ')}`);
+    }
+    await this.proxy?.close();
     const staleAcksRefused = this.outputs.reduce(
       (n, child) => n + (child.output().match(/ack refused|finished after its lease was lost/g)?.length ?? 0),
       0,
@@ -220,7 +282,22 @@ export class ScenarioRun {
     const admin = postgres(this.cluster.url(), { max: 1, onnotice: () => {} });
     await retrying(() => admin.unsafe(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`));
     await admin.end();
-    return { verdict, faults: this.faults, crashes: this.crashes, postgresJsCrashes: this.postgresJsCrashes, producerCrashes: this.producerCrashes, staleAcksRefused, recoveryMs, drained, notes: this.notes };
+    const outputs = new Map([...this.workerOutputs].map(([id, child]) => [id, child.output()]));
+    return {
+      verdict,
+      faults: this.faults,
+      crashes: this.crashes,
+      postgresJsCrashes: this.postgresJsCrashes,
+      producerCrashes: this.producerCrashes,
+      staleAcksRefused,
+      recoveryMs,
+      recoveries,
+      recoveryProblems: broken,
+      outputs,
+      proxied: this.proxied,
+      drained,
+      notes: this.notes,
+    };
   }
 
   private *producerOutputs(): Iterable<string> {
@@ -231,6 +308,20 @@ export class ScenarioRun {
   workerLogs(): string {
     return this.outputs.map((c) => tail(c.output(), 8)).filter(Boolean).join('\n---\n');
   }
+}
+
+/** The lines of a worker's output stamped (faults/worker.ts) between two times (ms since the epoch, same UTC day). */
+function linesBetween(output: string, from: number, to: number): string {
+  const day = new Date(from).setUTCHours(0, 0, 0, 0);
+  return output
+    .split('\n')
+    .filter((line) => {
+      const m = /^\[\S+ (\d\d):(\d\d):(\d\d)\.(\d{3})\]/.exec(line);
+      if (!m) return false;
+      const at = day + ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000 + Number(m[4]);
+      return at >= from && at <= to;
+    })
+    .join('\n');
 }
 
 function tail(output: string, lines = 15): string {

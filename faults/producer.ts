@@ -23,7 +23,10 @@ const hangRate = Number(env.HANG_RATE ?? 0);
 const rate = Number(env.RATE ?? 0);
 const startedAt = Date.now();
 const end = Date.now() + Number(env.DURATION_MS ?? 5000);
-const sql = postgres(env.DATABASE_URL!, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+// Reconnect delays bounded as crier bounds its own: postgres.js 4.x's default grows to 20 s after
+// a few failed attempts, and producers that come back late after a restart leave the workers
+// nothing to handle, which the recovery bound (recovery.ts) would blame on the workers.
+const sql = postgres(env.DATABASE_URL!, { max: 1, onnotice: () => {}, connect_timeout: 5, backoff: (attempts: number) => Math.min(1, 0.05 * 2 ** attempts) });
 const crier = createCrier();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -2,6 +2,7 @@
 // repeatedly until the window closes; the harness does the rest (see harness.ts).
 import postgres from 'postgres';
 import type { Result, ScenarioRun, ScenarioSettings } from './harness.ts';
+import { firstAccepted } from './recovery.ts';
 
 export interface Scenario extends ScenarioSettings {
   name: string;
@@ -19,6 +20,49 @@ export interface Scenario extends ScenarioSettings {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const between = (min: number, max: number) => min + Math.random() * (max - min);
 const open = (run: ScenarioRun) => Date.now() < run.windowEndsAt;
+
+/** Each worker handles again within this of Postgres accepting connections after a restart or crash (issue 16.5). */
+const restartBoundMs = 5000;
+/** ... and within this of a silent network healing (issue 21), with the worker's default deadlines. */
+const healBoundMs = 30_000;
+
+/** Restarts (or crashes) Postgres and marks when it accepts connections again as a recovery point. */
+async function restart(run: ScenarioRun, label: string, how: 'restartFast' | 'crashAndRecover'): Promise<number> {
+  const t = Date.now();
+  let accepted: Promise<number> | undefined;
+  await run.cluster[how](() => {
+    accepted = firstAccepted(run.url);
+  });
+  const at = await accepted!;
+  run.fault();
+  run.markRecovery(label, at, restartBoundMs);
+  return at - t;
+}
+
+/**
+ * A silent network for `stallMs` between the proxied workers and Postgres, then a heal: by
+ * resetting the stalled connections, or only for new ones (the stalled stay open and silent).
+ */
+function stall(heal: 'reset' | 'new-only'): Pick<Scenario, 'inject' | 'expect'> {
+  const stallMs = 12_000;
+  return {
+    async inject(run) {
+      await sleep(2000);
+      run.proxy!.stall();
+      run.fault(`network to ${run.proxied.join(', ')} silent for ${stallMs / 1000} s`);
+      await sleep(stallMs);
+      const reset = heal === 'reset' ? run.proxy!.healByReset() : (run.proxy!.healNewOnly(), 0);
+      run.markRecovery(heal === 'reset' ? 'the heal (reset)' : 'the heal (new connections only)', Date.now(), healBoundMs);
+      run.notes.push(heal === 'reset' ? `${reset} stalled connections reset` : 'stalled connections left open and silent');
+      await sleep(Math.max(0, run.windowEndsAt - Date.now()));
+    },
+    // The worker must say what happened: replacing its client or its LISTEN connection.
+    expect: (result) =>
+      result.proxied
+        .filter((id) => !/database client replaced|LISTEN connection lost/.test(result.outputs.get(id) ?? ''))
+        .map((id) => `worker ${id} behind the silent network logged nothing about it`),
+  };
+}
 
 export const scenarios: Scenario[] = [
   {
@@ -80,15 +124,14 @@ export const scenarios: Scenario[] = [
     what: 'fast shutdown and restart of Postgres, twice, mid-run',
     workers: 3,
     producers: 2,
+    // Producers run on for several seconds after each restart, so every worker has work to show
+    // that it handles again (bounded recovery: within 5 s of Postgres accepting connections).
+    windowSeconds: 14,
     async inject(run) {
       const start = Date.now();
-      const window = run.windowEndsAt - start;
-      for (const at of [0.3, 0.65]) {
-        await sleep(Math.max(0, start + window * at - Date.now()));
-        const t = Date.now();
-        await run.cluster.restartFast();
-        run.fault();
-        run.notes.push(`restart took ${Date.now() - t} ms`);
+      for (const [i, at] of [1500, 6500].entries()) {
+        await sleep(Math.max(0, start + at - Date.now()));
+        run.notes.push(`restart ${i + 1} down ${await restart(run, `restart ${i + 1}`, 'restartFast')} ms`);
       }
     },
   },
@@ -97,12 +140,10 @@ export const scenarios: Scenario[] = [
     what: 'immediate shutdown (SIGQUIT: crash recovery on start) of Postgres mid-run',
     workers: 3,
     producers: 2,
+    windowSeconds: 10,
     async inject(run) {
-      await sleep((run.windowEndsAt - Date.now()) * 0.4);
-      const t = Date.now();
-      await run.cluster.crashAndRecover();
-      run.fault();
-      run.notes.push(`crash recovery took ${Date.now() - t} ms`);
+      await sleep(2500);
+      run.notes.push(`down ${await restart(run, 'the crash', 'crashAndRecover')} ms`);
     },
   },
   {
@@ -156,5 +197,23 @@ export const scenarios: Scenario[] = [
     },
     expect: (result) =>
       result.staleAcksRefused > 0 ? [] : ['no late ack or lost lease was seen: the pauses hit idle workers only'],
+  },
+  {
+    name: 'stall-heal-reset',
+    what: 'the network between 2 of 3 workers and Postgres holds every byte for 12 s (sockets kept open), then the stalled connections are reset',
+    workers: 3,
+    producers: 2,
+    proxiedWorkers: 2,
+    windowSeconds: 30,
+    ...stall('reset'),
+  },
+  {
+    name: 'stall-heal-new-only',
+    what: 'the same silence, healed for new connections only: the stalled ones stay open and say nothing, for ever',
+    workers: 3,
+    producers: 2,
+    proxiedWorkers: 2,
+    windowSeconds: 30,
+    ...stall('new-only'),
   },
 ];

@@ -10,7 +10,9 @@
 //                   starts and completions per key from it (see checker.ts)
 //
 // Environment: DATABASE_URL, WORKER_ID, LEASE (duration), CONCURRENCY (per subscription),
-// HANDLER_MS (max random handler time), HANDLER_TIMEOUT (duration). Events whose payload says
+// HANDLER_MS (max random handler time), HANDLER_TIMEOUT (duration), WORKER_DATABASE_URL (the
+// worker's own connection, e.g. through the suite's stall proxy; the handlers' records then go to
+// DATABASE_URL directly, so that what is measured is crier's recovery, not the test's). Events whose payload says
 // hang=true hang on their first attempt until the handler times out or the lease is lost.
 import postgres from 'postgres';
 import { createCrier, type Duration, type HandlerContext } from '../src/index.ts';
@@ -23,8 +25,10 @@ const concurrency = Number(env.CONCURRENCY ?? 8);
 // fetch_types: false as the worker sets on a client it opens itself (src/worker/worker.ts): postgres.js
 // 3.4 fetches array types on each new connection without handling that query's failure, so a
 // connection terminated right then ends the process with an unhandled CONNECTION_CLOSED.
-const sql = postgres(env.DATABASE_URL!, { max: 10 + concurrency, onnotice: () => {}, connect_timeout: 5, fetch_types: false });
-const log = (message: string) => console.log(`[${workerId}] ${message}`);
+const sql = postgres(env.WORKER_DATABASE_URL ?? env.DATABASE_URL!, { max: 10 + concurrency, onnotice: () => {}, connect_timeout: 5, fetch_types: false });
+const records = env.WORKER_DATABASE_URL ? postgres(env.DATABASE_URL!, { max: concurrency, onnotice: () => {}, connect_timeout: 5, fetch_types: false }) : sql;
+// Timestamped, so that a broken recovery bound can be read against the harness's clock.
+const log = (message: string) => console.log(`[${workerId} ${new Date().toISOString().slice(11, 23)}] ${message}`);
 
 interface FaultPayload {
   rollback: boolean;
@@ -61,7 +65,7 @@ const worker = createCrier().worker({
       handler: async (event, ctx) => {
         const payload = event.payload as FaultPayload;
         await work(payload, ctx);
-        await sql`INSERT INTO handled (event_id, worker, attempt, rollback)
+        await records`INSERT INTO handled (event_id, worker, attempt, rollback)
                   VALUES (${event.id}, ${workerId}, ${ctx.attempt}, ${payload.rollback})`;
       },
     },
@@ -84,7 +88,7 @@ const worker = createCrier().worker({
       ...common,
       handler: async (event, ctx) => {
         const payload = event.payload as FaultPayload;
-        const record = (phase: 'start' | 'done') => sql`
+        const record = (phase: 'start' | 'done') => records`
           INSERT INTO handled_ordered (event_id, key, worker, attempt, phase, rollback)
           VALUES (${event.id}, ${event.key}, ${workerId}, ${ctx.attempt}, ${phase}, ${payload.rollback})`;
         await record('start');

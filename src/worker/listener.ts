@@ -4,9 +4,13 @@
 // It also checks that LISTEN really delivers: through a transaction-mode pooler (PgBouncer) the
 // LISTEN succeeds but notifications never come back, so after each LISTEN it sends itself a probe
 // on a private channel and, if that never arrives, says once that the worker is only polling.
+// A LISTEN connection that went quiet (a silent network keeps the socket open) would wait for
+// notifications for ever, so it proves it is alive by a round trip on itself every
+// healthIntervalMs, under the deadline, and is replaced when it does not answer.
 import { randomBytes } from 'node:crypto';
 import type postgres from 'postgres';
-import { openClient, type Connection } from '../connection.ts';
+import { driverCancelsQueries, openClient, type Connection } from '../connection.ts';
+import { DeadlineMissed, withDeadline } from './client.ts';
 import { describeConnectionError } from '../errors.ts';
 import { errorMessage, type Logger } from '../logger.ts';
 
@@ -24,6 +28,10 @@ export interface ListenerOptions {
   pollIntervalMs: number;
   /** How long after the probe's NOTIFY committed it may take to arrive (default 3s). */
   probeTimeoutMs?: number;
+  /** Deadline of LISTEN and of each health check (default 10s). */
+  queryTimeoutMs?: number;
+  /** How often the connection proves it is alive with a round trip on itself (default 10s). */
+  healthIntervalMs?: number;
 }
 
 export class Listener {
@@ -36,6 +44,7 @@ export class Listener {
   private readonly probeChannel = `crier_probe_${randomBytes(8).toString('hex')}`;
   private probeToken: string | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
+  private healthTimer: NodeJS.Timeout | undefined;
   private deaf = false;
   private warnedDeaf = false;
 
@@ -53,11 +62,13 @@ export class Listener {
 
   private async connect(): Promise<void> {
     if (this.closed) return;
+    const deadlineMs = this.options.queryTimeoutMs ?? 10_000;
     const client: postgres.Sql = openClient(this.connection, {
       max: 1,
       idle_timeout: 0,
       max_lifetime: null,
       fetch_types: false,
+      connect_timeout: Math.max(1, Math.ceil(deadlineMs / 1000)),
       onnotify: (channel, payload) => {
         if (channel === this.probeChannel) return this.probeArrived(payload);
         this.events.onWake(payload === '*' || payload === '' ? '*' : payload.split(' '));
@@ -67,7 +78,8 @@ export class Listener {
     this.client = client;
     try {
       // One simple query: both LISTENs land on the same server connection, even through a pooler.
-      await client.unsafe(`LISTEN "${this.channel.replace(/"/g, '""')}"; LISTEN "${this.probeChannel}"`);
+      const listen = client.unsafe(`LISTEN "${this.channel.replace(/"/g, '""')}"; LISTEN "${this.probeChannel}"`);
+      await withDeadline('LISTEN', deadlineMs, listen, driverCancelsQueries(client));
     } catch (error) {
       this.lost(client, error);
       if (this.failures === 1) throw error;
@@ -81,6 +93,21 @@ export class Listener {
       this.events.onReconnect();
     }
     this.probe(client);
+    this.checkHealth(client);
+  }
+
+  /** Every healthIntervalMs, a round trip on the LISTEN connection itself; no answer: replaced. */
+  private checkHealth(client: postgres.Sql): void {
+    const deadlineMs = this.options.queryTimeoutMs ?? 10_000;
+    clearTimeout(this.healthTimer);
+    this.healthTimer = setTimeout(() => {
+      if (this.closed || client !== this.client) return;
+      // max: 1, so this goes through the connection that LISTENs.
+      withDeadline('LISTEN health check', deadlineMs, client.unsafe('SELECT 1'), driverCancelsQueries(client)).then(
+        () => this.checkHealth(client),
+        (error: unknown) => this.lost(client, error),
+      );
+    }, this.options.healthIntervalMs ?? 10_000);
   }
 
   /** Sends this connection a NOTIFY from another one; silence means LISTEN is deaf here. */
@@ -128,7 +155,7 @@ export class Listener {
     this.client = undefined;
     if (this.connected || this.failures === 0) {
       this.logger.warn(
-        `LISTEN connection lost (${error ? describeConnectionError(error) : 'closed by the server'}); reconnecting, polling meanwhile`,
+        `LISTEN connection lost (${error instanceof DeadlineMissed ? error.message : error ? describeConnectionError(error) : 'closed by the server'}); replacing it, polling meanwhile`,
       );
     }
     this.connected = false;
@@ -152,6 +179,7 @@ export class Listener {
     this.closed = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.probeTimer);
+    clearTimeout(this.healthTimer);
     const client = this.client;
     this.client = undefined;
     await client?.end({ timeout: 1 });

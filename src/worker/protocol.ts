@@ -6,6 +6,7 @@ import type postgres from 'postgres';
 import { denseRows } from '../dense-rows.ts';
 import { inSchema } from '../schema-name.ts';
 import { pgArray } from '../sql-helpers.ts';
+import { ReplaceableClient } from './client.ts';
 
 export interface ClaimedDelivery {
   deliveryId: string;
@@ -106,22 +107,35 @@ const statements = {
 
 export class Protocol {
   private readonly text: Record<keyof typeof statements, string>;
+  /** Every call goes through it: under the worker's deadline, on a client replaced when it fails. */
+  readonly client: ReplaceableClient;
 
   constructor(
-    readonly sql: postgres.Sql<any>,
+    sql: postgres.Sql<any> | ReplaceableClient,
     readonly schema: string,
     readonly workerId: string,
   ) {
+    this.client = sql instanceof ReplaceableClient ? sql : new ReplaceableClient(sql);
     this.text = Object.fromEntries(
       Object.entries(statements).map(([name, text]) => [name, inSchema(text, schema)]),
     ) as Record<keyof typeof statements, string>;
   }
 
+  /** The worker's client now (it changes when one is replaced). */
+  get sql(): postgres.Sql<any> {
+    return this.client.current;
+  }
+
   // Prepared where the client allows it: postgres.js ANDs this `prepare: true` with the client's own
   // option, so a worker client made with `prepare: false` (PgBouncer in transaction mode) sends
-  // unnamed statements instead.
-  private async run(name: keyof typeof statements, params: unknown[], sql: postgres.Sql<any> | postgres.TransactionSql<any> = this.sql) {
-    return denseRows(await sql.unsafe(this.text[name], params as postgres.ParameterOrJSON<never>[], { prepare: true }));
+  // unnamed statements instead. `tx`: a transactional handler's transaction, which carries its own
+  // ack; it runs under the same deadline, but its client is not the worker's to replace from here
+  // (the handler's timeout and the next claim on that client see to it).
+  private async run(name: keyof typeof statements, params: unknown[], tx?: postgres.TransactionSql<any>) {
+    const text = this.text[name];
+    const args = params as postgres.ParameterOrJSON<never>[];
+    if (tx) return denseRows(await this.client.within(name, tx.unsafe(text, args, { prepare: true })));
+    return denseRows(await this.client.run(name, (sql) => sql.unsafe(text, args, { prepare: true })));
   }
 
   /**

@@ -171,7 +171,8 @@ export class SubscriptionLoop {
     private readonly logger: Logger,
   ) {
     const { name: subscription, maxAttempts } = settings;
-    this.contextSources = { subscription, maxAttempts, sql: protocol.sql, schema: protocol.schema };
+    // sql is read per attempt: the worker replaces its client when one fails (client.ts).
+    this.contextSources = { subscription, maxAttempts, schema: protocol.schema, get sql() { return protocol.sql; } };
   }
 
   /** The stored subscription's maxAttempts, when it differs from the code's (src/subscriptions.ts). */
@@ -252,8 +253,9 @@ export class SubscriptionLoop {
         }
         if (failures === 1) this.logger.warn(`subscription "${name}": claim failed (${errorMessage(error)}); retrying with backoff`);
         // Not cut short by wake-ups: a reconnecting listener wakes every loop, and a dead
-        // database must not be hammered.
-        await this.sleep(Math.min(5000, 50 * 2 ** Math.min(failures, 7)), { wakeable: false });
+        // database must not be hammered. At most a second, though: claims resume within a second
+        // of the server being back (one claim a second per subscription is no load).
+        await this.sleep(Math.min(1000, 50 * 2 ** Math.min(failures, 7)), { wakeable: false });
         continue;
       }
       if (failures > 0) this.logger.info(`subscription "${name}": claiming again after ${failures} failed attempts`);
@@ -434,7 +436,8 @@ export class SubscriptionLoop {
     const { handler } = this.settings;
     const sources = this.contextSources;
     const { delivery } = entry;
-    runTransactional(sources.sql, this.protocol, delivery, entry.signal, (tx) => handler(event, new AttemptContext(sources, delivery, event, entry, tx))).then(
+    const idleLimitMs = this.settings.timeoutMs + Math.max(this.protocol.client.queryTimeoutMs, 1000);
+    runTransactional(sources.sql, this.protocol, delivery, entry.signal, (tx) => handler(event, new AttemptContext(sources, delivery, event, entry, tx)), idleLimitMs).then(
       (outcome) => this.settle(entry, undefined, outcome),
       (error: unknown) => this.failed(entry, error),
     );

@@ -3,6 +3,10 @@
 // if this attempt no longer holds the delivery, complete returns nothing and everything rolls back.
 // A handler that throws, times out or loses its lease rolls back too; the caller then records the
 // failure outside the rolled-back transaction, so the retry policy applies.
+// A transaction whose client went silent (a network that holds the bytes) would keep its locks on
+// the server, the delivery's row among them, until the server notices the dead connection (hours,
+// with default TCP keepalives): no ack, rescue or retry of that delivery could get through. So each
+// transaction tells the server to end it once it has been idle longer than its handler may run.
 import type postgres from 'postgres';
 import { CrierError } from '../errors.ts';
 import type { Protocol } from './protocol.ts';
@@ -17,10 +21,16 @@ export async function runTransactional(
   delivery: { deliveryId: string; attempt: number },
   signal: AbortSignal,
   handle: (tx: postgres.TransactionSql<{}>) => unknown,
+  /** The server ends the transaction after this long idle (the handler's timeout and a margin); none if undefined. */
+  idleLimitMs?: number,
 ): Promise<TransactionalOutcome> {
   const state = { over: false, abandoned: false };
+  const idleLimit = idleLimitMs === undefined ? undefined : String(Math.min(2 ** 31 - 1, Math.max(1, Math.ceil(idleLimitMs))));
   try {
     await sql.begin(async (tx) => {
+      // Pipelined ahead of the handler's first query (not awaited: no extra round trip); if it
+      // failed, the handler's queries would fail with it.
+      if (idleLimit) tx.unsafe(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [idleLimit]).catch(() => {});
       try {
         try {
           await Promise.race([handle(closable(tx as postgres.TransactionSql<{}>, state)), aborted(signal)]);

@@ -5,7 +5,6 @@
 // here (in-flight handlers, queued acks) is rebuilt from the rows if this process dies.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type postgres from 'postgres';
 import { openClient, type Connection } from '../connection.ts';
 import { toMilliseconds, type Duration } from '../duration.ts';
 import { CrierError, fromDatabaseError } from '../errors.ts';
@@ -15,6 +14,7 @@ import {
   declareSubscriptions, retrySchedule, toSubscriptionRow, type DeclaredSubscription, type SubscriptionSpec,
 } from '../subscriptions.ts';
 import { AckBuffer } from './acks.ts';
+import { ReplaceableClient } from './client.ts';
 import type { Handler } from './event.ts';
 import { Listener } from './listener.ts';
 import { Protocol } from './protocol.ts';
@@ -56,6 +56,18 @@ export interface WorkerOptions {
   workerId?: string;
   /** Safety-net poll when no NOTIFY arrives (default 2s). */
   pollInterval?: Duration;
+  /**
+   * Deadline of every round trip the worker makes (claim, ack, heartbeat, rescue, park, the LISTEN
+   * health check; default 10s). A client that misses it is ended and replaced by a fresh one, as is
+   * one whose connection attempt times out (CONNECT_TIMEOUT): a connection that went quiet (a silent
+   * network, a NAT that lost the flow) is found and left within this time. See docs/reliability.md.
+   */
+  queryTimeout?: Duration;
+  /**
+   * How often the LISTEN connection proves it is alive by a round trip on itself (default 10s).
+   * One that does not answer within queryTimeout is replaced, and the worker catches up by claiming.
+   */
+  listenHealthInterval?: Duration;
   /** How long stop() waits for running handlers before releasing their deliveries (default 10s). */
   shutdownTimeout?: Duration;
   /** Stop gracefully on SIGINT/SIGTERM; a second signal exits at once (default true). */
@@ -67,8 +79,8 @@ export class Worker {
   readonly id: string;
   private readonly schema: string;
   private readonly logger: Logger;
-  private readonly sql: postgres.Sql<any>;
-  private readonly ownsSql: boolean;
+  /** The worker's client, under deadlines, replaced when it fails (see client.ts). */
+  private readonly client: ReplaceableClient;
   private readonly protocol: Protocol;
   private readonly acks: AckBuffer;
   private readonly loops: SubscriptionLoop[];
@@ -88,6 +100,11 @@ export class Worker {
     this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.pollIntervalMs = toMilliseconds(options.pollInterval ?? 2000, 'pollInterval');
     this.shutdownTimeoutMs = toMilliseconds(options.shutdownTimeout ?? 10_000, 'shutdownTimeout');
+    const queryTimeoutMs = toMilliseconds(options.queryTimeout ?? 10_000, 'queryTimeout');
+    const listenHealthMs = toMilliseconds(options.listenHealthInterval ?? 10_000, 'listenHealthInterval');
+    if (queryTimeoutMs <= 0 || listenHealthMs <= 0) {
+      throw new CrierError('CRIER_INVALID_OPTION', 'queryTimeout and listenHealthInterval must be longer than 0');
+    }
     if (options.subscriptions.length === 0) {
       throw new CrierError('CRIER_INVALID_OPTION', 'a worker needs at least one subscription');
     }
@@ -97,23 +114,32 @@ export class Worker {
     const rows = options.subscriptions.map(toSubscriptionRow);
     this.heartbeatMs = Math.max(50, Math.min(...rows.map((r) => r.leaseMs)) / 3);
 
-    if (typeof options.connection === 'string') {
-      // Transactional handlers each hold a connection while they run; claims and acks need their own.
-      const heldByHandlers = options.subscriptions.reduce((n, s) => n + (s.transactional ? (s.concurrency ?? 10) : 0), 0);
-      this.sql = openClient(options.connection, {
-        max: Math.min(20, options.subscriptions.length + 3) + heldByHandlers,
-        connect_timeout: 10,
+    const { connection } = options;
+    // Transactional handlers each hold a connection while they run; claims and acks need their own.
+    const heldByHandlers = options.subscriptions.reduce((n, s) => n + (s.transactional ? (s.concurrency ?? 10) : 0), 0);
+    const open = () =>
+      openClient(connection, {
+        // A replacement for the caller's client keeps its pool size.
+        ...(typeof connection === 'string' ? { max: Math.min(20, options.subscriptions.length + 3) + heldByHandlers } : {}),
+        connect_timeout: Math.max(1, Math.ceil(queryTimeoutMs / 1000)),
+        // Reconnect within a second once the server is back: postgres.js's default backoff grows
+        // to 20 s after a few failed attempts (a restart), and claims would wait for it.
+        backoff: (attempts: number) => Math.min(1, 0.05 * 2 ** attempts),
         // crier sends arrays as text and reads none. And postgres.js 3.4 fetches array types on
         // each new connection without handling that query's failure: a connection killed right
         // then (pg_terminate_backend, restart) becomes an unhandled rejection that ends the process.
         fetch_types: false,
       });
-      this.ownsSql = true;
-    } else {
-      this.sql = options.connection;
-      this.ownsSql = false;
-    }
-    this.protocol = new Protocol(this.sql, this.schema, this.id);
+    this.client = new ReplaceableClient(typeof connection === 'string' ? open() : connection, {
+      queryTimeoutMs,
+      open,
+      ownsFirst: typeof connection === 'string',
+      graceMs: queryTimeoutMs,
+      logger: this.logger,
+      // Work may have been missed, or failed, on the old client: claim now.
+      onReplaced: () => this.loops.forEach((loop) => loop.wake()),
+    });
+    this.protocol = new Protocol(this.client, this.schema, this.id);
     this.acks = new AckBuffer(this.protocol, this.logger, (ids) => this.onAckRefused(ids));
     this.loops = options.subscriptions.map((definition, i) => {
       const concurrency = definition.concurrency ?? 10;
@@ -152,8 +178,10 @@ export class Worker {
       },
       this.logger,
       {
-        notify: (channel, payload) => this.sql.unsafe('SELECT pg_notify($1, $2)', [channel, payload]),
+        notify: (channel, payload) => this.client.run('LISTEN probe', (sql) => sql.unsafe('SELECT pg_notify($1, $2)', [channel, payload])),
         pollIntervalMs: this.pollIntervalMs,
+        queryTimeoutMs,
+        healthIntervalMs: listenHealthMs,
       },
     );
   }
@@ -163,7 +191,7 @@ export class Worker {
     if (this.state !== 'new') throw new Error('crier: a worker can be started once');
     this.state = 'running';
     try {
-      this.adopt(await declareSubscriptions(this.sql, this.schema, this.options.subscriptions));
+      this.adopt(await this.client.run('declaring subscriptions', (sql) => declareSubscriptions(sql, this.schema, this.options.subscriptions)));
       await this.listener.start();
     } catch (error) {
       await this.close();
@@ -254,7 +282,7 @@ export class Worker {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     await this.listener.stop();
-    if (this.ownsSql) await this.sql.end({ timeout: 5 });
+    await this.client.end(5);
   }
 
   private inFlight(): InFlight[] {
