@@ -13,6 +13,21 @@ import { denseRows } from './dense-rows.ts';
 /** A postgres.js client or transaction, 3.x or 4.x. */
 export interface PostgresJsExecutor {
   unsafe(query: string, parameters?: any[], options?: { prepare?: boolean }): PromiseLike<any>;
+  /** A parameter of a given type oid (both majors have it). */
+  typed?(value: unknown, oid: number): unknown;
+}
+
+const textOid = 25;
+
+/**
+ * `value` as a parameter declared `text`, for statements that cast it themselves ($1::text::...).
+ * Left untyped, postgres.js 4 first asks the server for the parameter's type in a round trip of its
+ * own (Parse, Describe, Flush, no Sync), which PgBouncer 1.18 in transaction mode never answers
+ * outside a transaction: the query hung for ever.
+ */
+export function textParameter(executor: Executor, value: string): unknown {
+  const postgresJs = executor as PostgresJsExecutor;
+  return typeof executor === 'function' && typeof postgresJs.typed === 'function' ? postgresJs.typed(value, textOid) : value;
 }
 
 /** A Drizzle database or transaction (the SQL object crier hands it is made with the caller's drizzle-orm). */

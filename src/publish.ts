@@ -3,7 +3,7 @@
 // transaction, so an event exists if and only if the business change committed.
 import { toMilliseconds, type Duration } from './duration.ts';
 import { CrierError, fromDatabaseError, quote } from './errors.ts';
-import { runQuery, type Executor } from './executor.ts';
+import { runQuery, textParameter, type Executor } from './executor.ts';
 import { MAX_HEADER_ID_BYTES, MAX_IDEMPOTENCY_KEY_BYTES, MAX_KEY_BYTES, overLimit } from './limits.ts';
 import { inSchema } from './schema-name.ts';
 import { assertTopic } from './topics.ts';
@@ -79,7 +79,9 @@ export async function publishEvents(
   const batch = `[${events.map(encodeEvent).join(',')}]`;
   const idempotent = events.some((e) => e.idempotencyKey != null);
   try {
-    const rows = await runQuery(executor, inSchema(idempotent ? insertIdempotentEvents : insertEvents, schema), [batch]);
+    const rows = await runQuery(executor, inSchema(idempotent ? insertIdempotentEvents : insertEvents, schema), [
+      textParameter(executor, batch),
+    ]);
     return rows.map(toPublished);
   } catch (error) {
     throw fromDatabaseError(error);
