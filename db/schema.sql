@@ -229,7 +229,6 @@ $$;
 
 CREATE FUNCTION crier.complete(p_worker text, p_ids bigint[], p_attempts integer[]) RETURNS SETOF bigint
     LANGUAGE sql
-    SET enable_seqscan TO 'off'
     AS $$
   SELECT crier.lock_ordered_keys(p_ids) WHERE EXISTS (SELECT 1 FROM crier.subscriptions WHERE ordered);
   UPDATE crier.deliveries d
@@ -503,7 +502,6 @@ $$;
 
 CREATE FUNCTION crier.extend_leases(p_worker text, p_ids bigint[], p_attempts integer[]) RETURNS SETOF bigint
     LANGUAGE sql
-    SET enable_seqscan TO 'off'
     AS $$
   UPDATE crier.deliveries d
   SET locked_until = now() + s.lease_ms * interval '1 millisecond', updated_at = now()
@@ -519,7 +517,6 @@ $$;
 
 CREATE FUNCTION crier.fail(p_worker text, p_ids bigint[], p_attempts integer[], p_errors text[], p_stacks text[], p_give_up boolean[], p_delays_ms integer[] DEFAULT NULL::integer[]) RETURNS TABLE(delivery_id bigint, state text, available_at timestamp with time zone)
     LANGUAGE sql
-    SET enable_seqscan TO 'off'
     AS $$
   SELECT crier.lock_ordered_keys(p_ids);
   UPDATE crier.deliveries d
@@ -1475,7 +1472,6 @@ END $$;
 
 CREATE FUNCTION crier.release(p_worker text, p_ids bigint[], p_attempts integer[]) RETURNS SETOF bigint
     LANGUAGE plpgsql
-    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
   v_released bigint[];

@@ -4,7 +4,7 @@
 -- Heartbeat: renews the leases this worker still holds; returns the ids it still holds.
 CREATE OR REPLACE FUNCTION crier.extend_leases(p_worker text, p_ids bigint[], p_attempts integer[])
 RETURNS SETOF bigint
-LANGUAGE sql SET enable_seqscan = off AS $$
+LANGUAGE sql AS $$
   UPDATE crier.deliveries d
   SET locked_until = now() + s.lease_ms * interval '1 millisecond', updated_at = now()
   FROM unnest(p_ids, p_attempts) AS a(id, attempt), crier.subscriptions s
@@ -16,7 +16,7 @@ $$;
 -- Graceful shutdown: hands unfinished deliveries back without counting the attempt.
 CREATE OR REPLACE FUNCTION crier.release(p_worker text, p_ids bigint[], p_attempts integer[])
 RETURNS SETOF bigint
-LANGUAGE plpgsql SET enable_seqscan = off AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   v_released bigint[];
   v_subs text[];
