@@ -48,7 +48,8 @@ if (process.env.DATABASE_URL === undefined) {
 
 let failed = false;
 const stream = run({ files, concurrency: 4, timeout: 180_000 });
-stream.on('test:fail', () => (failed = true));
+// A failing test marked todo (a known limitation, shown in the report) does not fail the run.
+stream.on('test:fail', (event) => (failed ||= event.todo === undefined || event.todo === false));
 stream
   .compose(process.stdout.isTTY ? new spec() : tap)
   .on('end', async () => {

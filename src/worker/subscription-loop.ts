@@ -38,7 +38,7 @@
 //
 // Outcomes go to the worker's AckBuffer; each claim takes the completions queued so far along.
 import type { Duration } from '../duration.ts';
-import { CrierError, UnrecoverableError } from '../errors.ts';
+import { CrierError, fromDatabaseError, UnrecoverableError } from '../errors.ts';
 import { scheduledDelayMs, toRetryDelayMs } from '../subscriptions.ts';
 import { errorMessage, type Logger } from '../logger.ts';
 import type { AckBuffer } from './acks.ts';
@@ -247,7 +247,8 @@ export class SubscriptionLoop {
         const { error } = outcome;
         if (this.stopping) break;
         failures++;
-        if (error instanceof Error && /CRIER_UNKNOWN_SUBSCRIPTION/.test(error.message)) {
+        const known = fromDatabaseError(error);
+        if (known instanceof CrierError && known.code === 'CRIER_UNKNOWN_SUBSCRIPTION') {
           this.logger.error(`subscription "${name}" was removed from the database; this worker stops claiming for it`);
           break;
         }

@@ -250,10 +250,12 @@ export class Worker {
     const running = () => this.loops.flatMap((loop) => [...loop.inFlight.values()]);
     if (running().length > 0) {
       this.logger.info(`waiting up to ${this.shutdownTimeoutMs}ms for ${running().length} running handlers`);
+      let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         Promise.all(running().map((entry) => entry.settled())),
-        new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now()))),
+        new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now())))),
       ]);
+      clearTimeout(timer); // else it keeps the process alive until the deadline
     }
     const unfinished = running();
     for (const entry of unfinished) {
