@@ -490,7 +490,11 @@ $_$;
 CREATE FUNCTION crier.event_within_limits(p_topic text, p_key text, p_headers jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-  SELECT crier.check_bytes('CRIER_TOPIC_TOO_LONG', 'topic', p_topic, crier.limit_bytes('topic'))
+  SELECT (octet_length(p_topic) <= crier.limit_bytes('topic')
+          AND coalesce(octet_length(p_key), 0) <= crier.limit_bytes('key')
+          AND coalesce(octet_length(p_headers ->> 'correlationId'), 0) <= crier.limit_bytes('header id')
+          AND coalesce(octet_length(p_headers ->> 'causationId'), 0) <= crier.limit_bytes('header id'))
+     OR crier.check_bytes('CRIER_TOPIC_TOO_LONG', 'topic', p_topic, crier.limit_bytes('topic'))
      AND crier.check_bytes('CRIER_KEY_TOO_LONG', 'key', p_key, crier.limit_bytes('key'))
      AND crier.check_bytes('CRIER_HEADER_TOO_LONG', 'correlationId header', p_headers ->> 'correlationId', crier.limit_bytes('header id'))
      AND crier.check_bytes('CRIER_HEADER_TOO_LONG', 'causationId header', p_headers ->> 'causationId', crier.limit_bytes('header id'))
