@@ -44,6 +44,7 @@
 import { CrierError, fromDatabaseError } from '../errors.ts';
 import { errorMessage, type Logger } from '../logger.ts';
 import type { AckBuffer } from './acks.ts';
+import type { WorkerTrouble } from './events.ts';
 import type { ClaimedDelivery, Protocol } from './protocol.ts';
 
 export interface SchedulerSettings {
@@ -105,6 +106,8 @@ export class ClaimScheduler {
     private readonly acks: AckBuffer,
     private readonly logger: Logger,
     private readonly target: ClaimTarget,
+    /** Worker-level trouble (a claim that failed): the worker's 'error' event. */
+    private readonly report: (trouble: WorkerTrouble) => void,
   ) {}
 
   start(): void {
@@ -185,10 +188,16 @@ export class ClaimScheduler {
         failures++;
         const known = fromDatabaseError(error);
         if (known instanceof CrierError && known.code === 'CRIER_UNKNOWN_SUBSCRIPTION') {
-          this.logger.error(`subscription "${name}" was removed from the database; this worker stops claiming for it`);
+          const message = `subscription "${name}" was removed from the database; this worker stops claiming for it`;
+          this.logger.error(message);
+          this.report({ error, message, subscription: name });
           break;
         }
-        if (failures === 1) this.logger.warn(`subscription "${name}": claim failed (${errorMessage(error)}); retrying with backoff`);
+        if (failures === 1) {
+          const message = `subscription "${name}": claim failed (${errorMessage(error)}); retrying with backoff`;
+          this.logger.warn(message);
+          this.report({ error, message, subscription: name });
+        }
         // Not cut short by wake-ups: a reconnecting listener wakes every loop, and a dead
         // database must not be hammered. At most a second, though: claims resume within a second
         // of the server being back (one claim a second per subscription is no load).

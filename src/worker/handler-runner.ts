@@ -4,7 +4,8 @@
 // when a slot frees up it tells the scheduler, which decides when to claim again.
 import type postgres from 'postgres';
 import type { Logger } from '../logger.ts';
-import type { AckBuffer } from './acks.ts';
+import type { AckBuffer, FailureWritten } from './acks.ts';
+import type { AttemptEvent, WorkerEmitter } from './events.ts';
 import { toEvent, type CrierEvent, type Handler } from './event.ts';
 import { describeFailure } from './failure.ts';
 import { AttemptContext, type ContextSources } from './handler-context.ts';
@@ -38,6 +39,8 @@ const maxTimerDelayMs = 2 ** 31 - 1;
 export class InFlight {
   /** The lease was lost (heartbeat refused): the outcome must not be acked. */
   lost = false;
+  /** When the handler started (ms since the epoch; 0: not yet). */
+  startedAt = 0;
   /** When the running handler times out (ms since the epoch). */
   deadline = Infinity;
   private controller: AbortController | undefined;
@@ -89,6 +92,7 @@ export class HandlerRunner {
     private readonly protocol: Protocol,
     private readonly acks: AckBuffer,
     private readonly logger: Logger,
+    private readonly events: WorkerEmitter,
     private readonly callbacks: RunnerCallbacks,
   ) {
     const { name: subscription, maxAttempts } = settings;
@@ -149,7 +153,8 @@ export class HandlerRunner {
   private execute(entry: InFlight): void {
     const { timeoutMs, transactional } = this.settings;
     const event = toEvent(entry.delivery);
-    entry.deadline = Date.now() + timeoutMs;
+    entry.startedAt = Date.now();
+    entry.deadline = entry.startedAt + timeoutMs;
     this.running.add(entry);
     this.armTimeout();
 
@@ -242,7 +247,11 @@ export class HandlerRunner {
     }
     this.pump();
     this.callbacks.slotFreed();
-    if (outcome === 'done') return; // acked in the handler's own transaction
+    const durationMs = Date.now() - entry.startedAt;
+    if (outcome === 'done') {
+      this.handled(entry, durationMs); // acked in the handler's own transaction
+      return;
+    }
     if (entry.lost || outcome === 'lease-lost') {
       this.logger.warn(
         `subscription "${this.settings.name}": delivery ${deliveryId} finished after its lease was lost; its outcome is dropped (another attempt owns it)`,
@@ -251,8 +260,37 @@ export class HandlerRunner {
     }
     if (error === undefined) {
       this.acks.complete(deliveryId, attempt);
+      this.handled(entry, durationMs);
       return;
     }
-    this.acks.fail({ deliveryId, attempt, ...describeFailure(error, this.settings.retrySchedule, attempt) }, this.callbacks.retryDue);
+    const failure = describeFailure(error, this.settings.retrySchedule, attempt);
+    this.acks.fail({ deliveryId, attempt, ...failure }, (written) => this.failureWritten(entry, durationMs, error, written));
+  }
+
+  private handled(entry: InFlight, durationMs: number): void {
+    if (this.events.has('handled')) this.events.emit('handled', this.attemptEvent(entry, durationMs));
+  }
+
+  /** A failed attempt's ack is written: its retry is due, or the delivery is dead. */
+  private failureWritten(entry: InFlight, durationMs: number, error: unknown, written: FailureWritten): void {
+    if (written.state === 'pending') {
+      this.callbacks.retryDue(written.dueInMs);
+      if (this.events.has('retry')) this.events.emit('retry', { ...this.attemptEvent(entry, durationMs), error, retryAt: written.availableAt });
+    } else if (this.events.has('dead')) {
+      this.events.emit('dead', { ...this.attemptEvent(entry, durationMs), error });
+    }
+  }
+
+  private attemptEvent({ delivery, startedAt }: InFlight, durationMs: number): AttemptEvent {
+    return {
+      subscription: this.settings.name,
+      deliveryId: delivery.deliveryId,
+      eventId: delivery.eventId,
+      topic: delivery.topic,
+      attempt: delivery.attempt,
+      publishedAt: delivery.createdAt,
+      startedAt: new Date(startedAt),
+      durationMs,
+    };
   }
 }

@@ -14,6 +14,7 @@ import {
   declareSubscriptions, retrySchedule, toSubscriptionRow, type DeclaredSubscription, type SubscriptionSpec,
 } from '../subscriptions.ts';
 import { AckBuffer } from './acks.ts';
+import { WorkerEmitter, type WorkerEvents, type WorkerEventName } from './events.ts';
 import { ReplaceableClient } from './client.ts';
 import type { Handler } from './event.ts';
 import { Listener } from './listener.ts';
@@ -80,6 +81,7 @@ export class Worker {
   readonly id: string;
   private readonly schema: string;
   private readonly logger: Logger;
+  private readonly events: WorkerEmitter;
   /** The worker's client, under deadlines, replaced when it fails (see client.ts). */
   private readonly client: ReplaceableClient;
   private readonly protocol: Protocol;
@@ -99,6 +101,7 @@ export class Worker {
   constructor(private readonly options: WorkerOptions) {
     this.schema = checkSchemaName(options.schema ?? defaultSchema);
     this.logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger);
+    this.events = new WorkerEmitter(this.logger);
     this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.pollIntervalMs = toMilliseconds(options.pollInterval ?? 2000, 'pollInterval');
     this.shutdownTimeoutMs = toMilliseconds(options.shutdownTimeout ?? 10_000, 'shutdownTimeout');
@@ -138,8 +141,11 @@ export class Worker {
       ownsFirst: typeof connection === 'string',
       graceMs: queryTimeoutMs,
       logger: this.logger,
-      // Work may have been missed, or failed, on the old client: claim now.
-      onReplaced: () => this.loops.forEach((loop) => loop.scheduler.wake()),
+      onReplaced: (reason) => {
+        this.events.emit('error', { error: new CrierError('CRIER_CONNECTION', reason), message: `database client replaced: ${reason}` });
+        // Work may have been missed, or failed, on the old client: claim now.
+        this.loops.forEach((loop) => loop.scheduler.wake());
+      },
     });
     this.protocol = new Protocol(this.client, this.schema, this.id);
     this.acks = new AckBuffer(this.protocol, this.logger, (ids) => this.onAckRefused(ids));
@@ -167,6 +173,7 @@ export class Worker {
         this.protocol,
         this.acks,
         this.logger,
+        this.events,
         { slotFreed: () => scheduler.wake(), retryDue: (inMs: number) => scheduler.retryDue(inMs) },
       );
       const scheduler = new ClaimScheduler(
@@ -175,6 +182,7 @@ export class Worker {
         this.acks,
         this.logger,
         runner,
+        (trouble) => this.events.emit('error', trouble),
       );
       return { scheduler, runner };
     });
@@ -186,6 +194,7 @@ export class Worker {
           for (const { scheduler } of this.loops) if (names === '*' || names.includes(scheduler.settings.name)) scheduler.notified();
         },
         onReconnect: () => this.loops.forEach((loop) => loop.scheduler.wake()),
+        onTrouble: (trouble) => this.events.emit('error', trouble),
       },
       this.logger,
       {
@@ -195,6 +204,19 @@ export class Worker {
         healthIntervalMs: listenHealthMs,
       },
     );
+  }
+
+  /**
+   * Listens to what happens to handler attempts ('handled', 'retry', 'dead') and to worker-level
+   * trouble ('error'); returns the function that stops listening. A listener that throws is logged
+   * (once) and never breaks the worker. See docs/observability.md.
+   */
+  on<K extends WorkerEventName>(name: K, listener: WorkerEvents[K]): () => void {
+    return this.events.on(name, listener);
+  }
+
+  off<K extends WorkerEventName>(name: K, listener: WorkerEvents[K]): void {
+    this.events.off(name, listener);
   }
 
   /** Declares the subscriptions, starts listening and claiming. Rejects with a clear error if the database is unusable. */
@@ -320,10 +342,14 @@ export class Worker {
       );
       for (const entry of entries) {
         if (held.has(entry.delivery.deliveryId)) continue;
-        if (this.subscriptionOf(entry) === undefined) continue; // settled meanwhile: its ack is on its way, nothing to renew
+        const subscription = this.subscriptionOf(entry);
+        if (subscription === undefined) continue; // settled meanwhile: its ack is on its way, nothing to renew
         entry.lost = true;
-        entry.abort(new Error('lease lost: another attempt owns this delivery'));
-        this.logger.warn(`delivery ${entry.delivery.deliveryId}: lease lost (expired and taken over); its handler is aborted`);
+        const error = new Error('lease lost: another attempt owns this delivery');
+        entry.abort(error);
+        const message = `delivery ${entry.delivery.deliveryId}: lease lost (expired and taken over); its handler is aborted`;
+        this.logger.warn(message);
+        this.events.emit('error', { error, message, subscription });
       }
     } catch (error) {
       this.logger.warn(`heartbeat failed (${errorMessage(error)}); leases run out if this lasts`);
@@ -346,9 +372,9 @@ export class Worker {
   }
 
   private onAckRefused(ids: string[]): void {
-    this.logger.warn(
-      `ack refused for deliveries ${ids.join(', ')}: the lease had expired and the delivery was taken over (or it was already acked)`,
-    );
+    const message = `ack refused for deliveries ${ids.join(', ')}: the lease had expired and the delivery was taken over (or it was already acked)`;
+    this.logger.warn(message);
+    this.events.emit('error', { error: new Error('ack refused'), message });
   }
 
   private installSignalHandlers(): void {
