@@ -4,7 +4,8 @@
 // message followed by its fields as key=value.
 //
 // The default (consoleLogger) writes one line per record to stderr: key=value (logfmt), or JSON
-// with CRIER_LOG_FORMAT=json; records below CRIER_LOG_LEVEL (default info) are dropped.
+// with CRIER_LOG_FORMAT=json; records below CRIER_LOG_LEVEL (default info) are dropped. Both are
+// read when crier is imported.
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
@@ -42,14 +43,19 @@ export interface ConsoleLoggerOptions {
   write?: (line: string) => void;
 }
 
-/** A logger writing one line per record (stderr by default); read from the environment per record unless given. */
+/**
+ * A logger writing one line per record (stderr by default). Format and level not given are read
+ * from the environment once, here (consoleLogger: when crier is imported), so that asking whether
+ * debug is on costs nothing per handled event.
+ */
 export function createConsoleLogger(options: ConsoleLoggerOptions = {}): Logger {
-  const enabled = (level: LogLevel) => levelRank[level] >= levelRank[options.level ?? envLevel()];
+  const lowest = levelRank[options.level ?? envLevel()];
+  const format = options.format ?? (process.env.CRIER_LOG_FORMAT === 'json' ? 'json' : 'text');
+  const enabled = (level: LogLevel) => levelRank[level] >= lowest;
   const write = options.write ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const record = (level: LogLevel) => (fieldsOrMessage: unknown, message?: string) => {
     if (!enabled(level)) return;
     const [fields, msg] = splitArgs(fieldsOrMessage, message);
-    const format = options.format ?? (process.env.CRIER_LOG_FORMAT === 'json' ? 'json' : 'text');
     write(format === 'json' ? jsonLine(level, msg, fields) : textLine(level, msg, fields));
   };
   return {

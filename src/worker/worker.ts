@@ -149,43 +149,7 @@ export class Worker {
     });
     this.protocol = new Protocol(this.client, this.schema, this.id);
     this.acks = new AckBuffer(this.protocol, this.logger, (ids) => this.onAckRefused(ids));
-    this.loops = options.subscriptions.map((definition, i) => {
-      const concurrency = definition.concurrency ?? 10;
-      if (!Number.isInteger(concurrency) || concurrency < 1) {
-        throw new CrierError('CRIER_INVALID_OPTION', `subscription "${definition.name}": concurrency must be an integer >= 1`);
-      }
-      const batchSize = definition.batchSize ?? concurrency;
-      if (!Number.isInteger(batchSize) || batchSize < concurrency) {
-        throw new CrierError('CRIER_INVALID_OPTION', `subscription "${definition.name}": batchSize must be an integer >= concurrency (${concurrency})`);
-      }
-      // Joined by callbacks: the scheduler hands claims to the runner, the runner says when a
-      // slot frees up and when a retry it wrote falls due.
-      const runner: HandlerRunner = new HandlerRunner(
-        {
-          name: definition.name,
-          handler: definition.handler,
-          concurrency,
-          maxAttempts: rows[i]!.maxAttempts,
-          timeoutMs: toMilliseconds(definition.timeout ?? 300_000, `subscription "${definition.name}" timeout`),
-          transactional: definition.transactional ?? false,
-          retrySchedule: retrySchedule(definition),
-        },
-        this.protocol,
-        this.acks,
-        this.logger,
-        this.events,
-        { slotFreed: () => scheduler.wake(), retryDue: (inMs: number) => scheduler.retryDue(inMs) },
-      );
-      const scheduler = new ClaimScheduler(
-        { name: definition.name, batchSize, pollIntervalMs: this.pollIntervalMs },
-        this.protocol,
-        this.acks,
-        this.logger,
-        runner,
-        (trouble) => this.events.emit('error', trouble),
-      );
-      return { scheduler, runner };
-    });
+    this.loops = options.subscriptions.map((definition, i) => this.openSubscription(definition, rows[i]!.maxAttempts));
     this.listener = new Listener(
       options.listenConnection ?? options.connection,
       this.schema,
@@ -204,6 +168,45 @@ export class Worker {
         healthIntervalMs: listenHealthMs,
       },
     );
+  }
+
+  /** The scheduler and the runner of one subscription, joined by callbacks (neither imports the other). */
+  private openSubscription(definition: SubscriptionDefinition, maxAttempts: number): { scheduler: ClaimScheduler; runner: HandlerRunner } {
+    const concurrency = definition.concurrency ?? 10;
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new CrierError('CRIER_INVALID_OPTION', `subscription "${definition.name}": concurrency must be an integer >= 1`);
+    }
+    const batchSize = definition.batchSize ?? concurrency;
+    if (!Number.isInteger(batchSize) || batchSize < concurrency) {
+      throw new CrierError('CRIER_INVALID_OPTION', `subscription "${definition.name}": batchSize must be an integer >= concurrency (${concurrency})`);
+    }
+    // Joined by callbacks: the scheduler hands claims to the runner, the runner says when a
+    // slot frees up and when a retry it wrote falls due.
+    const runner: HandlerRunner = new HandlerRunner(
+      {
+        name: definition.name,
+        handler: definition.handler,
+        concurrency,
+        maxAttempts,
+        timeoutMs: toMilliseconds(definition.timeout ?? 300_000, `subscription "${definition.name}" timeout`),
+        transactional: definition.transactional ?? false,
+        retrySchedule: retrySchedule(definition),
+      },
+      this.protocol,
+      this.acks,
+      this.logger,
+      this.events,
+      { slotFreed: () => scheduler.wake(), retryDue: (inMs: number) => scheduler.retryDue(inMs) },
+    );
+    const scheduler = new ClaimScheduler(
+      { name: definition.name, batchSize, pollIntervalMs: this.pollIntervalMs },
+      this.protocol,
+      this.acks,
+      this.logger,
+      runner,
+      (trouble) => this.events.emit('error', trouble),
+    );
+    return { scheduler, runner };
   }
 
   /**
