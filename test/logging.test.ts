@@ -4,8 +4,10 @@
 // Real Postgres, a real worker.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import pino from 'pino';
 import { createCrier } from '../src/index.ts';
 import { createConsoleLogger } from '../src/logger.ts';
+import { runCli } from './support/cli.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
@@ -92,6 +94,30 @@ test('a plain {info,warn,error}(string) logger gets one string per record, field
   }
 });
 
+test('a pino logger is passed as is: its JSON records carry the fields', async () => {
+  const records: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void records.push(JSON.parse(line)) });
+  const worker = crier.worker({
+    connection: db.url,
+    handleSignals: false,
+    logger,
+    subscriptions: [{ name: 'log-pino', topics: ['logpino.#'], maxAttempts: 2, retry: ['50ms'], handler: async () => { throw new Error('pino boom'); } }],
+  });
+  await worker.start();
+  try {
+    const event = await crier.publish(db.sql, 'logpino.x', {});
+    await eventually(() => records.some((r) => r.msg === 'handler failed; the delivery is dead'), 15_000, 'the dead-letter record');
+    const retry = records.find((r) => r.msg === 'handler failed; retrying')!;
+    assert.equal(retry.level, 40, 'pino warn');
+    assert.deepEqual([retry.subscription, retry.eventId, retry.topic, retry.attempt, retry.error], ['log-pino', event.id, 'logpino.x', 1, 'pino boom']);
+    assert.ok(!Number.isNaN(Date.parse(String(retry.retryAt))));
+    const started = records.find((r) => typeof r.msg === 'string' && r.msg.includes('started'))!;
+    assert.equal(started.level, 30, 'a message with fields: pino info');
+  } finally {
+    await worker.stop();
+  }
+});
+
 test('a handler still running at half its timeout is logged once as slow', async () => {
   const logger = collectingLogger();
   const slow = () => logger.records.filter((r) => r.message.startsWith('handler slow'));
@@ -140,4 +166,14 @@ test('the default logger: key=value or JSON lines, levels, errors and dates as t
   const record = JSON.parse(json[0]!);
   assert.deepEqual({ ...record, time: undefined }, { time: undefined, level: 'debug', msg: 'handler done', deliveryId: '7', durationMs: 3 });
   assert.ok(!Number.isNaN(Date.parse(record.time)));
+});
+
+test('--log-format on relay and bridge: text or json, anything else a usage error; --help tells', async () => {
+  for (const command of ['relay', 'bridge']) {
+    const bad = await runCli(db.url, [command, '--log-format', 'yaml']);
+    assert.equal(bad.code, 2, `${command}: ${bad.stderr}`);
+    assert.match(bad.stderr, /--log-format must be text or json, not "yaml"/);
+    const help = await runCli(db.url, [command, '--help']);
+    assert.match(help.stdout + help.stderr, /--log-format text\|json/);
+  }
 });
