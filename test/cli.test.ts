@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { createCrier, registerCatalog, setCatalogValidation } from '../src/index.ts';
+import { createCrier, registerCatalog } from '../src/index.ts';
+import { setCatalogValidation } from '../src/catalog/registry.ts';
 import { catalog } from './fixtures/catalog.ts';
 import { assertFails, cli, ensureBuilt, runCli, spawnCli, type Run } from './support/cli.ts';
 import { createTestDatabase, deliveryStates, type TestDatabase } from './support/database.ts';
