@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { CrierError, quote, type CrierErrorCode } from '../src/errors.ts';
 import { closest } from '../src/suggest.ts';
+import { version } from '../src/version.ts';
 import { checkPositionals, makeInput, parseCommandArgs, UsageError, type Command, type CommandInput } from './command.ts';
 import { commands } from './commands/index.ts';
 import { commandHelp, groupHelp, overview } from './help.ts';
@@ -73,7 +74,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   try {
     if (argv[0] === 'help') return main([...argv.slice(1), '--help'], io);
     if (argv.includes('--version')) {
-      io.stdout('crier 0.1.0\n');
+      io.stdout(`crier ${version}\n`);
       return 0;
     }
     const found = findCommand(argv);
