@@ -71,9 +71,9 @@ export function createAdmin(options: AdminOptions) {
     setCatalogValidation: (topic: string, validate: boolean) => setCatalogValidation(sql, topic, validate, { schema }),
     /** Whether inserts must name a registered topic. */
     setRejectUnknownTopics: (reject: boolean) => setRejectUnknownTopics(sql, reject, { schema }),
-    /** Closes the connection pool if the admin opened it. */
-    async close(): Promise<void> {
-      if (owns) await sql.end({ timeout: 5 });
+    /** Closes the connection pool if the admin opened it (`now`: without waiting for running queries). */
+    async close(now = false): Promise<void> {
+      if (owns) await sql.end({ timeout: now ? 0 : 5 });
     },
   };
 }
