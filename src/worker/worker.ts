@@ -197,14 +197,17 @@ export class Worker {
   async start(): Promise<this> {
     if (this.state !== 'new') throw new Error('crier: a worker can be started once');
     this.state = 'running';
+    let registered = false;
     try {
       this.adopt(await this.client.run('declaring subscriptions', (sql) => declareSubscriptions(sql, this.schema, this.options.subscriptions)));
       await this.protocol.register({
         host: hostname(), pid: process.pid, version, heartbeatMs: this.heartbeatMs,
         subscriptions: this.loops.map((loop) => loop.settings.name),
       });
+      registered = true;
       await this.listener.start();
     } catch (error) {
+      if (registered) await this.protocol.stopped().catch(() => {});
       await this.close();
       this.state = 'stopped';
       throw fromDatabaseError(error);
@@ -334,7 +337,8 @@ export class Worker {
         this.logger.warn(`delivery ${entry.delivery.deliveryId}: lease lost (expired and taken over); its handler is aborted`);
       }
     } catch (error) {
-      this.logger.warn(`heartbeat failed (${errorMessage(error)}); leases run out if this lasts`);
+      // Idle, nothing is at stake but being seen: the claims report connection trouble.
+      if (entries.length > 0) this.logger.warn(`heartbeat failed (${errorMessage(error)}); leases run out if this lasts`);
     }
   }
 
