@@ -137,6 +137,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     // The session's startup deadline fails the command, whatever its own queries are waiting for.
     let failStartup: (error: unknown) => void = () => {};
     const startupFailed = new Promise<never>((_, reject) => (failStartup = reject));
+    startupFailed.catch(() => {}); // a probe that fails after the command did is nobody's business
     const made = makeInput(values as CommandInput['values'], positionals, createOutput(values.json === true, io), controller.signal, io, (opened) => {
       session = opened;
       opened.started.catch(failStartup);
