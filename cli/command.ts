@@ -4,9 +4,10 @@
 import { quote } from '../src/errors.ts';
 import { parseArgs } from 'node:util';
 import { createAdmin, type Admin } from '../src/admin/index.ts';
-import { toTime } from '../src/duration.ts';
+import { toMilliseconds, toTime } from '../src/duration.ts';
 import { consoleLogger, createConsoleLogger, type Logger } from '../src/logger.ts';
 import type { Io, Output } from './output.ts';
+import { openSession, type Session } from './session.ts';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -21,6 +22,8 @@ export interface GlobalOptions {
   databaseUrl: string | undefined;
   schema: string | undefined;
   json: boolean;
+  /** --statement-timeout or CRIER_STATEMENT_TIMEOUT, in ms, for every session of the command. */
+  statementTimeoutMs: number | undefined;
 }
 
 export interface CommandInput {
@@ -50,6 +53,11 @@ export interface Command {
   examples: string[];
   /** Allowed number of positionals [min, max]. */
   positionals?: [number, number];
+  /**
+   * Runs until SIGINT/SIGTERM and stops by itself when `signal` aborts (tail, relay, bridge). Other
+   * commands are interrupted: their queries cancelled on the server, exit 130/143.
+   */
+  runsUntilSignal?: boolean;
   run(input: CommandInput): Promise<number | void>;
 }
 
@@ -62,6 +70,10 @@ export const globalOptions: Record<string, OptionSpec> = {
   'database-url': { type: 'string', value: 'URL', description: 'Postgres connection URL (default: $DATABASE_URL)' },
   schema: { type: 'string', value: 'NAME', description: 'schema holding crier\'s tables (default: crier)' },
   json: { type: 'boolean', description: 'machine-readable JSON output' },
+  'statement-timeout': {
+    type: 'string', value: 'DURATION',
+    description: 'cancel any statement of the command that runs longer (e.g. 30s; default: $CRIER_STATEMENT_TIMEOUT, else none)',
+  },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
@@ -104,18 +116,28 @@ export function makeInput(
   out: Output,
   signal: AbortSignal,
   io: Pick<Io, 'env' | 'readStdin'>,
-): { input: CommandInput; close: () => Promise<void> } {
+  onSession: (session: Session) => void = () => {},
+): { input: CommandInput; close: (quick?: boolean) => Promise<void> } {
+  const statementTimeout = (values['statement-timeout'] as string | undefined) ?? io.env.CRIER_STATEMENT_TIMEOUT;
   const global: GlobalOptions = {
     databaseUrl: values['database-url'] as string | undefined,
     schema: values.schema as string | undefined,
     json: values.json === true,
+    statementTimeoutMs: statementTimeout === undefined || statementTimeout === ''
+      ? undefined
+      : toMilliseconds(statementTimeout, values['statement-timeout'] === undefined ? 'CRIER_STATEMENT_TIMEOUT' : '--statement-timeout'),
   };
   let admin: Admin | undefined;
+  let session: Session | undefined;
+  // The first use opens the session: its startup deadline starts then (see session.ts).
   const databaseUrl = () => {
+    if (session) return session.url;
     const url = global.databaseUrl ?? io.env.DATABASE_URL;
     if (!url) throw new UsageError('no database: pass --database-url URL or set DATABASE_URL');
     checkDatabaseUrl(url, global.databaseUrl === undefined ? 'DATABASE_URL' : '--database-url');
-    return url;
+    session = openSession(url, { statementTimeoutMs: global.statementTimeoutMs });
+    onSession(session);
+    return session.url;
   };
   const input: CommandInput = {
     values,
@@ -127,7 +149,13 @@ export function makeInput(
     signal,
     readStdin: () => io.readStdin(),
   };
-  return { input, close: async () => admin?.close() };
+  return {
+    input,
+    close: async (quick = false) => {
+      session?.dispose();
+      await admin?.close(quick);
+    },
+  };
 }
 
 /** A connection URL the driver can use, or a usage error naming where it came from. */

@@ -25,7 +25,7 @@ export function overview(commands: readonly Command[]): string {
   const rows = commands.map((c) => [`crier ${c.path.join(' ')}${c.args ? ` ${c.args}` : ''}`, c.summary] as const);
   const width = Math.max(...rows.map(([usage]) => usage.length));
   return [
-    'crier: operate a crier event backbone (Postgres): status, events, dead letters, requeue, replay, prune, catalog.',
+    'crier: operate a crier event backbone (Postgres): status, workers, events, dead letters, requeue, replay, prune, catalog.',
     '',
     'Usage: crier <command> [options]',
     '',

@@ -6,10 +6,12 @@
 import { readFileSync } from 'node:fs';
 import { CrierError, quote, type CrierErrorCode } from '../src/errors.ts';
 import { closest } from '../src/suggest.ts';
+import { version } from '../src/version.ts';
 import { checkPositionals, makeInput, parseCommandArgs, UsageError, type Command, type CommandInput } from './command.ts';
 import { commands } from './commands/index.ts';
 import { commandHelp, groupHelp, overview } from './help.ts';
 import { createOutput, type Io } from './output.ts';
+import type { Session } from './session.ts';
 
 export type { Io } from './output.ts';
 
@@ -39,7 +41,7 @@ function findCommand(argv: string[]): { command?: Command; rest: string[]; group
   while (i < argv.length && argv[i]!.startsWith('-')) {
     const arg = argv[i++]!;
     leading.push(arg);
-    if ((arg === '--database-url' || arg === '--schema') && i < argv.length) leading.push(argv[i++]!);
+    if ((arg === '--database-url' || arg === '--schema' || arg === '--statement-timeout') && i < argv.length) leading.push(argv[i++]!);
   }
   const first = argv[i];
   if (first === undefined) return { rest: leading };
@@ -60,20 +62,44 @@ function unknownCommand(word: string, names: string[]): UsageError {
   return new UsageError(`unknown command ${quote(word)}${near ? `; did you mean ${JSON.stringify(near)}?` : ''}`);
 }
 
+/** What a signal's exit code is by shell convention: 128 + its number. */
+const signalExit = { SIGINT: 130, SIGTERM: 143 } as const;
+
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const json = argv.includes('--json');
   let commandName = 'crier';
   const controller = new AbortController();
-  const stop = () => controller.abort();
+  let session: Session | undefined;
+  let interrupt: (signal: 'SIGINT' | 'SIGTERM') => void = () => {};
+  // The first signal: a command that runs until one stops by itself (controller.signal); any other
+  // is interrupted: its running queries cancelled on the server, then exit 130/143. A second
+  // signal exits at once.
+  const interrupted = new Promise<number>((resolve) => {
+    interrupt = (signal) => {
+      const done = () => resolve(signalExit[signal]);
+      if (session) void session.cancel(1500).then(done);
+      else done();
+    };
+  });
+  let runsUntilSignal = false;
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+    if (controller.signal.aborted) {
+      io.stderr(`${commandName}: ${signal} again: exiting now\n`);
+      process.exit(signalExit[signal]);
+    }
+    controller.abort();
+    if (!runsUntilSignal) interrupt(signal);
+  };
   if (io.signals) {
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   }
-  let close: (() => Promise<void>) | undefined;
+  let close: ((quick?: boolean) => Promise<void>) | undefined;
+  let abandoned = false;
   try {
     if (argv[0] === 'help') return main([...argv.slice(1), '--help'], io);
     if (argv.includes('--version')) {
-      io.stdout('crier 0.1.0\n');
+      io.stdout(`crier ${version}\n`);
       return 0;
     }
     const found = findCommand(argv);
@@ -107,18 +133,38 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       return 0;
     }
     checkPositionals(command, positionals);
-    const made = makeInput(values as CommandInput['values'], positionals, createOutput(values.json === true, io), controller.signal, io);
+    runsUntilSignal = command.runsUntilSignal === true;
+    // The session's startup deadline fails the command, whatever its own queries are waiting for.
+    let failStartup: (error: unknown) => void = () => {};
+    const startupFailed = new Promise<never>((_, reject) => (failStartup = reject));
+    startupFailed.catch(() => {}); // a probe that fails after the command did is nobody's business
+    const made = makeInput(values as CommandInput['values'], positionals, createOutput(values.json === true, io), controller.signal, io, (opened) => {
+      session = opened;
+      opened.started.catch(failStartup);
+    });
     close = made.close;
-    const code = await command.run(made.input);
+    const outcome = command.run(made.input);
+    outcome.catch(() => {}); // when the deadline or a signal ends the command first
+    const code = await Promise.race([
+      outcome,
+      startupFailed,
+      interrupted.then((exit) => {
+        abandoned = true;
+        io.stderr(`${commandName}: interrupted${session ? '; its running query was cancelled on the server' : ''}\n`);
+        return exit;
+      }),
+    ]);
     return typeof code === 'number' ? code : 0;
   } catch (error) {
+    abandoned = true;
     return report(error, commandName, json, io);
   } finally {
     if (io.signals) {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
-    await close?.().catch(() => {});
+    session?.dispose();
+    await close?.(abandoned).catch(() => {});
   }
 }
 

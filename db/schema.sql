@@ -507,6 +507,9 @@ $$;
 CREATE FUNCTION crier.extend_leases(p_worker text, p_ids bigint[], p_attempts integer[]) RETURNS SETOF bigint
     LANGUAGE sql
     AS $$
+  WITH seen AS (
+    UPDATE crier.registered_workers SET last_seen_at = now() WHERE id = p_worker AND stopped_at IS NULL
+  )
   UPDATE crier.deliveries d
   SET locked_until = now() + s.lease_ms * interval '1 millisecond', updated_at = now()
   FROM unnest(p_ids, p_attempts) AS a(id, attempt), crier.subscriptions s
@@ -659,7 +662,8 @@ CREATE VIEW crier.dead_letters AS
     e.created_at AS published_at,
     d.finished_at AS died_at,
     e.payload,
-    e.headers
+    e.headers,
+    d.started_at AS last_attempt_started_at
    FROM (crier.deliveries d
      JOIN crier.events e ON ((e.id = d.event_id)))
   WHERE (d.state = 'dead'::text);
@@ -703,7 +707,7 @@ DECLARE
     'claim', 'next_due_in', 'complete', 'fail', 'extend_leases', 'release', 'rescue_expired',
     'park', 'unpark', 'wake', 'topic_valid', 'topic_pattern_valid', 'topic_patterns_valid',
     'topic_pattern_regex', 'topic_matches', 'mark_processed', 'is_processed', 'lock_ordered_keys',
-    'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads'];
+    'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads', 'register_worker', 'worker_stopped'];
   v_admin_functions text[] := ARRAY['create_roles', 'grant_roles', 'drop_roles', 'role_prefixes',
                                      'refresh_grants', 'column_list'];
   -- Runs as its owner and inserts events: an operator, who may not publish, does not get it.
@@ -740,6 +744,9 @@ BEGIN
   EXECUTE format('GRANT INSERT (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead) ON crier.subscriptions TO %I', v_worker);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.parked_workers TO %I', v_worker);
   EXECUTE format('GRANT SELECT, INSERT ON crier.processed TO %I', v_worker);
+  -- A worker registers itself, is seen by its heartbeat, and prunes the rows of workers gone for a
+  -- day (crier.register_worker). Who runs where is no secret among workers: no row policy here.
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.registered_workers TO %I', v_worker);
 
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.deliveries TO %I', v_operator);
   EXECUTE format('GRANT SELECT, DELETE ON crier.events TO %I', v_operator);
@@ -747,6 +754,7 @@ BEGIN
   EXECUTE format('GRANT SELECT ON crier.subscription_grants TO %I', v_operator);
   -- DELETE: crier.remove_subscription forgets the subscription's parked workers.
   EXECUTE format('GRANT SELECT, DELETE ON crier.parked_workers TO %I', v_operator);
+  EXECUTE format('GRANT SELECT, DELETE ON crier.registered_workers TO %I', v_operator);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.ordered_keys, crier.idempotency_keys, crier.processed TO %I', v_operator);
   EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', pg_get_serial_sequence('crier.deliveries', 'id'), v_operator);
 
@@ -1471,6 +1479,21 @@ EXCEPTION WHEN invalid_regular_expression THEN
 END $$;
 
 --
+-- Name: register_worker(text, text, integer, text, text[], integer); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.register_worker(p_worker text, p_host text, p_pid integer, p_version text, p_subscriptions text[], p_heartbeat_ms integer) RETURNS void
+    LANGUAGE sql
+    AS $$
+  DELETE FROM crier.registered_workers WHERE coalesce(stopped_at, last_seen_at) < now() - interval '1 day';
+  INSERT INTO crier.registered_workers AS w (id, host, pid, version, subscriptions, heartbeat_ms)
+  VALUES (p_worker, p_host, p_pid, p_version, p_subscriptions, p_heartbeat_ms)
+  ON CONFLICT (id) DO UPDATE
+  SET host = excluded.host, pid = excluded.pid, version = excluded.version, subscriptions = excluded.subscriptions,
+      heartbeat_ms = excluded.heartbeat_ms, started_at = now(), last_seen_at = now(), stopped_at = NULL;
+$$;
+
+--
 -- Name: release(text, bigint[], integer[]); Type: FUNCTION; Schema: crier
 --
 
@@ -2008,6 +2031,16 @@ BEGIN
 END $$;
 
 --
+-- Name: worker_stopped(text); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.worker_stopped(p_worker text) RETURNS void
+    LANGUAGE sql
+    AS $$
+  UPDATE crier.registered_workers SET stopped_at = now(), last_seen_at = now() WHERE id = p_worker;
+$$;
+
+--
 -- Name: ordered_keys; Type: TABLE; Schema: crier
 --
 
@@ -2183,6 +2216,23 @@ CREATE TABLE crier.processed (
 );
 
 --
+-- Name: registered_workers; Type: TABLE; Schema: crier
+--
+
+CREATE TABLE crier.registered_workers (
+    id text NOT NULL,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    version text NOT NULL,
+    subscriptions text[] NOT NULL,
+    heartbeat_ms integer NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    stopped_at timestamp with time zone,
+    CONSTRAINT registered_workers_heartbeat_positive CHECK ((heartbeat_ms > 0))
+);
+
+--
 -- Name: route_epoch; Type: TABLE; Schema: crier
 --
 
@@ -2228,6 +2278,30 @@ CREATE TABLE crier.subscriptions (
 );
 
 --
+-- Name: workers; Type: VIEW; Schema: crier
+--
+
+CREATE VIEW crier.workers AS
+ SELECT w.id AS worker,
+    w.host,
+    w.pid,
+    w.version,
+    w.subscriptions,
+        CASE
+            WHEN (w.stopped_at IS NOT NULL) THEN 'stopped'::text
+            WHEN (w.last_seen_at >= (now() - (((3 * w.heartbeat_ms))::double precision * '00:00:00.001'::interval))) THEN 'live'::text
+            ELSE 'stale'::text
+        END AS status,
+    w.started_at,
+    w.last_seen_at,
+    w.stopped_at,
+    w.heartbeat_ms,
+    ( SELECT count(*) AS count
+           FROM crier.deliveries d
+          WHERE ((d.worker = w.id) AND (d.locked_until IS NOT NULL) AND (d.state = 'running'::text))) AS running
+   FROM crier.registered_workers w;
+
+--
 -- Name: subscription_stats; Type: VIEW; Schema: crier
 --
 
@@ -2244,8 +2318,14 @@ CREATE VIEW crier.subscription_stats AS
     (now() - c.oldest_due_at) AS lag,
     (EXTRACT(epoch FROM (now() - c.oldest_due_at)))::double precision AS lag_seconds,
     COALESCE(c.waiting, (0)::bigint) AS waiting,
-    COALESCE(b.blocked_keys, (0)::bigint) AS blocked_keys
-   FROM ((crier.subscriptions s
+    COALESCE(b.blocked_keys, (0)::bigint) AS blocked_keys,
+    ( SELECT count(*) AS count
+           FROM crier.workers w
+          WHERE ((w.status = 'live'::text) AND (s.name = ANY (w.subscriptions)))) AS live_workers,
+    COALESCE(st.stuck, (0)::bigint) AS stuck,
+    st.stuck_since,
+    (EXTRACT(epoch FROM (now() - st.stuck_since)))::double precision AS stuck_seconds
+   FROM (((crier.subscriptions s
      LEFT JOIN ( SELECT d.subscription,
             count(*) FILTER (WHERE ((d.state = 'pending'::text) AND (d.attempts = 0))) AS pending,
             count(*) FILTER (WHERE ((d.state = 'pending'::text) AND (d.attempts > 0))) AS retrying,
@@ -2260,7 +2340,18 @@ CREATE VIEW crier.subscription_stats AS
      LEFT JOIN ( SELECT k.subscription,
             count(*) AS blocked_keys
            FROM crier.blocked_keys k
-          GROUP BY k.subscription) b ON ((b.subscription = s.name)));
+          GROUP BY k.subscription) b ON ((b.subscription = s.name)))
+     LEFT JOIN ( SELECT d.subscription,
+            count(*) AS stuck,
+            min(
+                CASE
+                    WHEN (w.status = ANY (ARRAY['stale'::text, 'stopped'::text])) THEN LEAST(d.locked_until, w.last_seen_at)
+                    ELSE d.locked_until
+                END) AS stuck_since
+           FROM (crier.deliveries d
+             LEFT JOIN crier.workers w ON ((w.worker = d.worker)))
+          WHERE ((d.locked_until IS NOT NULL) AND (d.state = 'running'::text) AND ((d.locked_until < now()) OR (w.status = ANY (ARRAY['stale'::text, 'stopped'::text]))))
+          GROUP BY d.subscription) st ON ((st.subscription = s.name)));
 
 --
 -- Name: topic_routes; Type: TABLE; Schema: crier
@@ -2348,6 +2439,13 @@ ALTER TABLE ONLY crier.parked_workers
 
 ALTER TABLE ONLY crier.processed
     ADD CONSTRAINT processed_subscription_event_id_pk PRIMARY KEY (subscription, event_id);
+
+--
+-- Name: registered_workers registered_workers_pkey; Type: CONSTRAINT; Schema: crier
+--
+
+ALTER TABLE ONLY crier.registered_workers
+    ADD CONSTRAINT registered_workers_pkey PRIMARY KEY (id);
 
 --
 -- Name: route_epoch route_epoch_pkey; Type: CONSTRAINT; Schema: crier
@@ -2787,6 +2885,12 @@ REVOKE ALL ON FUNCTION crier.refresh_grants() FROM PUBLIC;
 REVOKE ALL ON FUNCTION crier.regex_checkable(p_pattern text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION register_worker(p_worker text, p_host text, p_pid integer, p_version text, p_subscriptions text[], p_heartbeat_ms integer); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.register_worker(p_worker text, p_host text, p_pid integer, p_version text, p_subscriptions text[], p_heartbeat_ms integer) FROM PUBLIC;
+
+--
 -- Name: FUNCTION release(p_worker text, p_ids bigint[], p_attempts integer[]); Type: ACL; Schema: crier
 --
 
@@ -2923,3 +3027,9 @@ REVOKE ALL ON FUNCTION crier.wake(p_subscriptions text[]) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION crier.wake_parked(p_subscriptions text[]) FROM PUBLIC;
+
+--
+-- Name: FUNCTION worker_stopped(p_worker text); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.worker_stopped(p_worker text) FROM PUBLIC;

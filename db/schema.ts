@@ -285,3 +285,28 @@ export const subscriptionGrants = crier.table(
   },
   (t) => [primaryKey({ name: 'subscription_grants_pkey', columns: [t.role, t.subscription] })],
 );
+
+/**
+ * Worker processes, as they registered themselves (crier.register_worker, db/sql/workers.sql): one
+ * row per worker id, the id its claims write in crier.deliveries.worker. last_seen_at moves with the
+ * worker's heartbeat; stopped_at is set by a clean stop. Rows of workers gone for a day are pruned
+ * when another worker registers. Read it through the crier.workers view, which says live, stale or
+ * stopped.
+ */
+export const registeredWorkers = crier.table(
+  'registered_workers',
+  {
+    id: text('id').primaryKey(),
+    host: text('host').notNull(),
+    pid: integer('pid').notNull(),
+    /** The crier version the worker runs. */
+    version: text('version').notNull(),
+    subscriptions: text('subscriptions').array().notNull(),
+    /** How often the worker says it is alive: the view calls it stale after three missed beats. */
+    heartbeatMs: integer('heartbeat_ms').notNull(),
+    startedAt: timestamptz('started_at').notNull().defaultNow(),
+    lastSeenAt: timestamptz('last_seen_at').notNull().defaultNow(),
+    stoppedAt: timestamptz('stopped_at'),
+  },
+  (t) => [check('registered_workers_heartbeat_positive', sql`${t.heartbeatMs} > 0`)],
+);

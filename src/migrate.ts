@@ -47,6 +47,7 @@ export const sqlFiles = {
     'deliveries/ack.sql',
     'deliveries/leases.sql',
     'deliveries/processed.sql',
+    'workers.sql',
     'views.sql',
     'operator/subscriptions.sql',
     'operator/requeue.sql',

@@ -8,14 +8,12 @@ import {
   createCrier,
   createTypedCrier,
   CrierError,
-  listCatalog,
   PayloadValidationError,
   PoisonMessageError,
   registerCatalog,
-  setCatalogValidation,
-  showCatalogEntry,
   type CatalogEvent,
 } from '../src/index.ts';
+import { listCatalog, setCatalogValidation, showCatalogEntry } from '../src/catalog/registry.ts';
 import { drain, invoke, publishAndDrain } from '../src/testing.ts';
 import { catalog, catalogBeforeV2 } from './fixtures/catalog.ts';
 import { assertFails, ensureBuilt, runCli } from './support/cli.ts';

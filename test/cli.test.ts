@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { createCrier, registerCatalog, setCatalogValidation } from '../src/index.ts';
+import { createCrier, registerCatalog } from '../src/index.ts';
+import { setCatalogValidation } from '../src/catalog/registry.ts';
 import { catalog } from './fixtures/catalog.ts';
 import { assertFails, cli, ensureBuilt, runCli, spawnCli, type Run } from './support/cli.ts';
 import { createTestDatabase, deliveryStates, type TestDatabase } from './support/database.ts';
@@ -144,11 +145,11 @@ describe('commands', () => {
   test('status: table and --json; unknown subscription suggests the close name (exit 1)', async () => {
     const table = await crierCli(['status']);
     assert.equal(table.code, 0, table.stderr);
-    assert.match(table.stdout, /^SUBSCRIPTION +PENDING +RUNNING +RETRYING +DEAD +DONE +WAITING +BLOCKED +LAG +OLDEST PENDING +PAUSED\n/);
+    assert.match(table.stdout, /^SUBSCRIPTION +PENDING +RUNNING +STUCK +RETRYING +DEAD +DONE +WAITING +BLOCKED +LAG +OLDEST PENDING +WORKERS +PAUSED\n/);
     assert.match(table.stdout, /\ninventory +\d+ +0 +0 +0 +0 +0 +0 /);
     const json = JSON.parse((await crierCli(['status', '--json'])).stdout);
     assert.deepEqual(json.map((s: { subscription: string }) => s.subscription), ['billing', 'inventory']);
-    assert.deepEqual(Object.keys(json[0]).sort(), ['blockedKeys', 'dead', 'done', 'lagSeconds', 'oldestPendingAt', 'paused', 'pending', 'retrying', 'running', 'subscription', 'topics', 'waiting']);
+    assert.deepEqual(Object.keys(json[0]).sort(), ['blockedKeys', 'dead', 'done', 'lagSeconds', 'liveWorkers', 'oldestPendingAt', 'paused', 'pending', 'retrying', 'running', 'stuck', 'stuckSeconds', 'stuckSince', 'subscription', 'topics', 'waiting']);
     assertFails(await crierCli(['status', '--subscription', 'invntory']), 1, /CRIER_UNKNOWN_SUBSCRIPTION: no subscription "invntory"; did you mean "inventory"\?/);
   });
 
@@ -167,7 +168,7 @@ describe('commands', () => {
       FROM crier.events e WHERE e.id = d.event_id AND d.subscription = 'shipping' AND e.key = 'a' AND d.state = 'pending'`;
     const table = await crierCli(['status', '--subscription', 'shipping']);
     assert.equal(table.code, 0, table.stderr);
-    assert.match(table.stdout, /\nshipping +1 +0 +0 +1 +0 +2 +1 /, 'pending b, dead head of a, 2 waiting behind it, 1 blocked key');
+    assert.match(table.stdout, /\nshipping +1 +0 +0 +0 +1 +0 +2 +1 /, 'pending b, dead head of a, 2 waiting behind it, 1 blocked key');
     const json = JSON.parse((await crierCli(['status', '--subscription', 'shipping', '--json'])).stdout);
     assert.deepEqual([json[0].dead, json[0].waiting, json[0].blockedKeys], [1, 2, 1]);
     const [blocked] = await db.sql`SELECT count(*)::int AS n FROM crier.blocked_keys WHERE subscription = 'shipping'`;

@@ -113,6 +113,9 @@ test('worker: works on its granted subscription only', async () => {
   }
   assert.deepEqual(handled.map((e) => e.topic).sort(), ['order.created', 'order.paid']);
   assert.deepEqual(handled.find((e) => e.topic === 'order.created')!.payload, { n: 1 });
+  // It registered itself, was seen by its heartbeat and marked itself stopped (crier.workers).
+  const [registered] = await db.sql`SELECT status, subscriptions FROM crier.workers WHERE worker = ${worker.id}`;
+  assert.deepEqual({ ...registered }, { status: 'stopped', subscriptions: ['mine'] });
 
   const sql = connectAs('worker');
   // It sees its own rows and nothing of the other subscription.

@@ -4,6 +4,7 @@ import { countOption, logFormatOption, logFormatSpec, listOption, stringOption, 
 
 export const bridgeCommand: Command = {
   path: ['bridge'],
+  runsUntilSignal: true,
   summary: 'publish a RabbitMQ queue\'s or a JetStream consumer\'s messages into crier, each once',
   details:
     'Each message becomes an event: topic = routing key or subject (or as --topic makes it), payload = the\n' +

@@ -2,6 +2,7 @@
 import type { DeadFilter, DeadLetter } from '../../src/admin/dead.ts';
 import { countOption, stringOption, timeOption, type Command, type CommandInput } from '../command.ts';
 import { printJson, printJsonArray, printTable, time } from '../output.ts';
+import { workerText } from './deliveries.ts';
 
 export const deadFilterOptions = {
   subscription: { type: 'string', value: 'NAME', description: 'only this subscription' },
@@ -53,7 +54,7 @@ export const deadListCommand: Command = {
 
 export const deadShowCommand: Command = {
   path: ['dead', 'show'],
-  summary: 'one delivery with its event, last error and stack, and every failed attempt',
+  summary: 'one delivery with its event, lease, worker, attempt times, last error and stack, and every failed attempt',
   args: '<delivery>',
   positionals: [1, 1],
   options: {},
@@ -65,12 +66,15 @@ export const deadShowCommand: Command = {
       `delivery ${delivery.id}  ${delivery.subscription}  ${delivery.status}${delivery.state === 'dead' ? '' : ' (not dead)'}`,
       `attempts   ${delivery.attempts}`,
       `queued     ${time(delivery.queuedAt)}`,
+      `started    ${time(delivery.startedAt)}  (latest attempt)`,
       `finished   ${time(delivery.finishedAt)}`,
-      `worker     ${delivery.worker ?? '-'}`,
+      `lease      ${delivery.lockedUntil ? `until ${time(delivery.lockedUntil)}${delivery.lockedUntil.getTime() < Date.now() ? ' (expired)' : ''}` : '-'}`,
+      `worker     ${workerText(delivery)}`,
       `event      ${event ? `${event.id} ${event.topic}${event.key ? ` key=${event.key}` : ''} (${event.uuid})` : `${delivery.eventId} (pruned)`}`,
     ];
     if (event) lines.push(`payload    ${JSON.stringify(event.payload)}`);
-    lines.push(`last error ${delivery.lastError ?? '-'}`);
+    // A done delivery's last error is from an attempt before the one that succeeded.
+    lines.push(`${delivery.state === 'done' ? 'earlier attempt error' : 'last error'} ${delivery.lastError ?? '-'}`);
     if (delivery.lastErrorStack) lines.push('stack', ...delivery.lastErrorStack.split('\n').map((l) => `  ${l}`));
     if (delivery.errors.length > 0) {
       lines.push('history');

@@ -97,6 +97,7 @@ export const eventsShowCommand: Command = {
 
 export const eventsTailCommand: Command = {
   path: ['events', 'tail'],
+  runsUntilSignal: true,
   summary: 'follow new events as they commit, until Ctrl-C',
   details:
     'Polls the log by id (every --interval) rather than asking producers to NOTIFY: producers pay nothing\n' +

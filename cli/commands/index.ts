@@ -13,6 +13,7 @@ import { relayCommand } from './relay.ts';
 import { replayCommand } from './replay.ts';
 import { requeueCommand } from './requeue.ts';
 import { statusCommand } from './status.ts';
+import { workersCommand } from './workers.ts';
 import {
   subscriptionsCreateCommand, subscriptionsListCommand, subscriptionsPauseCommand, subscriptionsRemoveCommand, subscriptionsResumeCommand,
 } from './subscriptions.ts';
@@ -20,6 +21,7 @@ import {
 export const commands: readonly Command[] = [
   migrateCommand,
   statusCommand,
+  workersCommand,
   publishCommand,
   eventsListCommand,
   eventsShowCommand,

@@ -5,6 +5,7 @@ import { countOption, logFormatOption, logFormatSpec, listOption, stringOption, 
 
 export const relayCommand: Command = {
   path: ['relay'],
+  runsUntilSignal: true,
   summary: 'forward a subscription\'s events to NATS JetStream or RabbitMQ, with publisher confirms',
   details:
     'Declares the subscription (like a worker) and publishes each delivery to the broker: to a JetStream\n' +

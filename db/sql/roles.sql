@@ -69,7 +69,7 @@ DECLARE
     'claim', 'next_due_in', 'complete', 'fail', 'extend_leases', 'release', 'rescue_expired',
     'park', 'unpark', 'wake', 'topic_valid', 'topic_pattern_valid', 'topic_patterns_valid',
     'topic_pattern_regex', 'topic_matches', 'mark_processed', 'is_processed', 'lock_ordered_keys',
-    'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads'];
+    'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads', 'register_worker', 'worker_stopped'];
   v_admin_functions text[] := ARRAY['create_roles', 'grant_roles', 'drop_roles', 'role_prefixes',
                                      'refresh_grants', 'column_list'];
   -- Runs as its owner and inserts events: an operator, who may not publish, does not get it.
@@ -106,6 +106,9 @@ BEGIN
   EXECUTE format('GRANT INSERT (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead) ON crier.subscriptions TO %I', v_worker);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.parked_workers TO %I', v_worker);
   EXECUTE format('GRANT SELECT, INSERT ON crier.processed TO %I', v_worker);
+  -- A worker registers itself, is seen by its heartbeat, and prunes the rows of workers gone for a
+  -- day (crier.register_worker). Who runs where is no secret among workers: no row policy here.
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.registered_workers TO %I', v_worker);
 
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.deliveries TO %I', v_operator);
   EXECUTE format('GRANT SELECT, DELETE ON crier.events TO %I', v_operator);
@@ -113,6 +116,7 @@ BEGIN
   EXECUTE format('GRANT SELECT ON crier.subscription_grants TO %I', v_operator);
   -- DELETE: crier.remove_subscription forgets the subscription's parked workers.
   EXECUTE format('GRANT SELECT, DELETE ON crier.parked_workers TO %I', v_operator);
+  EXECUTE format('GRANT SELECT, DELETE ON crier.registered_workers TO %I', v_operator);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.ordered_keys, crier.idempotency_keys, crier.processed TO %I', v_operator);
   EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', pg_get_serial_sequence('crier.deliveries', 'id'), v_operator);
 

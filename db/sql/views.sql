@@ -18,7 +18,8 @@ LEFT JOIN crier.deliveries d ON d.event_id = e.id;
 CREATE OR REPLACE VIEW crier.dead_letters AS
 SELECT d.id AS delivery_id, d.subscription, d.event_id, e.uuid AS event_uuid, e.topic, e.key,
        d.attempts, d.last_error, d.last_error_stack, d.errors, d.worker,
-       e.created_at AS published_at, d.finished_at AS died_at, e.payload, e.headers
+       e.created_at AS published_at, d.finished_at AS died_at, e.payload, e.headers,
+       d.started_at AS last_attempt_started_at
 FROM crier.deliveries d
 JOIN crier.events e ON e.id = d.event_id
 WHERE d.state = 'dead';
@@ -33,6 +34,22 @@ FROM crier.ordered_keys k
 LEFT JOIN crier.deliveries d ON d.id = k.head_id
 WHERE d.id IS NULL OR d.state = 'dead';
 
+-- Worker processes seen in the last day (crier.registered_workers), with what they are doing:
+--   status   live: seen within three heartbeats; stale: not seen since (killed, hung or cut off:
+--            its running deliveries come back when their lease runs out); stopped: stopped cleanly
+--   running  deliveries this worker holds now (claimed and not finished), from crier.deliveries
+CREATE OR REPLACE VIEW crier.workers AS
+SELECT w.id AS worker, w.host, w.pid, w.version, w.subscriptions,
+       CASE WHEN w.stopped_at IS NOT NULL THEN 'stopped'
+            WHEN w.last_seen_at >= now() - 3 * w.heartbeat_ms * interval '1 millisecond' THEN 'live'
+            ELSE 'stale' END AS status,
+       w.started_at, w.last_seen_at, w.stopped_at, w.heartbeat_ms,
+       -- locked_until IS NOT NULL: every running delivery has a lease, and it lets the count read
+       -- the small lease index instead of the whole table.
+       (SELECT count(*) FROM crier.deliveries d
+        WHERE d.worker = w.id AND d.locked_until IS NOT NULL AND d.state = 'running') AS running
+FROM crier.registered_workers w;
+
 -- The numbers `crier status` prints. pending and retrying are disjoint: pending deliveries have
 -- never been attempted (or were requeued), retrying ones wait for another attempt. lag is how long
 -- the oldest due delivery has been waiting (NULL when nothing is due): a retry scheduled for later
@@ -41,6 +58,13 @@ WHERE d.id IS NULL OR d.state = 'dead';
 --                 no worker claims them until that one finishes
 --   blocked_keys  keys whose head delivery is dead (policy 'block') or gone, so their waiting
 --                 deliveries never move until it is requeued or crier.unblock_key is called
+--   live_workers  workers of crier.workers that are live and serve this subscription
+--   stuck         running deliveries that make no progress: their lease ran out, or the worker
+--                 holding them is registered and no longer live (stale or stopped; a worker that
+--                 never registered, e.g. an older crier, counts by its lease only); a rescue brings them back
+--                 once their lease has run out (any live worker of the schema runs it)
+--   stuck_since   when the oldest of them stopped moving: its holder's last sign of life, or its
+--                 lease's end when that came first
 CREATE OR REPLACE VIEW crier.subscription_stats AS
 SELECT s.name AS subscription, s.topics, s.paused,
        coalesce(c.pending, 0) AS pending,
@@ -52,7 +76,11 @@ SELECT s.name AS subscription, s.topics, s.paused,
        now() - c.oldest_due_at AS lag,
        extract(epoch FROM now() - c.oldest_due_at)::double precision AS lag_seconds,
        coalesce(c.waiting, 0) AS waiting,
-       coalesce(b.blocked_keys, 0) AS blocked_keys
+       coalesce(b.blocked_keys, 0) AS blocked_keys,
+       (SELECT count(*) FROM crier.workers w WHERE w.status = 'live' AND s.name = ANY (w.subscriptions)) AS live_workers,
+       coalesce(st.stuck, 0) AS stuck,
+       st.stuck_since,
+       extract(epoch FROM now() - st.stuck_since)::double precision AS stuck_seconds
 FROM crier.subscriptions s
 LEFT JOIN (
   SELECT d.subscription,
@@ -69,7 +97,16 @@ LEFT JOIN (
 ) c ON c.subscription = s.name
 LEFT JOIN (
   SELECT k.subscription, count(*) AS blocked_keys FROM crier.blocked_keys k GROUP BY k.subscription
-) b ON b.subscription = s.name;
+) b ON b.subscription = s.name
+LEFT JOIN (
+  SELECT d.subscription, count(*) AS stuck,
+         min(CASE WHEN w.status IN ('stale', 'stopped') THEN least(d.locked_until, w.last_seen_at) ELSE d.locked_until END) AS stuck_since
+  FROM crier.deliveries d
+  LEFT JOIN crier.workers w ON w.worker = d.worker
+  WHERE d.locked_until IS NOT NULL AND d.state = 'running'
+    AND (d.locked_until < now() OR w.status IN ('stale', 'stopped'))
+  GROUP BY d.subscription
+) st ON st.subscription = s.name;
 
 -- select * from crier.catalog;  -- one row per topic, as `crier catalog list` prints it
 CREATE OR REPLACE VIEW crier.catalog AS

@@ -42,8 +42,13 @@ export interface DeliveryRecord {
   /** Every failed attempt (and requeue), oldest first. */
   errors: unknown[];
   queuedAt: Date;
+  /** When its latest attempt started. */
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** The worker that holds or last held it, as crier.workers sees it now: live, stale, stopped; null if unknown. */
+  workerStatus: 'live' | 'stale' | 'stopped' | null;
+  /** When that worker was last seen (its heartbeat); null if unknown. */
+  workerLastSeenAt: Date | null;
 }
 
 export interface EventFilter {
@@ -123,8 +128,9 @@ export const deliveryColumns = `
   SELECT d.id::text AS id, d.event_id::text AS event_id, d.subscription, d.state,
          CASE WHEN d.state = 'pending' AND d.attempts > 0 THEN 'retrying' ELSE d.state END AS status,
          d.attempts, d.available_at, d.worker, d.locked_until, d.last_error, d.last_error_stack, d.errors,
-         d.created_at, d.started_at, d.finished_at
-  FROM crier.deliveries d`;
+         d.created_at, d.started_at, d.finished_at, w.status AS worker_status, w.last_seen_at AS worker_last_seen_at
+  FROM crier.deliveries d
+  LEFT JOIN crier.workers w ON w.worker = d.worker`;
 
 export function toEventRecord(row: Row): EventRecord {
   return {
@@ -155,5 +161,7 @@ export function toDeliveryRecord(row: Row): DeliveryRecord {
     queuedAt: row.created_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
+    workerStatus: row.worker_status ?? null,
+    workerLastSeenAt: row.worker_last_seen_at ?? null,
   };
 }

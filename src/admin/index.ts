@@ -19,6 +19,7 @@ import {
   type CreateSubscriptionOptions, type RemoveOptions,
 } from './subscriptions.ts';
 import { tailEvents, type TailOptions } from './tail.ts';
+import { listWorkers, type WorkerFilter } from './workers.ts';
 
 export interface AdminOptions {
   /** A connection URL, or a postgres.js client to share (it is not closed by close()). */
@@ -35,8 +36,10 @@ export function createAdmin(options: AdminOptions) {
   const db: AdminDb = { sql, schema };
   return {
     schema,
-    /** One row per subscription: pending, running, retrying, dead, done, lag, paused. */
+    /** One row per subscription: pending, running, retrying, dead, done, lag, paused, live workers, stuck. */
     stats: (subscription?: string) => subscriptionStats(db, subscription),
+    /** Worker processes: the live ones and those gone within the last hour (crier.workers). */
+    listWorkers: (filter?: WorkerFilter) => listWorkers(db, filter),
     /** Every subscription with its topics and policies. */
     listSubscriptions: () => listSubscriptions(db),
     /**
@@ -68,9 +71,9 @@ export function createAdmin(options: AdminOptions) {
     setCatalogValidation: (topic: string, validate: boolean) => setCatalogValidation(sql, topic, validate, { schema }),
     /** Whether inserts must name a registered topic. */
     setRejectUnknownTopics: (reject: boolean) => setRejectUnknownTopics(sql, reject, { schema }),
-    /** Closes the connection pool if the admin opened it. */
-    async close(): Promise<void> {
-      if (owns) await sql.end({ timeout: 5 });
+    /** Closes the connection pool if the admin opened it (`now`: without waiting for running queries). */
+    async close(now = false): Promise<void> {
+      if (owns) await sql.end({ timeout: now ? 0 : 5 });
     },
   };
 }
@@ -84,3 +87,4 @@ export type { RequeueOptions, RequeueResult, RequeueSelection, RequeuedDelivery 
 export type { SubscriptionStats } from './stats.ts';
 export type { CreateSubscriptionOptions, CreateSubscriptionResult, RemoveOptions, SubscriptionInfo } from './subscriptions.ts';
 export type { TailOptions } from './tail.ts';
+export type { WorkerFilter, WorkerInfo } from './workers.ts';

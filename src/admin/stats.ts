@@ -20,6 +20,14 @@ export interface SubscriptionStats {
   waiting: number;
   /** Ordered subscriptions: keys stuck behind a dead (or vanished) head, listed in crier.blocked_keys. */
   blockedKeys: number;
+  /** Live workers (crier.workers) serving this subscription. */
+  liveWorkers: number;
+  /** Running deliveries making no progress: their lease ran out, or their worker is no longer live. */
+  stuck: number;
+  /** When the oldest stuck delivery stopped moving (its worker's last sign of life, or its lease's end); null when none is stuck. */
+  stuckSince: Date | null;
+  /** Seconds since stuckSince; null when none is stuck. */
+  stuckSeconds: number | null;
 }
 
 /** Every subscription's numbers, or one's (CRIER_UNKNOWN_SUBSCRIPTION if it does not exist). */
@@ -28,7 +36,7 @@ export async function subscriptionStats(db: AdminDb, subscription?: string): Pro
   const rows = await query(
     db,
     `SELECT subscription, topics, paused, pending, running, retrying, dead, done, oldest_pending_at, lag_seconds,
-            waiting, blocked_keys
+            waiting, blocked_keys, live_workers, stuck, stuck_since, stuck_seconds
      FROM crier.subscription_stats
      WHERE $1::text IS NULL OR subscription = $1::text
      ORDER BY subscription`,
@@ -47,5 +55,9 @@ export async function subscriptionStats(db: AdminDb, subscription?: string): Pro
     lagSeconds: r.lag_seconds == null ? null : Number(r.lag_seconds),
     waiting: toNumber(r.waiting),
     blockedKeys: toNumber(r.blocked_keys),
+    liveWorkers: toNumber(r.live_workers),
+    stuck: toNumber(r.stuck),
+    stuckSince: r.stuck_since,
+    stuckSeconds: r.stuck_seconds == null ? null : Number(r.stuck_seconds),
   }));
 }

@@ -1,6 +1,6 @@
 // The worker's side of the SQL protocol: one named call per step of a delivery's life. The SQL
-// itself (claim, complete, fail, extend_leases, release, rescue_expired, park) lives in db/sql
-// (deliveries/claim.sql, deliveries/ack.sql, deliveries/leases.sql, wake.sql), reviewed as SQL and
+// itself (claim, complete, fail, extend_leases, release, rescue_expired, park, register_worker) lives
+// in db/sql (deliveries/claim.sql, deliveries/ack.sql, deliveries/leases.sql, wake.sql, workers.sql), reviewed as SQL and
 // callable by any language.
 import type postgres from 'postgres';
 import { denseRows } from '../dense-rows.ts';
@@ -103,6 +103,8 @@ const statements = {
   release: `SELECT id::text FROM crier.release($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   rescueExpired: `SELECT crier.rescue_expired() AS rescued`,
   unpark: `SELECT crier.unpark($1, $2::text::text[])`,
+  register: `SELECT crier.register_worker($1, $2, $3, $4, $5::text::text[], $6)`,
+  stopped: `SELECT crier.worker_stopped($1)`,
 } as const;
 
 export class Protocol {
@@ -202,6 +204,16 @@ export class Protocol {
   async rescueExpired(): Promise<number> {
     const [row] = await this.run('rescueExpired', []);
     return Number(row?.rescued ?? 0);
+  }
+
+  /** Registers this worker in crier.registered_workers (seen by crier.workers and `crier workers`). */
+  async register(worker: { host: string; pid: number; version: string; subscriptions: string[]; heartbeatMs: number }): Promise<void> {
+    await this.run('register', [this.workerId, worker.host, worker.pid, worker.version, pgArray(worker.subscriptions), Math.round(worker.heartbeatMs)]);
+  }
+
+  /** A clean stop: this worker's row says stopped. */
+  async stopped(): Promise<void> {
+    await this.run('stopped', [this.workerId]);
   }
 
   async unpark(subscriptions: string[]): Promise<void> {

@@ -10,6 +10,7 @@ import { toMilliseconds, type Duration } from '../duration.ts';
 import { CrierError, fromDatabaseError } from '../errors.ts';
 import { errorMessage, toLogger, type Logger } from '../logger.ts';
 import { checkSchemaName, defaultSchema } from '../schema-name.ts';
+import { version } from '../version.ts';
 import {
   declareSubscriptions, retrySchedule, toSubscriptionRow, type DeclaredSubscription, type SubscriptionSpec,
 } from '../subscriptions.ts';
@@ -70,6 +71,12 @@ export interface WorkerOptions {
    * One that does not answer within queryTimeout is replaced, and the worker catches up by claiming.
    */
   listenHealthInterval?: Duration;
+  /**
+   * How often the worker renews the leases it holds and tells crier.workers it is alive (default: a
+   * third of the shortest lease of its subscriptions). crier.workers calls a worker stale after three
+   * missed beats. Must be shorter than that lease.
+   */
+  heartbeatInterval?: Duration;
   /** How long stop() waits for running handlers before releasing their deliveries (default 10s). */
   shutdownTimeout?: Duration;
   /** Stop gracefully on SIGINT/SIGTERM; a second signal exits at once (default true). */
@@ -117,7 +124,7 @@ export class Worker {
     const twice = names.find((n, i) => names.indexOf(n) !== i);
     if (twice) throw new CrierError('CRIER_INVALID_OPTION', `subscription "${twice}" is given twice`);
     const rows = options.subscriptions.map(toSubscriptionRow);
-    this.heartbeatMs = Math.max(50, Math.min(...rows.map((r) => r.leaseMs)) / 3);
+    this.heartbeatMs = this.heartbeatFor(rows.map((r) => r.leaseMs));
 
     const { connection } = options;
     // Transactional handlers each hold a connection while they run; claims and acks need their own.
@@ -226,10 +233,17 @@ export class Worker {
   async start(): Promise<this> {
     if (this.state !== 'new') throw new Error('crier: a worker can be started once');
     this.state = 'running';
+    let registered = false;
     try {
       this.adopt(await this.client.run('declaring subscriptions', (sql) => declareSubscriptions(sql, this.schema, this.options.subscriptions)));
+      await this.protocol.register({
+        host: hostname(), pid: process.pid, version, heartbeatMs: this.heartbeatMs,
+        subscriptions: this.loops.map(({ runner }) => runner.settings.name),
+      });
+      registered = true;
       await this.listener.start();
     } catch (error) {
+      if (registered) await this.protocol.stopped().catch(() => {});
       await this.close();
       this.state = 'stopped';
       throw fromDatabaseError(error);
@@ -262,7 +276,18 @@ export class Worker {
       );
       this.loops[i]!.runner.adoptMaxAttempts(stored.maxAttempts);
     }
-    this.heartbeatMs = Math.max(50, Math.min(...declared.map((d) => d.stored.leaseMs)) / 3);
+    this.heartbeatMs = this.heartbeatFor(declared.map((d) => d.stored.leaseMs));
+  }
+
+  /** heartbeatInterval, or a third of the shortest lease. */
+  private heartbeatFor(leasesMs: number[]): number {
+    const shortest = Math.min(...leasesMs);
+    if (this.options.heartbeatInterval === undefined) return Math.max(50, shortest / 3);
+    const ms = toMilliseconds(this.options.heartbeatInterval, 'heartbeatInterval');
+    if (ms <= 0 || ms >= shortest) {
+      throw new CrierError('CRIER_INVALID_OPTION', `heartbeatInterval must be longer than 0 and shorter than the shortest lease (${shortest}ms)`);
+    }
+    return ms;
   }
 
   /**
@@ -313,6 +338,7 @@ export class Worker {
         this.logger.warn({ workerId: this.id, deliveries: handBack.length, error: errorMessage(error) }, `could not release ${handBack.length} deliveries (${errorMessage(error)}); their leases will expire`);
       }
     }
+    await this.protocol.stopped().catch(() => {}); // else crier.workers calls it stale, which it is not
     await this.close();
     this.state = 'stopped';
     this.logger.info({ workerId: this.id }, `worker ${this.id} stopped`);
@@ -336,10 +362,13 @@ export class Worker {
     return this.loops.flatMap(({ runner }) => [...runner.inFlight.values()]);
   }
 
-  /** Renews the leases of running handlers; a lease found lost aborts its handler. */
+  /**
+   * Renews the leases of running handlers (a lease found lost aborts its handler) and, in the same
+   * round trip, tells crier.workers this worker is alive: it beats while idle too.
+   */
   private async heartbeat(): Promise<void> {
     const entries = this.inFlight().filter((e) => !e.lost);
-    if (entries.length === 0 || this.state !== 'running') return;
+    if (this.state !== 'running') return;
     try {
       const held = await this.protocol.extendLeases(
         entries.map((e) => e.delivery.deliveryId),
@@ -358,7 +387,8 @@ export class Worker {
         this.events.emit('error', { error, message, subscription });
       }
     } catch (error) {
-      this.logger.warn({ workerId: this.id, error: errorMessage(error) }, `heartbeat failed (${errorMessage(error)}); leases run out if this lasts`);
+      // Idle, nothing is at stake but being seen: the claims report connection trouble.
+      if (entries.length > 0) this.logger.warn({ workerId: this.id, error: errorMessage(error) }, `heartbeat failed (${errorMessage(error)}); leases run out if this lasts`);
     }
   }
 

@@ -1,10 +1,15 @@
 -- Leases: a claimed delivery is leased for its subscription's lease_ms. A worker renews the leases
 -- it holds, hands them back on shutdown, and anyone may rescue the deliveries whose lease ran out.
 
--- Heartbeat: renews the leases this worker still holds; returns the ids it still holds.
+-- Heartbeat: renews the leases this worker still holds; returns the ids it still holds. It also
+-- says the worker is alive (crier.registered_workers, workers.sql): a worker heartbeats while idle
+-- too (with no ids), and that one round trip is all its registration costs.
 CREATE OR REPLACE FUNCTION crier.extend_leases(p_worker text, p_ids bigint[], p_attempts integer[])
 RETURNS SETOF bigint
 LANGUAGE sql AS $$
+  WITH seen AS (
+    UPDATE crier.registered_workers SET last_seen_at = now() WHERE id = p_worker AND stopped_at IS NULL
+  )
   UPDATE crier.deliveries d
   SET locked_until = now() + s.lease_ms * interval '1 millisecond', updated_at = now()
   FROM unnest(p_ids, p_attempts) AS a(id, attempt), crier.subscriptions s
