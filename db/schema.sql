@@ -2183,6 +2183,16 @@ CREATE TABLE crier.processed (
 );
 
 --
+-- Name: published_events; Type: VIEW; Schema: crier
+--
+
+CREATE VIEW crier.published_events AS
+ SELECT e.id AS event_id,
+    e.topic,
+    e.created_at AS published_at
+   FROM crier.events e;
+
+--
 -- Name: route_epoch; Type: TABLE; Schema: crier
 --
 
@@ -2190,16 +2200,6 @@ CREATE TABLE crier.route_epoch (
     singleton boolean DEFAULT true NOT NULL,
     epoch bigint DEFAULT 1 NOT NULL,
     CONSTRAINT route_epoch_singleton CHECK (singleton)
-);
-
---
--- Name: subscription_grants; Type: TABLE; Schema: crier
---
-
-CREATE TABLE crier.subscription_grants (
-    role regrole NOT NULL,
-    subscription text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 --
@@ -2225,6 +2225,60 @@ CREATE TABLE crier.subscriptions (
     CONSTRAINT subscriptions_name_valid CHECK ((name ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$'::text)),
     CONSTRAINT subscriptions_ordered_on_dead_valid CHECK ((ordered_on_dead = ANY (ARRAY['block'::text, 'skip'::text]))),
     CONSTRAINT subscriptions_topics_valid CHECK (crier.topic_patterns_valid(topics))
+);
+
+--
+-- Name: subscription_gauges; Type: VIEW; Schema: crier
+--
+
+CREATE VIEW crier.subscription_gauges AS
+ SELECT s.name AS subscription,
+    s.paused,
+    due.backlog,
+    (COALESCE(EXTRACT(epoch FROM (now() - due.oldest_due_at)), (0)::numeric))::double precision AS oldest_due_age_seconds,
+    later.retrying,
+    later.delayed,
+    COALESCE(r.running, (0)::bigint) AS running,
+    COALESCE(r.stuck, (0)::bigint) AS stuck,
+    (COALESCE(EXTRACT(epoch FROM (now() - r.oldest_expired_at)), (0)::numeric))::double precision AS oldest_stuck_seconds,
+    dead.dead,
+    waiting.waiting,
+    COALESCE(b.blocked_keys, (0)::bigint) AS blocked_keys
+   FROM ((((((crier.subscriptions s
+     CROSS JOIN LATERAL ( SELECT count(*) AS backlog,
+            min(d.available_at) AS oldest_due_at
+           FROM crier.deliveries d
+          WHERE ((d.subscription = s.name) AND (d.state = 'pending'::text) AND (d.available_at <= now()))) due)
+     CROSS JOIN LATERAL ( SELECT count(*) FILTER (WHERE (d.attempts > 0)) AS retrying,
+            count(*) FILTER (WHERE (d.attempts = 0)) AS delayed
+           FROM crier.deliveries d
+          WHERE ((d.subscription = s.name) AND (d.state = 'pending'::text) AND (d.available_at > now()))) later)
+     CROSS JOIN LATERAL ( SELECT count(*) AS dead
+           FROM crier.deliveries d
+          WHERE ((d.subscription = s.name) AND (d.state = 'dead'::text))) dead)
+     CROSS JOIN LATERAL ( SELECT count(*) AS waiting
+           FROM crier.deliveries d
+          WHERE ((d.subscription = s.name) AND (d.state = 'waiting'::text))) waiting)
+     LEFT JOIN ( SELECT d.subscription,
+            count(*) FILTER (WHERE (d.state = 'running'::text)) AS running,
+            count(*) FILTER (WHERE ((d.state = 'running'::text) AND (d.locked_until < now()))) AS stuck,
+            min(d.locked_until) FILTER (WHERE ((d.state = 'running'::text) AND (d.locked_until < now()))) AS oldest_expired_at
+           FROM crier.deliveries d
+          WHERE (d.locked_until IS NOT NULL)
+          GROUP BY d.subscription) r ON ((r.subscription = s.name)))
+     LEFT JOIN ( SELECT k.subscription,
+            count(*) AS blocked_keys
+           FROM crier.blocked_keys k
+          GROUP BY k.subscription) b ON ((b.subscription = s.name)));
+
+--
+-- Name: subscription_grants; Type: TABLE; Schema: crier
+--
+
+CREATE TABLE crier.subscription_grants (
+    role regrole NOT NULL,
+    subscription text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 --

@@ -48,6 +48,7 @@ export const sqlFiles = {
     'deliveries/leases.sql',
     'deliveries/processed.sql',
     'views.sql',
+    'metrics.sql',
     'operator/subscriptions.sql',
     'operator/requeue.sql',
     'operator/replay.sql',
