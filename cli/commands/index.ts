@@ -6,6 +6,7 @@ import {
 import { bridgeCommand } from './bridge.ts';
 import { deadListCommand, deadShowCommand } from './dead.ts';
 import { eventsListCommand, eventsShowCommand, eventsTailCommand } from './events.ts';
+import { metricsCommand } from './metrics.ts';
 import { migrateCommand } from './migrate.ts';
 import { pruneCommand } from './prune.ts';
 import { publishCommand } from './publish.ts';
@@ -20,6 +21,7 @@ import {
 export const commands: readonly Command[] = [
   migrateCommand,
   statusCommand,
+  metricsCommand,
   publishCommand,
   eventsListCommand,
   eventsShowCommand,

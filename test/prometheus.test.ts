@@ -1,0 +1,205 @@
+// crier/prometheus and `crier metrics`, scraped over real HTTP against a real database: the gauges
+// follow the deliveries as work flows (published, handled, dead, stuck), a reading that cannot finish
+// in time turns into crier_database_up 0 instead of a hung scrape, and the CLI exporter serves the
+// same gauges from a child process and stops on SIGTERM.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import postgres from 'postgres';
+import { createCrier, UnrecoverableError } from '../src/index.ts';
+import { prometheusMetrics, type MetricsServer, type PrometheusMetrics } from '../src/integrations/prometheus/index.ts';
+import { cli, ensureBuilt, runCli } from './support/cli.ts';
+import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
+
+const crier = createCrier();
+let db: TestDatabase;
+
+before(async () => {
+  db = await createTestDatabase('prometheus');
+  await db.sql`SELECT crier.create_subscription('billing', ARRAY['order.#'], p_max_attempts => 2)`;
+  await db.sql`SELECT crier.create_subscription('audit', ARRAY['#'])`;
+});
+after(async () => {
+  await db.drop();
+});
+
+/** The samples of a Prometheus text page: 'name{label="value",...}' -> value. */
+function samples(page: string): Map<string, number> {
+  const found = new Map<string, number>();
+  for (const line of page.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    found.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return found;
+}
+
+async function scrape(url: string): Promise<Map<string, number>> {
+  const response = await fetch(url);
+  assert.equal(response.status, 200, await response.clone().text());
+  assert.match(response.headers.get('content-type') ?? '', /^text\/plain/);
+  return samples(await response.text());
+}
+
+async function publish(topic: string, count: number, payload: object = {}) {
+  await db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: count }, () => ({ topic, payload }))));
+}
+
+describe('crier/prometheus', () => {
+  let metrics: PrometheusMetrics;
+  let server: MetricsServer;
+  let close: () => Promise<void>;
+
+  before(async () => {
+    metrics = prometheusMetrics();
+    // settle 0: the test's transactions have committed before each scrape starts.
+    const gauges = metrics.collectDatabaseGauges(db.url, { interval: 0, settle: 0, logger: { info() {}, warn() {}, error() {} } });
+    server = await metrics.serve({ port: 0 });
+    close = async () => {
+      await server.close();
+      await gauges.close();
+    };
+  });
+  after(() => close());
+
+  test('the gauges follow the deliveries: backlog, published, then handled and dead', async () => {
+    const baseline = await scrape(server.url); // the published counter counts from here
+    assert.equal(baseline.get('crier_database_up'), 1);
+    assert.equal(baseline.get('crier_backlog{subscription="billing"}'), 0);
+    assert.equal(baseline.get('crier_oldest_due_age_seconds{subscription="billing"}'), 0);
+
+    await publish('order.created', 4, { ok: true });
+    await publish('order.cancelled', 1, { ok: false });
+    await publish('user.signed_up', 2);
+    const queued = await scrape(server.url);
+    assert.equal(queued.get('crier_backlog{subscription="billing"}'), 5);
+    assert.equal(queued.get('crier_backlog{subscription="audit"}'), 7);
+    assert.ok(queued.get('crier_oldest_due_age_seconds{subscription="billing"}')! > 0);
+    assert.equal(queued.get('crier_published_total{topic="order.created"}'), 4);
+    assert.equal(queued.get('crier_published_total{topic="order.cancelled"}'), 1);
+    assert.equal(queued.get('crier_published_total{topic="user.signed_up"}'), 2);
+    assert.equal(queued.get('crier_dead_letters{subscription="billing"}'), 0);
+
+    const worker = crier.worker({
+      connection: db.url,
+      handleSignals: false,
+      logger: false,
+      pollInterval: 200,
+      subscriptions: [{
+        name: 'billing',
+        topics: ['order.#'],
+        maxAttempts: 2,
+        backoff: { base: 10, max: 20 },
+        handler: async (event) => {
+          if ((event.payload as { ok: boolean }).ok === false) throw new UnrecoverableError('cannot cancel');
+        },
+      }],
+    });
+    await worker.start();
+    try {
+      const drained = await eventually(async () => {
+        const page = await scrape(server.url);
+        return page.get('crier_backlog{subscription="billing"}') === 0 && page.get('crier_running{subscription="billing"}') === 0 ? page : undefined;
+      }, 20_000, 'billing drained') as Map<string, number>;
+      assert.equal(drained.get('crier_dead_letters{subscription="billing"}'), 1);
+      assert.equal(drained.get('crier_backlog{subscription="audit"}'), 7, 'no worker for audit: its backlog stays');
+      assert.equal(drained.get('crier_published_total{topic="order.created"}'), 4, 'counted once, not again on later scrapes');
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  test('a delivery whose lease expired shows as stuck, with its age', async () => {
+    await publish('stuck.one', 1);
+    // A worker that claimed it and died: the row stays running with a lease in the past.
+    await db.sql`SELECT count(*) FROM crier.claim('audit', 'gone-worker', 100)`;
+    await db.sql`UPDATE crier.deliveries SET locked_until = now() - interval '30 seconds' WHERE worker = 'gone-worker' AND state = 'running'`;
+    const page = await scrape(server.url);
+    const running = page.get('crier_running{subscription="audit"}')!;
+    assert.ok(running >= 1);
+    assert.equal(page.get('crier_stuck{subscription="audit"}'), running);
+    assert.ok(page.get('crier_oldest_stuck_seconds{subscription="audit"}')! >= 29);
+    assert.equal(page.get('crier_stuck{subscription="billing"}'), 0);
+  });
+
+  test('a reading that misses its deadline fails the gauges, not the scrape', async () => {
+    const late = prometheusMetrics();
+    const warnings: string[] = [];
+    const gauges = late.collectDatabaseGauges(db.url, { interval: 0, timeout: 300, logger: { info() {}, warn: (m) => warnings.push(m), error() {} } });
+    const locker = postgres(db.url, { max: 1, onnotice: () => {} });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const locked = locker.begin(async (tx) => {
+      await tx`LOCK TABLE crier.deliveries IN ACCESS EXCLUSIVE MODE`;
+      await held;
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const page = samples(await late.registry.metrics());
+      assert.equal(page.get('crier_database_up'), 0);
+      assert.equal(page.get('crier_backlog{subscription="billing"}'), undefined, 'no stale numbers');
+      assert.match(warnings.join('\n'), /reading the database failed: .*(statement timeout|did not answer)/);
+    } finally {
+      release();
+      await locked;
+      await locker.end();
+    }
+    const page = samples(await late.registry.metrics());
+    assert.equal(page.get('crier_database_up'), 1);
+    assert.equal(typeof page.get('crier_backlog{subscription="billing"}'), 'number');
+    await gauges.close();
+  });
+});
+
+describe('crier metrics (the CLI, in a child process)', () => {
+  before(() => ensureBuilt());
+
+  function start(args: string[], env: Record<string, string | undefined> = {}) {
+    const child = spawn(process.execPath, [...(env.NODE_IMPORT ? ['--import', env.NODE_IMPORT] : []), cli, 'metrics', ...args], {
+      env: { ...process.env, NODE_TEST_CONTEXT: undefined, DATABASE_URL: db.url, ...env, NODE_IMPORT: undefined },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.stdout.on('data', (chunk) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    return { child, exited, stderr: () => stderr };
+  }
+
+  test('serves the database gauges on /metrics and stops on SIGTERM', async () => {
+    const exporter = start(['--port', '0', '--interval', '0']);
+    try {
+      const url = (await eventually(() => /serving (http:\S+)/.exec(exporter.stderr())?.[1], 20_000, 'the exporter to listen'))!;
+      await publish('order.created', 3, { ok: true });
+      const page = await scrape(url);
+      const [{ backlog }] = (await db.sql`SELECT backlog FROM crier.subscription_gauges WHERE subscription = 'billing'`) as unknown as [{ backlog: string }];
+      assert.equal(page.get('crier_backlog{subscription="billing"}'), Number(backlog));
+      assert.ok(Number(backlog) >= 3);
+      assert.equal(page.get('crier_database_up'), 1);
+      assert.equal((await fetch(url.replace('/metrics', '/other'))).status, 404);
+    } finally {
+      exporter.child.kill('SIGTERM');
+    }
+    assert.equal(await exporter.exited, 0, exporter.stderr());
+  });
+
+  test('names prom-client when it is not installed', async () => {
+    const hook = `export async function resolve(s, c, next) { if (s === 'prom-client') { const e = new Error("Cannot find package 'prom-client'"); e.code = 'ERR_MODULE_NOT_FOUND'; throw e; } return next(s, c); }`;
+    const register = `data:text/javascript,${encodeURIComponent(`import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));`)}`;
+    const exporter = start(['--port', '0'], { NODE_IMPORT: register });
+    assert.equal(await exporter.exited, 1);
+    assert.match(exporter.stderr(), /^crier metrics: CRIER_MISSING_PEER: crier metrics needs the package "prom-client": npm install prom-client\n$/);
+  });
+
+  test('bad options are usage errors; --help lists the gauges', async () => {
+    const bad = await runCli(db.url, ['metrics', '--port', '70000']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /--port: 70000 is not a port/);
+    const badInterval = await runCli(db.url, ['metrics', '--interval', 'soon']);
+    assert.equal(badInterval.code, 2, badInterval.stderr);
+    const help = await runCli(db.url, ['metrics', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /--port PORT/);
+    assert.match(help.stdout, /crier_oldest_due_age_seconds/);
+  });
+});
