@@ -11,8 +11,10 @@ export { MAX_HEADER_ID_BYTES, MAX_IDEMPOTENCY_KEY_BYTES, MAX_KEY_BYTES, MAX_TOPI
 export { consoleLogger, silentLogger, type Logger } from './logger.ts';
 export type { CrierEvent, Handler, HandlerContext } from './worker/event.ts';
 export { UnrecoverableError } from './errors.ts';
-export { RetryLater } from './worker/subscription-loop.ts';
+export { RetryLater } from './worker/failure.ts';
 export { Worker, type SubscriptionDefinition, type WorkerOptions } from './worker/worker.ts';
+// Observability: worker events (docs/observability.md).
+export type { AttemptEvent, WorkerEventName, WorkerEvents } from './worker/events.ts';
 export { createAdmin, type Admin, type AdminOptions } from './admin/index.ts';
 export type {
   DeadFilter, DeadLetter, DeliveryRecord, EventDetail, EventFilter, EventRecord, EventSummary, PruneOptions, PruneResult,

@@ -19,7 +19,7 @@ import { declareSubscriptions, retrySchedule, toSubscriptionRow } from './subscr
 import { toEvent, type CrierEvent, type HandlerContext } from './worker/event.ts';
 import { AttemptContext, type ContextSources } from './worker/handler-context.ts';
 import { Protocol, type ClaimedDelivery } from './worker/protocol.ts';
-import { describeFailure } from './worker/subscription-loop.ts';
+import { describeFailure } from './worker/failure.ts';
 import { runTransactional } from './worker/transactional.ts';
 import type { SubscriptionDefinition } from './worker/worker.ts';
 

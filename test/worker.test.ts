@@ -282,7 +282,7 @@ describe('worker', () => {
     assert.match(row!.last_error as string, /UnrecoverableError: even \d+/);
   });
   test('handlers that return, throw, resolve, reject or return a thenable each settle their own attempt', async () => {
-    // Synchronous returns settle without a promise of their own (see SubscriptionLoop.execute).
+    // Synchronous returns settle without a promise of their own (see HandlerRunner.execute).
     const thenable = (fail: boolean) => ({
       then: (resolve: () => void, reject: (e: Error) => void) => setTimeout(() => (fail ? reject(new UnrecoverableError('thenable')) : resolve()), 1),
     });

@@ -9,10 +9,18 @@ import type { Completions, Failure, Protocol } from './protocol.ts';
 
 const completionFallbackMs = 50;
 
-/** A failure waiting to be written, and whom to tell in how many ms its retry falls due. */
+/** What became of a failure once written: retried (pending, due at availableAt) or dead. */
+export interface FailureWritten {
+  state: 'pending' | 'dead';
+  availableAt: Date;
+  /** Ms until the retry is due (pending). */
+  dueInMs: number;
+}
+
+/** A failure waiting to be written, and whom to tell what became of it. */
 interface QueuedFailure {
   failure: Failure;
-  retryDue: ((inMs: number) => void) | undefined;
+  written: ((outcome: FailureWritten) => void) | undefined;
 }
 
 export class AckBuffer {
@@ -41,9 +49,9 @@ export class AckBuffer {
     }, completionFallbackMs).unref();
   }
 
-  /** Queues a failed attempt; `retryDue` is called with the ms until its retry is due, once written. */
-  fail(failure: Failure, retryDue?: (inMs: number) => void): void {
-    this.failures.push({ failure, retryDue });
+  /** Queues a failed attempt; `written` is told what became of it (retry or dead), once written. */
+  fail(failure: Failure, written?: (outcome: FailureWritten) => void): void {
+    this.failures.push({ failure, written });
     this.schedule();
   }
 
@@ -128,10 +136,10 @@ export class AckBuffer {
   private async writeFailures(queued: QueuedFailure[]): Promise<void> {
     const written = new Map((await this.protocol.fail(queued.map((q) => q.failure))).map((r) => [r.deliveryId, r]));
     const refused: string[] = [];
-    for (const { failure, retryDue } of queued) {
+    for (const { failure, written: tell } of queued) {
       const row = written.get(failure.deliveryId);
       if (row === undefined) refused.push(failure.deliveryId);
-      else if (row.state === 'pending') retryDue?.(row.dueInMs);
+      else tell?.(row as FailureWritten);
     }
     if (refused.length > 0) this.onRefused(refused);
   }

@@ -30,8 +30,8 @@ export interface ReplaceableClientOptions {
   /** How long queries already on a replaced client may still take before it is destroyed. */
   graceMs: number;
   logger: Logger;
-  /** After each replacement: work may have been missed meanwhile (e.g. wake the claim loops). */
-  onReplaced?: () => void;
+  /** After each replacement, with why: work may have been missed meanwhile (e.g. wake the claim loops). */
+  onReplaced?: (reason: string) => void;
 }
 
 export type Pending<T> = PromiseLike<T> & { signal?: (signal: AbortSignal) => unknown };
@@ -114,7 +114,7 @@ export class ReplaceableClient {
       logger.warn(`database client replaced: ${reason}; the old client is ended, not reused${wasOwned ? '' : ' (it was the one you passed: crier no longer uses it but leaves it open)'}`);
     }
     if (wasOwned) client.end({ timeout: graceMs / 1000 }).catch(() => {});
-    onReplaced?.();
+    onReplaced?.(reason);
   }
 
   /** Ends the current client if it is the worker's own. */

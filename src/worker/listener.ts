@@ -19,6 +19,8 @@ export interface ListenerEvents {
   onWake(subscriptions: string[] | '*'): void;
   /** LISTEN is (re-)established after a gap: notifications may have been lost. */
   onReconnect(): void;
+  /** LISTEN was lost, or found deaf (reported once per outage, as it is logged). */
+  onTrouble?(trouble: { error: unknown; message: string }): void;
 }
 
 export interface ListenerOptions {
@@ -143,20 +145,22 @@ export class Listener {
     this.deaf = true;
     if (this.warnedDeaf) return; // once per worker, not once per reconnect
     this.warnedDeaf = true;
-    this.logger.warn(
+    const message =
       `LISTEN does not work on this connection: a probe NOTIFY never arrived (is it a transaction-mode pooler such as PgBouncer?). ` +
-        `The worker falls back to polling every ${this.options.pollIntervalMs}ms. ` +
-        `For prompt wake-ups give the worker a session connection for LISTEN: listenConnection: a direct (or session-pooled) database URL.`,
-    );
+      `The worker falls back to polling every ${this.options.pollIntervalMs}ms. ` +
+      `For prompt wake-ups give the worker a session connection for LISTEN: listenConnection: a direct (or session-pooled) database URL.`;
+    this.logger.warn(message);
+    this.events.onTrouble?.({ error: new Error('LISTEN probe NOTIFY never arrived'), message });
   }
 
   private lost(client: postgres.Sql, error?: unknown): void {
     if (this.closed || client !== this.client) return;
     this.client = undefined;
     if (this.connected || this.failures === 0) {
-      this.logger.warn(
-        `LISTEN connection lost (${error instanceof DeadlineMissed ? error.message : error ? describeConnectionError(error) : 'closed by the server'}); replacing it, polling meanwhile`,
-      );
+      const why = error instanceof DeadlineMissed ? error.message : error ? describeConnectionError(error) : 'closed by the server';
+      const message = `LISTEN connection lost (${why}); replacing it, polling meanwhile`;
+      this.logger.warn(message);
+      this.events.onTrouble?.({ error: error ?? new Error(why), message });
     }
     this.connected = false;
     this.failures++;

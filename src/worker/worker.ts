@@ -14,11 +14,13 @@ import {
   declareSubscriptions, retrySchedule, toSubscriptionRow, type DeclaredSubscription, type SubscriptionSpec,
 } from '../subscriptions.ts';
 import { AckBuffer } from './acks.ts';
+import { WorkerEmitter, type WorkerEvents, type WorkerEventName } from './events.ts';
 import { ReplaceableClient } from './client.ts';
 import type { Handler } from './event.ts';
 import { Listener } from './listener.ts';
-import { Protocol } from './protocol.ts';
-import { SubscriptionLoop, type InFlight } from './subscription-loop.ts';
+import { Protocol, type ClaimedDelivery } from './protocol.ts';
+import { ClaimScheduler } from './claim-scheduler.ts';
+import { HandlerRunner, type InFlight } from './handler-runner.ts';
 
 export interface SubscriptionDefinition<P = any, T extends string = string> extends SubscriptionSpec {
   handler: Handler<P, T>;
@@ -79,11 +81,13 @@ export class Worker {
   readonly id: string;
   private readonly schema: string;
   private readonly logger: Logger;
+  private readonly events: WorkerEmitter;
   /** The worker's client, under deadlines, replaced when it fails (see client.ts). */
   private readonly client: ReplaceableClient;
   private readonly protocol: Protocol;
   private readonly acks: AckBuffer;
-  private readonly loops: SubscriptionLoop[];
+  /** Per subscription: the scheduler that decides when to claim, and the runner of its handlers. */
+  private readonly loops: { scheduler: ClaimScheduler; runner: HandlerRunner }[];
   private readonly listener: Listener;
   private readonly pollIntervalMs: number;
   private readonly shutdownTimeoutMs: number;
@@ -97,6 +101,7 @@ export class Worker {
   constructor(private readonly options: WorkerOptions) {
     this.schema = checkSchemaName(options.schema ?? defaultSchema);
     this.logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger);
+    this.events = new WorkerEmitter(this.logger);
     this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.pollIntervalMs = toMilliseconds(options.pollInterval ?? 2000, 'pollInterval');
     this.shutdownTimeoutMs = toMilliseconds(options.shutdownTimeout ?? 10_000, 'shutdownTimeout');
@@ -136,8 +141,11 @@ export class Worker {
       ownsFirst: typeof connection === 'string',
       graceMs: queryTimeoutMs,
       logger: this.logger,
-      // Work may have been missed, or failed, on the old client: claim now.
-      onReplaced: () => this.loops.forEach((loop) => loop.wake()),
+      onReplaced: (reason) => {
+        this.events.emit('error', { error: new CrierError('CRIER_CONNECTION', reason), message: `database client replaced: ${reason}` });
+        // Work may have been missed, or failed, on the old client: claim now.
+        this.loops.forEach((loop) => loop.scheduler.wake());
+      },
     });
     this.protocol = new Protocol(this.client, this.schema, this.id);
     this.acks = new AckBuffer(this.protocol, this.logger, (ids) => this.onAckRefused(ids));
@@ -150,31 +158,43 @@ export class Worker {
       if (!Number.isInteger(batchSize) || batchSize < concurrency) {
         throw new CrierError('CRIER_INVALID_OPTION', `subscription "${definition.name}": batchSize must be an integer >= concurrency (${concurrency})`);
       }
-      return new SubscriptionLoop(
+      // Joined by callbacks: the scheduler hands claims to the runner, the runner says when a
+      // slot frees up and when a retry it wrote falls due.
+      const runner: HandlerRunner = new HandlerRunner(
         {
           name: definition.name,
           handler: definition.handler,
           concurrency,
-          batchSize,
           maxAttempts: rows[i]!.maxAttempts,
           timeoutMs: toMilliseconds(definition.timeout ?? 300_000, `subscription "${definition.name}" timeout`),
-          pollIntervalMs: this.pollIntervalMs,
           transactional: definition.transactional ?? false,
           retrySchedule: retrySchedule(definition),
         },
         this.protocol,
         this.acks,
         this.logger,
+        this.events,
+        { slotFreed: () => scheduler.wake(), retryDue: (inMs: number) => scheduler.retryDue(inMs) },
       );
+      const scheduler = new ClaimScheduler(
+        { name: definition.name, batchSize, pollIntervalMs: this.pollIntervalMs },
+        this.protocol,
+        this.acks,
+        this.logger,
+        runner,
+        (trouble) => this.events.emit('error', trouble),
+      );
+      return { scheduler, runner };
     });
     this.listener = new Listener(
       options.listenConnection ?? options.connection,
       this.schema,
       {
         onWake: (names) => {
-          for (const loop of this.loops) if (names === '*' || names.includes(loop.settings.name)) loop.notified();
+          for (const { scheduler } of this.loops) if (names === '*' || names.includes(scheduler.settings.name)) scheduler.notified();
         },
-        onReconnect: () => this.loops.forEach((loop) => loop.wake()),
+        onReconnect: () => this.loops.forEach((loop) => loop.scheduler.wake()),
+        onTrouble: (trouble) => this.events.emit('error', trouble),
       },
       this.logger,
       {
@@ -184,6 +204,19 @@ export class Worker {
         healthIntervalMs: listenHealthMs,
       },
     );
+  }
+
+  /**
+   * Listens to what happens to handler attempts ('handled', 'retry', 'dead') and to worker-level
+   * trouble ('error'); returns the function that stops listening. A listener that throws is logged
+   * (once) and never breaks the worker. See docs/observability.md.
+   */
+  on<K extends WorkerEventName>(name: K, listener: WorkerEvents[K]): () => void {
+    return this.events.on(name, listener);
+  }
+
+  off<K extends WorkerEventName>(name: K, listener: WorkerEvents[K]): void {
+    this.events.off(name, listener);
   }
 
   /** Declares the subscriptions, starts listening and claiming. Rejects with a clear error if the database is unusable. */
@@ -198,13 +231,13 @@ export class Worker {
       this.state = 'stopped';
       throw fromDatabaseError(error);
     }
-    for (const loop of this.loops) loop.start();
+    for (const loop of this.loops) loop.scheduler.start();
     this.timers.push(setInterval(() => void this.heartbeat(), this.heartbeatMs));
     this.timers.push(setInterval(() => void this.rescue(), this.pollIntervalMs));
     void this.rescue();
     if (this.options.handleSignals ?? true) this.installSignalHandlers();
     this.logger.info(
-      `worker ${this.id} started: ${this.loops.map((l) => `${l.settings.name} (x${l.settings.concurrency})`).join(', ')}`,
+      `worker ${this.id} started: ${this.loops.map(({ runner }) => `${runner.settings.name} (x${runner.settings.concurrency})`).join(', ')}`,
     );
     return this;
   }
@@ -222,7 +255,7 @@ export class Worker {
           differences.map((d) => `${d.setting} ${show(d.stored)} (declared) vs ${show(d.code)} (this worker)`).join(', ') +
           `. To change it, an operator runs "crier subscriptions create ${stored.name} --topics ..." or SELECT crier.create_subscription(...)`,
       );
-      this.loops[i]!.adoptMaxAttempts(stored.maxAttempts);
+      this.loops[i]!.runner.adoptMaxAttempts(stored.maxAttempts);
     }
     this.heartbeatMs = Math.max(50, Math.min(...declared.map((d) => d.stored.leaseMs)) / 3);
   }
@@ -245,9 +278,9 @@ export class Worker {
     this.state = 'stopping';
     this.removeSignalHandlers?.();
     const deadline = Date.now() + this.shutdownTimeoutMs;
-    const unstarted = (await Promise.all(this.loops.map((loop) => loop.stop()))).flat();
+    const unstarted = await this.stopClaiming();
 
-    const running = () => this.loops.flatMap((loop) => [...loop.inFlight.values()]);
+    const running = () => this.inFlight();
     if (running().length > 0) {
       this.logger.info(`waiting up to ${this.shutdownTimeoutMs}ms for ${running().length} running handlers`);
       let timer: NodeJS.Timeout | undefined;
@@ -280,6 +313,13 @@ export class Worker {
     this.logger.info(`worker ${this.id} stopped`);
   }
 
+  /** Stops starting handlers and claiming; resolves with the deliveries claimed ahead and never started. */
+  private async stopClaiming(): Promise<ClaimedDelivery[]> {
+    for (const { runner } of this.loops) runner.stopStarting();
+    await Promise.all(this.loops.map(({ scheduler }) => scheduler.stop()));
+    return this.loops.flatMap(({ runner }) => runner.takeUnstarted());
+  }
+
   private async close(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
@@ -288,7 +328,7 @@ export class Worker {
   }
 
   private inFlight(): InFlight[] {
-    return this.loops.flatMap((loop) => [...loop.inFlight.values()]);
+    return this.loops.flatMap(({ runner }) => [...runner.inFlight.values()]);
   }
 
   /** Renews the leases of running handlers; a lease found lost aborts its handler. */
@@ -301,19 +341,24 @@ export class Worker {
         entries.map((e) => e.delivery.attempt),
       );
       for (const entry of entries) {
-        // Settled meanwhile: its ack is on its way, nothing to renew.
-        if (held.has(entry.delivery.deliveryId) || !this.isRunning(entry)) continue;
+        if (held.has(entry.delivery.deliveryId)) continue;
+        const subscription = this.subscriptionOf(entry);
+        if (subscription === undefined) continue; // settled meanwhile: its ack is on its way, nothing to renew
         entry.lost = true;
-        entry.abort(new Error('lease lost: another attempt owns this delivery'));
-        this.logger.warn(`delivery ${entry.delivery.deliveryId}: lease lost (expired and taken over); its handler is aborted`);
+        const error = new Error('lease lost: another attempt owns this delivery');
+        entry.abort(error);
+        const message = `delivery ${entry.delivery.deliveryId}: lease lost (expired and taken over); its handler is aborted`;
+        this.logger.warn(message);
+        this.events.emit('error', { error, message, subscription });
       }
     } catch (error) {
       this.logger.warn(`heartbeat failed (${errorMessage(error)}); leases run out if this lasts`);
     }
   }
 
-  private isRunning(entry: InFlight): boolean {
-    return this.loops.some((loop) => loop.inFlight.get(entry.delivery.deliveryId) === entry);
+  /** The subscription whose runner holds `entry`; undefined once it settled. */
+  private subscriptionOf(entry: InFlight): string | undefined {
+    return this.loops.find(({ runner }) => runner.inFlight.get(entry.delivery.deliveryId) === entry)?.runner.settings.name;
   }
 
   private async rescue(): Promise<void> {
@@ -327,9 +372,9 @@ export class Worker {
   }
 
   private onAckRefused(ids: string[]): void {
-    this.logger.warn(
-      `ack refused for deliveries ${ids.join(', ')}: the lease had expired and the delivery was taken over (or it was already acked)`,
-    );
+    const message = `ack refused for deliveries ${ids.join(', ')}: the lease had expired and the delivery was taken over (or it was already acked)`;
+    this.logger.warn(message);
+    this.events.emit('error', { error: new Error('ack refused'), message });
   }
 
   private installSignalHandlers(): void {

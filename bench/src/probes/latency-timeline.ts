@@ -9,7 +9,7 @@
 import postgres from 'postgres';
 import { createCrier, silentLogger } from '../../../src/index.ts';
 import { Protocol } from '../../../src/worker/protocol.ts';
-import { SubscriptionLoop } from '../../../src/worker/subscription-loop.ts';
+import { ClaimScheduler } from '../../../src/worker/claim-scheduler.ts';
 import { now } from '../clock.ts';
 import { createDatabase, dropDatabase, sharedServerUrl } from '../database.ts';
 import { makePayload } from '../payload.ts';
@@ -26,8 +26,8 @@ protocol.run = function (this: Protocol, name: string, ...rest: unknown[]) {
   sent.then(() => log.push({ at, what: `${name} (${(now() - at).toFixed(2)} ms)` }), () => {});
   return sent;
 };
-const notified = SubscriptionLoop.prototype.notified;
-SubscriptionLoop.prototype.notified = function (this: SubscriptionLoop) {
+const notified = ClaimScheduler.prototype.notified;
+ClaimScheduler.prototype.notified = function (this: ClaimScheduler) {
   log.push({ at: now(), what: 'NOTIFY' });
   return notified.call(this);
 };

@@ -1,0 +1,296 @@
+// Running the handlers of one subscription inside one worker process: the deliveries its
+// ClaimScheduler claimed wait in a queue for a handler slot, run (invokeHandler is the one place a
+// handler is called), time out, and settle into acks (the worker's AckBuffer). It never claims:
+// when a slot frees up it tells the scheduler, which decides when to claim again.
+import type postgres from 'postgres';
+import type { Logger } from '../logger.ts';
+import type { AckBuffer, FailureWritten } from './acks.ts';
+import type { AttemptEvent, WorkerEmitter } from './events.ts';
+import { toEvent, type CrierEvent, type Handler } from './event.ts';
+import { describeFailure } from './failure.ts';
+import { AttemptContext, type ContextSources } from './handler-context.ts';
+import type { ClaimedDelivery, Protocol } from './protocol.ts';
+import { runTransactional, type TransactionalOutcome } from './transactional.ts';
+
+export interface RunnerSettings {
+  name: string;
+  handler: Handler<any, any>;
+  concurrency: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  /** The handler runs in a transaction that also carries its ack (crier.complete). */
+  transactional: boolean;
+  /** The subscription's fixed retry schedule in ms; null: the exponential backoff crier.fail applies. */
+  retrySchedule: readonly number[] | null;
+}
+
+/** How the runner reaches its scheduler, without knowing it. */
+export interface RunnerCallbacks {
+  /** A handler settled (a slot is free, or will be once queued ones start): there may be room to claim. */
+  slotFreed(): void;
+  /** A failure ack was written as a retry, due in `inMs`. */
+  retryDue(inMs: number): void;
+}
+
+/** setTimeout fires at once for longer delays (a timeout of '30d'); the timer then just re-arms. */
+const maxTimerDelayMs = 2 ** 31 - 1;
+
+/** A delivery this subscription holds a lease on: running, or claimed ahead and queued. */
+export class InFlight {
+  /** The lease was lost (heartbeat refused): the outcome must not be acked. */
+  lost = false;
+  /** When the handler started (ms since the epoch; 0: not yet). */
+  startedAt = 0;
+  /** When the running handler times out (ms since the epoch). */
+  deadline = Infinity;
+  private controller: AbortController | undefined;
+  private finished = false;
+  private waiters: (() => void)[] | undefined;
+
+  constructor(readonly delivery: ClaimedDelivery) {}
+
+  /** Made on first use: most handlers never read their signal. */
+  get signal(): AbortSignal {
+    return (this.controller ??= new AbortController()).signal;
+  }
+
+  abort(reason: Error): void {
+    (this.controller ??= new AbortController()).abort(reason);
+  }
+
+  /** Resolves once the attempt has an outcome: its handler settled or timed out. */
+  settled(): Promise<void> {
+    if (this.finished) return Promise.resolve();
+    return new Promise((resolve) => (this.waiters ??= []).push(resolve));
+  }
+
+  /** Marks the outcome as decided; false if it already was (a handler settling after its timeout). */
+  finish(): boolean {
+    if (this.finished) return false;
+    this.finished = true;
+    this.waiters?.forEach((resolve) => resolve());
+    return true;
+  }
+}
+
+export class HandlerRunner {
+  /** Every delivery this subscription holds a lease on: running, or claimed ahead and queued. */
+  readonly inFlight = new Map<string, InFlight>();
+  /** Claimed ahead, waiting for a handler slot (only when batchSize > concurrency). */
+  private readonly queue: InFlight[] = [];
+  /** Handlers running, oldest first: the first one times out first. */
+  private readonly running = new Set<InFlight>();
+  /** Synchronous handlers that returned, to settle in the next microtask. */
+  private readonly returned: InFlight[] = [];
+  private timeoutTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  /** What every handler context of this subscription shares. */
+  private readonly contextSources: ContextSources;
+
+  constructor(
+    readonly settings: RunnerSettings,
+    private readonly protocol: Protocol,
+    private readonly acks: AckBuffer,
+    private readonly logger: Logger,
+    private readonly events: WorkerEmitter,
+    private readonly callbacks: RunnerCallbacks,
+  ) {
+    const { name: subscription, maxAttempts } = settings;
+    // sql is read per attempt: the worker replaces its client when one fails (client.ts).
+    this.contextSources = { subscription, maxAttempts, schema: protocol.schema, get sql() { return protocol.sql; } };
+  }
+
+  /** The stored subscription's maxAttempts, when it differs from the code's (src/subscriptions.ts). */
+  adoptMaxAttempts(maxAttempts: number): void {
+    this.settings.maxAttempts = maxAttempts;
+    this.contextSources.maxAttempts = maxAttempts;
+  }
+
+  /** Deliveries held: running plus queued. */
+  get held(): number {
+    return this.inFlight.size;
+  }
+
+  /** Claimed ahead, waiting for a handler slot. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Takes what a claim brought: queued, and started while slots are free. */
+  accept(deliveries: readonly ClaimedDelivery[]): void {
+    for (const delivery of deliveries) {
+      const entry = new InFlight(delivery);
+      this.inFlight.set(delivery.deliveryId, entry);
+      this.queue.push(entry);
+    }
+    this.pump();
+  }
+
+  /** Starts no more handlers; those running go on (the worker waits for them). */
+  stopStarting(): void {
+    this.stopping = true;
+  }
+
+  /** Takes out the deliveries claimed ahead and never started (the worker hands them back). */
+  takeUnstarted(): ClaimedDelivery[] {
+    const unstarted = this.queue.splice(0);
+    for (const entry of unstarted) this.inFlight.delete(entry.delivery.deliveryId);
+    return unstarted.filter((entry) => !entry.lost).map((entry) => entry.delivery);
+  }
+
+  /** Starts queued deliveries while handler slots are free. */
+  private pump(): void {
+    while (!this.stopping && this.running.size < this.settings.concurrency && this.queue.length > 0) {
+      const entry = this.queue.shift()!;
+      if (entry.lost) {
+        this.inFlight.delete(entry.delivery.deliveryId); // its lease was taken over while queued
+        continue;
+      }
+      this.execute(entry);
+    }
+  }
+
+  private execute(entry: InFlight): void {
+    const { timeoutMs, transactional } = this.settings;
+    const event = toEvent(entry.delivery);
+    entry.startedAt = Date.now();
+    entry.deadline = entry.startedAt + timeoutMs;
+    this.running.add(entry);
+    this.armTimeout();
+
+    if (transactional) {
+      this.executeTransactional(entry, event);
+      return;
+    }
+    let result: unknown;
+    try {
+      result = this.invokeHandler(entry, event);
+      if (typeof (result as PromiseLike<unknown> | undefined)?.then !== 'function') {
+        // A synchronous handler: settled in one microtask with the others this pump starts,
+        // rather than through a promise and two closures each.
+        if (this.returned.push(entry) === 1) queueMicrotask(this.settleReturned);
+        return;
+      }
+    } catch (error) {
+      this.failLater(entry, error); // as a rejection would: pump is running
+      return;
+    }
+    this.awaitHandler(entry, result as PromiseLike<unknown>);
+  }
+
+  /** The one place a handler is called: an attempt of `entry`, inside its transaction when transactional. */
+  private invokeHandler(entry: InFlight, event: CrierEvent, tx?: postgres.TransactionSql<{}>): unknown {
+    return this.settings.handler(event, new AttemptContext(this.contextSources, entry.delivery, event, entry, tx));
+  }
+
+  private executeTransactional(entry: InFlight, event: CrierEvent): void {
+    const idleLimitMs = this.settings.timeoutMs + Math.max(this.protocol.client.queryTimeoutMs, 1000);
+    const run = (tx: postgres.TransactionSql<{}>) => this.invokeHandler(entry, event, tx);
+    runTransactional(this.contextSources.sql, this.protocol, entry.delivery, entry.signal, run, idleLimitMs).then(
+      (outcome) => this.settle(entry, undefined, outcome),
+      (error: unknown) => this.failed(entry, error),
+    );
+  }
+
+  /** Apart from execute, so that running a synchronous handler allocates no closures. */
+  private awaitHandler(entry: InFlight, result: PromiseLike<unknown>): void {
+    Promise.resolve(result).then(
+      () => this.settle(entry, undefined),
+      (error: unknown) => this.failed(entry, error),
+    );
+  }
+
+  private failLater(entry: InFlight, error: unknown): void {
+    queueMicrotask(() => this.failed(entry, error));
+  }
+
+  private failed(entry: InFlight, error: unknown): void {
+    this.settle(entry, error ?? new Error('handler threw a nullish value'));
+  }
+
+  private readonly settleReturned = () => {
+    for (const entry of this.returned.splice(0)) this.settle(entry, undefined);
+  };
+
+  /**
+   * One timer per loop, set for the oldest running handler (every handler of a loop gets the same
+   * timeout, so the oldest is the first due): no timer per delivery.
+   */
+  private armTimeout(): void {
+    if (this.timeoutTimer !== undefined || this.running.size === 0) return;
+    const oldest = this.running.values().next().value!;
+    this.timeoutTimer = setTimeout(() => {
+      this.timeoutTimer = undefined;
+      this.timeOutOverdue();
+    }, Math.min(maxTimerDelayMs, Math.max(0, oldest.deadline - Date.now())));
+  }
+
+  private timeOutOverdue(): void {
+    const now = Date.now();
+    for (const entry of this.running) {
+      if (entry.deadline > now) break;
+      const error = new Error(`handler timed out after ${this.settings.timeoutMs}ms`);
+      entry.abort(error);
+      this.settle(entry, error); // the handler may still finish later: nobody is listening then
+    }
+    this.armTimeout();
+  }
+
+  private settle(entry: InFlight, error: unknown, outcome?: TransactionalOutcome): void {
+    if (!entry.finish()) return; // timed out before it settled
+    const { deliveryId, attempt } = entry.delivery;
+    this.inFlight.delete(deliveryId);
+    this.running.delete(entry);
+    if (this.running.size === 0 && this.timeoutTimer !== undefined) {
+      clearTimeout(this.timeoutTimer);
+      this.timeoutTimer = undefined;
+    }
+    this.pump();
+    this.callbacks.slotFreed();
+    const durationMs = Date.now() - entry.startedAt;
+    if (outcome === 'done') {
+      this.handled(entry, durationMs); // acked in the handler's own transaction
+      return;
+    }
+    if (entry.lost || outcome === 'lease-lost') {
+      this.logger.warn(
+        `subscription "${this.settings.name}": delivery ${deliveryId} finished after its lease was lost; its outcome is dropped (another attempt owns it)`,
+      );
+      return;
+    }
+    if (error === undefined) {
+      this.acks.complete(deliveryId, attempt);
+      this.handled(entry, durationMs);
+      return;
+    }
+    const failure = describeFailure(error, this.settings.retrySchedule, attempt);
+    this.acks.fail({ deliveryId, attempt, ...failure }, (written) => this.failureWritten(entry, durationMs, error, written));
+  }
+
+  private handled(entry: InFlight, durationMs: number): void {
+    if (this.events.has('handled')) this.events.emit('handled', this.attemptEvent(entry, durationMs));
+  }
+
+  /** A failed attempt's ack is written: its retry is due, or the delivery is dead. */
+  private failureWritten(entry: InFlight, durationMs: number, error: unknown, written: FailureWritten): void {
+    if (written.state === 'pending') {
+      this.callbacks.retryDue(written.dueInMs);
+      if (this.events.has('retry')) this.events.emit('retry', { ...this.attemptEvent(entry, durationMs), error, retryAt: written.availableAt });
+    } else if (this.events.has('dead')) {
+      this.events.emit('dead', { ...this.attemptEvent(entry, durationMs), error });
+    }
+  }
+
+  private attemptEvent({ delivery, startedAt }: InFlight, durationMs: number): AttemptEvent {
+    return {
+      subscription: this.settings.name,
+      deliveryId: delivery.deliveryId,
+      eventId: delivery.eventId,
+      topic: delivery.topic,
+      attempt: delivery.attempt,
+      publishedAt: delivery.createdAt,
+      startedAt: new Date(startedAt),
+      durationMs,
+    };
+  }
+}
