@@ -70,10 +70,11 @@ describe('crier/prometheus', () => {
 
     await publish('order.created', 4, { ok: true });
     await publish('order.cancelled', 1, { ok: false });
+    await publish('order.updated', 1, { ok: true, flaky: true });
     await publish('user.signed_up', 2);
     const queued = await scrape(server.url);
-    assert.equal(queued.get('crier_backlog{subscription="billing"}'), 5);
-    assert.equal(queued.get('crier_backlog{subscription="audit"}'), 7);
+    assert.equal(queued.get('crier_backlog{subscription="billing"}'), 6);
+    assert.equal(queued.get('crier_backlog{subscription="audit"}'), 8);
     assert.ok(queued.get('crier_oldest_due_age_seconds{subscription="billing"}')! > 0);
     assert.equal(queued.get('crier_published_total{topic="order.created"}'), 4);
     assert.equal(queued.get('crier_published_total{topic="order.cancelled"}'), 1);
@@ -90,11 +91,14 @@ describe('crier/prometheus', () => {
         topics: ['order.#'],
         maxAttempts: 2,
         backoff: { base: 10, max: 20 },
-        handler: async (event) => {
-          if ((event.payload as { ok: boolean }).ok === false) throw new UnrecoverableError('cannot cancel');
+        handler: async (event, ctx) => {
+          const payload = event.payload as { ok: boolean; flaky?: boolean };
+          if (!payload.ok) throw new UnrecoverableError('cannot cancel');
+          if (payload.flaky && ctx.attempt === 1) throw new Error('not yet');
         },
       }],
     });
+    const stopObserving = metrics.observeWorker(worker);
     await worker.start();
     try {
       const drained = await eventually(async () => {
@@ -102,10 +106,31 @@ describe('crier/prometheus', () => {
         return page.get('crier_backlog{subscription="billing"}') === 0 && page.get('crier_running{subscription="billing"}') === 0 ? page : undefined;
       }, 20_000, 'billing drained') as Map<string, number>;
       assert.equal(drained.get('crier_dead_letters{subscription="billing"}'), 1);
-      assert.equal(drained.get('crier_backlog{subscription="audit"}'), 7, 'no worker for audit: its backlog stays');
+      assert.equal(drained.get('crier_backlog{subscription="audit"}'), 8, 'no worker for audit: its backlog stays');
       assert.equal(drained.get('crier_published_total{topic="order.created"}'), 4, 'counted once, not again on later scrapes');
+
+      // The worker's own counters, from its events: by subscription and topic.
+      const page = await eventually(async () => {
+        const p = await scrape(server.url);
+        return p.get('crier_handled_total{subscription="billing",topic="order.updated"}') === 1 ? p : undefined;
+      }, 10_000, 'the handled counter') as Map<string, number>;
+      const billing = (metric: string, topic: string) => page.get(`${metric}{subscription="billing",topic="${topic}"}`);
+      assert.equal(billing('crier_handled_total', 'order.created'), 4);
+      assert.equal(billing('crier_handled_total', 'order.updated'), 1);
+      assert.equal(billing('crier_retried_total', 'order.updated'), 1);
+      assert.equal(billing('crier_failed_total', 'order.updated'), 1);
+      assert.equal(billing('crier_failed_total', 'order.cancelled'), 1);
+      assert.equal(billing('crier_dead_total', 'order.cancelled'), 1);
+      assert.equal(billing('crier_dead_total', 'order.created'), undefined);
+      assert.equal(billing('crier_retried_total', 'order.cancelled'), undefined, 'UnrecoverableError: dead at once, never retried');
+      // Seven attempts (six deliveries, one of them twice); latency once per delivery, at its first attempt.
+      assert.equal(page.get('crier_handler_duration_seconds_count{subscription="billing"}'), 7);
+      assert.equal(page.get('crier_end_to_end_latency_seconds_count{subscription="billing"}'), 6);
+      assert.equal(page.get('crier_end_to_end_latency_seconds_bucket{le="+Inf",subscription="billing"}'), 6);
+      assert.ok(page.get('crier_end_to_end_latency_seconds_sum{subscription="billing"}')! > 0);
     } finally {
       await worker.stop();
+      stopObserving();
     }
   });
 

@@ -11,6 +11,7 @@ import { toMilliseconds, type Duration } from '../../duration.ts';
 import { consoleLogger, errorMessage, type Logger } from '../../logger.ts';
 import { databaseReader, type DatabaseReadingOptions, type Reading } from './database-reading.ts';
 import { serveMetrics, type MetricsServer, type ServeOptions } from './server.ts';
+import type { AttemptEvent, WorkerEventName, WorkerEvents } from '../../worker/events.ts';
 
 export type { DatabaseReadingOptions, Reading, SubscriptionGauges } from './database-reading.ts';
 export { serveMetrics, type MetricsServer, type ServeOptions } from './server.ts';
@@ -32,17 +33,9 @@ export interface DatabaseGaugesOptions extends DatabaseReadingOptions {
   logger?: Logger;
 }
 
-/** The events of a crier Worker that the metrics count (worker.on(...) returns an unsubscribe function). */
-export interface AttemptFacts {
-  subscription: string;
-  topic: string;
-  attempt: number;
-  publishedAt: Date;
-  startedAt: Date;
-  durationMs: number;
-}
+/** A crier Worker, or anything with its on(): the metrics listen to its handled, retry and dead events. */
 export interface ObservableWorker {
-  on(name: 'handled' | 'retry' | 'dead', listener: (event: AttemptFacts) => void): () => void;
+  on<K extends WorkerEventName>(name: K, listener: WorkerEvents[K]): () => void;
 }
 
 export interface PrometheusMetrics {
@@ -107,7 +100,7 @@ export function prometheusMetrics(options: PrometheusMetricsOptions = {}): Prome
     },
     observeWorker(worker) {
       const m = (workerMetrics ??= createWorkerMetrics());
-      const attempt = (e: AttemptFacts) => {
+      const attempt = (e: AttemptEvent) => {
         const labels = { subscription: e.subscription, topic: e.topic };
         m.duration.observe({ subscription: e.subscription }, e.durationMs / 1000);
         // Once per delivery: later attempts' start includes the retry backoff, not queueing.
