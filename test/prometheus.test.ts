@@ -4,6 +4,7 @@
 // same gauges from a child process and stops on SIGTERM.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import postgres from 'postgres';
 import { createCrier, UnrecoverableError } from '../src/index.ts';
@@ -174,6 +175,20 @@ describe('crier/prometheus', () => {
     assert.equal(typeof page.get('crier_backlog{subscription="billing"}'), 'number');
     await gauges.close();
   });
+});
+
+test('the dashboard and the documented alert rules use only metrics crier/prometheus registers', async () => {
+  const metrics = prometheusMetrics();
+  metrics.observeWorker({ on: () => () => {} });
+  const gauges = metrics.collectDatabaseGauges(db.url, { settle: 0 });
+  await gauges.close();
+  const registered = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));
+  const used = (text: string) => new Set([...text.matchAll(/\bcrier_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
+  const dashboard = readFileSync(new URL('../docs/grafana/crier-dashboard.json', import.meta.url), 'utf8');
+  const docs = readFileSync(new URL('../docs/observability.md', import.meta.url), 'utf8');
+  const metricsSection = docs.slice(docs.indexOf('## Metrics'));
+  for (const name of [...used(dashboard), ...used(metricsSection)]) assert.ok(registered.has(name), `${name} is not a metric`);
+  assert.ok(used(dashboard).size >= 12);
 });
 
 describe('crier metrics (the CLI, in a child process)', () => {
