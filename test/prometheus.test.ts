@@ -4,6 +4,7 @@
 // same gauges from a child process and stops on SIGTERM.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import postgres from 'postgres';
@@ -175,6 +176,28 @@ describe('crier/prometheus', () => {
     assert.equal(typeof page.get('crier_backlog{subscription="billing"}'), 'number');
     await gauges.close();
   });
+});
+
+test('the exporter needs no more than the auditor role (SELECT on crier\'s views)', async () => {
+  const prefix = `crier_metrics_${randomBytes(3).toString('hex')}`;
+  const login = `${prefix}_scraper`;
+  await db.sql`SELECT crier.create_roles(${prefix})`;
+  await db.sql.unsafe(`CREATE ROLE "${login}" LOGIN PASSWORD 'scrape' IN ROLE "${prefix}_auditor"`);
+  try {
+    const url = new URL(db.url);
+    url.username = login;
+    url.password = 'scrape';
+    const gauges = prometheusMetrics().collectDatabaseGauges(url.toString(), { settle: 0 });
+    try {
+      const reading = await gauges.refresh();
+      assert.deepEqual(reading.subscriptions.map((g) => g.subscription), ['audit', 'billing']);
+    } finally {
+      await gauges.close();
+    }
+  } finally {
+    await db.sql`SELECT crier.drop_roles(${prefix})`;
+    await db.sql.unsafe(`DROP ROLE IF EXISTS "${login}"`);
+  }
 });
 
 test('the dashboard and the documented alert rules use only metrics crier/prometheus registers', async () => {
