@@ -205,6 +205,7 @@ test('the dashboard and the documented alert rules use only metrics crier/promet
   metrics.observeWorker({ on: () => () => {} });
   const gauges = metrics.collectDatabaseGauges(db.url, { settle: 0 });
   await gauges.close();
+  assert.throws(() => metrics.collectDatabaseGauges(db.url), /CRIER_INVALID_OPTION: collectDatabaseGauges: this registry already has crier_backlog/);
   const registered = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));
   const used = (text: string) => new Set([...text.matchAll(/\bcrier_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
   const dashboard = readFileSync(new URL('../docs/grafana/crier-dashboard.json', import.meta.url), 'utf8');

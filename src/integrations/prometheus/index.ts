@@ -8,6 +8,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Connection } from '../../connection.ts';
 import { toMilliseconds, type Duration } from '../../duration.ts';
+import { CrierError } from '../../errors.ts';
 import { consoleLogger, errorMessage, type Logger } from '../../logger.ts';
 import { databaseReader, type DatabaseReadingOptions, type Reading } from './database-reading.ts';
 import { serveMetrics, type MetricsServer, type ServeOptions } from './server.ts';
@@ -96,11 +97,14 @@ export function prometheusMetrics(options: PrometheusMetricsOptions = {}): Prome
   return {
     registry,
     collectDatabaseGauges(connection, gaugeOptions = {}) {
+      if (registry.getSingleMetric(name('backlog'))) {
+        throw new CrierError('CRIER_INVALID_OPTION', `collectDatabaseGauges: this registry already has ${name('backlog')}; read the database gauges once per registry (one exporter per database)`);
+      }
       return registerDatabaseGauges(registry, name, connection, gaugeOptions);
     },
     observeWorker(worker) {
       const m = (workerMetrics ??= createWorkerMetrics());
-      const attempt = (e: AttemptEvent) => {
+      const observeAttempt = (e: AttemptEvent) => {
         const labels = { subscription: e.subscription, topic: e.topic };
         m.duration.observe({ subscription: e.subscription }, e.durationMs / 1000);
         // Once per delivery: later attempts' start includes the retry backoff, not queueing.
@@ -108,14 +112,14 @@ export function prometheusMetrics(options: PrometheusMetricsOptions = {}): Prome
         return labels;
       };
       const off = [
-        worker.on('handled', (e) => m.handled.inc(attempt(e))),
+        worker.on('handled', (e) => m.handled.inc(observeAttempt(e))),
         worker.on('retry', (e) => {
-          const labels = attempt(e);
+          const labels = observeAttempt(e);
           m.failed.inc(labels);
           m.retried.inc(labels);
         }),
         worker.on('dead', (e) => {
-          const labels = attempt(e);
+          const labels = observeAttempt(e);
           m.failed.inc(labels);
           m.dead.inc(labels);
         }),
