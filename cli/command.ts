@@ -5,6 +5,7 @@ import { quote } from '../src/errors.ts';
 import { parseArgs } from 'node:util';
 import { createAdmin, type Admin } from '../src/admin/index.ts';
 import { toTime } from '../src/duration.ts';
+import { consoleLogger, createConsoleLogger, type Logger } from '../src/logger.ts';
 import type { Io, Output } from './output.ts';
 
 export interface OptionSpec {
@@ -162,6 +163,20 @@ export function countOption(values: CommandInput['values'], name: string, fallba
 }
 
 /** A time option: ISO timestamp or how long ago ("30m", "7d"). */
+/** The --log-format option of the commands that run workers (relay, bridge). */
+export const logFormatSpec = {
+  type: 'string',
+  value: 'text|json',
+  description: 'log records as key=value lines (default) or JSON lines, on stderr (also CRIER_LOG_FORMAT)',
+} as const;
+
+/** The logger for --log-format (default: CRIER_LOG_FORMAT, else text). */
+export function logFormatOption(values: CommandInput['values']): Logger {
+  const format = stringOption(values, 'log-format');
+  if (format !== undefined && format !== 'text' && format !== 'json') throw new UsageError(`--log-format must be text or json, not "${format}"`);
+  return format === undefined ? consoleLogger : createConsoleLogger({ format });
+}
+
 export function timeOption(values: CommandInput['values'], name: string): Date | undefined {
   const value = stringOption(values, name);
   return value === undefined ? undefined : toTime(value, `--${name}`);

@@ -15,6 +15,7 @@ export { RetryLater } from './worker/failure.ts';
 export { Worker, type SubscriptionDefinition, type WorkerOptions } from './worker/worker.ts';
 // Observability: worker events (docs/observability.md).
 export type { AttemptEvent, WorkerEventName, WorkerEvents } from './worker/events.ts';
+export { createConsoleLogger, type ConsoleLoggerOptions, type LogFormat, type LogLevel } from './logger.ts';
 export { createAdmin, type Admin, type AdminOptions } from './admin/index.ts';
 export type {
   DeadFilter, DeadLetter, DeliveryRecord, EventDetail, EventFilter, EventRecord, EventSummary, PruneOptions, PruneResult,

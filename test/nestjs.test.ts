@@ -296,7 +296,7 @@ describe('a Nest application compiled with tsc (legacy decorators, emitted metad
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (output += chunk));
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
-    const lines = output.split('\n').filter((line) => /app: |\[Crier\]/.test(line)).map((line) => line.replace(/^.*?(app: |\[Crier\] )/, '$1').replace(/worker \S+/, 'worker'));
+    const lines = output.split('\n').filter((line) => /app: |\[Crier\]/.test(line)).map((line) => line.replace(/^.*?(app: |\[Crier\] )/, '$1').replace(/worker \S+/, 'worker').replace(/ workerId=.*$/, '')); // the record's fields follow its message
     assert.equal(signal, 'SIGTERM', `the application stopped on its signal (exit code ${code}); output:\n${output}`);
     assert.deepEqual(lines, [
       '[Crier] worker started: app-fulfilment (x10)',

@@ -1,7 +1,6 @@
 // crier bridge: consume a RabbitMQ queue or a JetStream durable consumer and publish each message
 // into crier (message id as idempotency key), acking the broker after the commit. Runs until Ctrl-C.
-import { consoleLogger } from '../../src/logger.ts';
-import { countOption, listOption, stringOption, UsageError, type Command } from '../command.ts';
+import { countOption, logFormatOption, logFormatSpec, listOption, stringOption, UsageError, type Command } from '../command.ts';
 
 export const bridgeCommand: Command = {
   path: ['bridge'],
@@ -16,6 +15,7 @@ export const bridgeCommand: Command = {
     'id are published without an idempotency key (a warning says so). Needs amqplib, or\n' +
     '@nats-io/jetstream and @nats-io/transport-node.',
   options: {
+    'log-format': logFormatSpec,
     rabbitmq: { type: 'string', value: 'URL', description: 'AMQP URL, e.g. amqp://guest:guest@127.0.0.1:5672' },
     queue: { type: 'string', value: 'NAME', description: 'RabbitMQ queue to consume (required with --rabbitmq)' },
     bind: { type: 'string', value: 'EXCHANGE:PATTERN', multiple: true, description: 'declare the queue (durable) and bind it, repeatable' },
@@ -32,6 +32,7 @@ export const bridgeCommand: Command = {
     'crier bridge --jetstream 127.0.0.1:4222 --stream ORDERS --consumer crier --topic "nats.{name}"',
   ],
   async run({ values, databaseUrl, global, signal, out }) {
+    const logger = logFormatOption(values);
     const rabbitmq = stringOption(values, 'rabbitmq');
     const jetstream = stringOption(values, 'jetstream');
     if ((jetstream === undefined) === (rabbitmq === undefined)) throw new UsageError('give one of --rabbitmq URL or --jetstream SERVERS');
@@ -41,7 +42,7 @@ export const bridgeCommand: Command = {
       topic: stringOption(values, 'topic'),
       keyHeader: stringOption(values, 'key-header'),
       batchSize: countOption(values, 'batch-size', 100),
-      logger: consoleLogger,
+      logger,
     });
     let bridge;
     if (rabbitmq !== undefined) {

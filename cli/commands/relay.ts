@@ -1,8 +1,7 @@
 // crier relay: run a subscription that forwards its events to JetStream or RabbitMQ, each delivery
 // done once the broker confirmed it. Runs until Ctrl-C (then stops gracefully).
 import { toMilliseconds } from '../../src/duration.ts';
-import { consoleLogger } from '../../src/logger.ts';
-import { countOption, listOption, stringOption, UsageError, type Command } from '../command.ts';
+import { countOption, logFormatOption, logFormatSpec, listOption, stringOption, UsageError, type Command } from '../command.ts';
 
 export const relayCommand: Command = {
   path: ['relay'],
@@ -16,6 +15,7 @@ export const relayCommand: Command = {
     'or a broker that is down fails the attempt (retried with backoff, dead with the broker\'s error).\n' +
     'Needs the broker\'s client installed: npm install @nats-io/jetstream @nats-io/transport-node, or amqplib.',
   options: {
+    'log-format': logFormatSpec,
     subscription: { type: 'string', value: 'NAME', description: 'the relay\'s subscription (required)' },
     topic: { type: 'string', value: 'PATTERN', multiple: true, description: 'topics to relay, repeatable (required)' },
     jetstream: { type: 'string', value: 'SERVERS', description: 'NATS server(s), e.g. 127.0.0.1:4222' },
@@ -33,6 +33,7 @@ export const relayCommand: Command = {
     "crier relay --subscription to-rabbit --topic '#' --rabbitmq amqp://guest:guest@127.0.0.1:5672 --exchange events",
   ],
   async run({ values, databaseUrl, global, signal, out }) {
+    const logger = logFormatOption(values);
     const subscription = stringOption(values, 'subscription');
     const topics = listOption(values, 'topic');
     if (subscription === undefined) throw new UsageError('--subscription is required');
@@ -61,7 +62,7 @@ export const relayCommand: Command = {
       maxAttempts: values['max-attempts'] === undefined ? undefined : countOption(values, 'max-attempts', 5),
       timeout: timeout === undefined ? undefined : toMilliseconds(timeout, '--timeout'),
       handleSignals: false,
-      logger: consoleLogger,
+      logger,
     });
     out.note(`relaying subscription ${subscription} to ${target.name} (Ctrl-C to stop)`);
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));

@@ -125,7 +125,7 @@ export class BridgeBatcher {
       const event = this.toEvent(message);
       if (typeof event === 'string') {
         this.stats.rejected++;
-        this.options.logger.error(`bridge: message ${message.id} from "${message.source}" rejected: ${event}`);
+        this.options.logger.error({ source: message.source, messageId: message.id, error: event }, `bridge: message ${message.id} from "${message.source}" rejected: ${event}`);
         message.reject(event);
       } else {
         events.push(event);
@@ -149,17 +149,17 @@ export class BridgeBatcher {
         }
         if (isPoison(error)) {
           this.stats.rejected++;
-          this.options.logger.error(`bridge: message ${accepted[0]!.id} rejected: ${errorMessage(error)}`);
+          this.options.logger.error({ source: accepted[0]!.source, messageId: accepted[0]!.id, error: errorMessage(error) }, `bridge: message ${accepted[0]!.id} rejected: ${errorMessage(error)}`);
           accepted[0]!.reject(errorMessage(error));
           return;
         }
         const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
         if (this.stopping && Date.now() + delay > giveUpAt) {
-          this.options.logger.warn(`bridge: giving ${accepted.length} messages back to the broker (${errorMessage(error)})`);
+          this.options.logger.warn({ messages: accepted.length, error: errorMessage(error) }, `bridge: giving ${accepted.length} messages back to the broker (${errorMessage(error)})`);
           for (const message of accepted) message.retry();
           return;
         }
-        if (failures === 0) this.options.logger.warn(`bridge: publishing into crier failed (${errorMessage(error)}); retrying, nothing is acked meanwhile`);
+        if (failures === 0) this.options.logger.warn({ error: errorMessage(error) }, `bridge: publishing into crier failed (${errorMessage(error)}); retrying, nothing is acked meanwhile`);
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
@@ -178,7 +178,7 @@ export class BridgeBatcher {
       if ((error as { code?: string }).code !== '42501') throw error;
       // A publisher-only role may not read events: bridge on, without the loop guard.
       this.echoCheckOff = true;
-      this.options.logger.warn(`bridge: cannot read crier.events (${errorMessage(error)}): messages this crier relayed out would be bridged in again; give the bridge's role SELECT on events, or do not bridge what you relay`);
+      this.options.logger.warn({ error: errorMessage(error) }, `bridge: cannot read crier.events (${errorMessage(error)}): messages this crier relayed out would be bridged in again; give the bridge's role SELECT on events, or do not bridge what you relay`);
       return new Set();
     }
     const known = new Set(rows.map((r) => r.uuid as string));
@@ -209,7 +209,7 @@ export class BridgeBatcher {
     headers['crier-source'] = message.source;
     if (message.id !== null) headers['crier-source-message-id'] = message.id;
     if (message.id === null) {
-      if (!this.warnedNoId) this.options.logger.warn(`bridge: messages from "${message.source}" have no message id; they are published without an idempotency key (a redelivery makes a second event)`);
+      if (!this.warnedNoId) this.options.logger.warn({ source: message.source }, `bridge: messages from "${message.source}" have no message id; they are published without an idempotency key (a redelivery makes a second event)`);
       this.warnedNoId = true;
       return { topic, payload, headers, key: message.key };
     }

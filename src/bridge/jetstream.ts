@@ -6,7 +6,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type postgres from 'postgres';
 import { openClient, type Connection } from '../connection.ts';
 import { CrierError } from '../errors.ts';
-import { consoleLogger, errorMessage, silentLogger, type Logger } from '../logger.ts';
+import { errorMessage, toLogger, type Logger } from '../logger.ts';
 import { checkSchemaName, defaultSchema } from '../schema-name.ts';
 import { loadPeer } from '../relay/peer.ts';
 import type { NameMapping } from '../relay/target.ts';
@@ -36,7 +36,7 @@ export interface JetStreamBridgeOptions {
 export async function startJetStreamBridge(options: JetStreamBridgeOptions): Promise<Bridge> {
   const nats = await loadPeer('@nats-io/transport-node', () => import('@nats-io/transport-node'), 'bridging from JetStream');
   const { jetstream, jetstreamManager, AckPolicy } = await loadPeer('@nats-io/jetstream', () => import('@nats-io/jetstream'), 'bridging from JetStream');
-  const logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger);
+  const logger = toLogger(options.logger);
   const schema = checkSchemaName(options.schema ?? defaultSchema);
   const servers = Array.isArray(options.servers) ? options.servers : options.servers.split(',');
   const batchSize = options.batchSize ?? 100;
@@ -68,7 +68,7 @@ export async function startJetStreamBridge(options: JetStreamBridgeOptions): Pro
   const running = (async () => {
     for await (const message of messages) batcher.add(toIncoming(message, options.keyHeader));
   })();
-  logger.info(`bridge: consuming jetstream ${options.stream}/${options.consumer}`);
+  logger.info({ stream: options.stream, consumer: options.consumer }, `bridge: consuming jetstream ${options.stream}/${options.consumer}`);
 
   let stopped: Promise<void> | undefined;
   return {

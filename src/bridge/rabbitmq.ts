@@ -5,7 +5,7 @@
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type postgres from 'postgres';
 import { openClient, type Connection } from '../connection.ts';
-import { errorMessage, consoleLogger, silentLogger, type Logger } from '../logger.ts';
+import { errorMessage, toLogger, type Logger } from '../logger.ts';
 import { checkSchemaName, defaultSchema } from '../schema-name.ts';
 import { loadPeer } from '../relay/peer.ts';
 import type { NameMapping } from '../relay/target.ts';
@@ -36,7 +36,7 @@ export interface RabbitMqBridgeOptions {
 
 export async function startRabbitMqBridge(options: RabbitMqBridgeOptions): Promise<Bridge> {
   const amqp = await loadPeer('amqplib', () => import('amqplib'), 'bridging from RabbitMQ');
-  const logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger);
+  const logger = toLogger(options.logger);
   const schema = checkSchemaName(options.schema ?? defaultSchema);
   const ownsSql = typeof options.connection === 'string';
   const sql: postgres.Sql<any> = ownsSql ? openClient(options.connection, { max: 2, connect_timeout: 10, fetch_types: false }) : (options.connection as postgres.Sql<any>);
@@ -73,7 +73,7 @@ export async function startRabbitMqBridge(options: RabbitMqBridgeOptions): Promi
         batcher.add(toIncoming(channel, message, options.keyHeader));
       }, { noAck: false });
       current = { connection, channel, consumerTag };
-      logger.info(`bridge: consuming ${where}`);
+      logger.info({ queue: options.queue }, `bridge: consuming ${where}`);
     } catch (error) {
       await connection.close().catch(() => {});
       throw error;
@@ -86,9 +86,9 @@ export async function startRabbitMqBridge(options: RabbitMqBridgeOptions): Promi
       try {
         await session();
         failures = 0;
-        if (!stopping) logger.warn(`bridge: lost ${where}; reconnecting`);
+        if (!stopping) logger.warn({ queue: options.queue }, `bridge: lost ${where}; reconnecting`);
       } catch (error) {
-        if (failures++ === 0) logger.warn(`bridge: cannot consume ${where} (${errorMessage(error)}); retrying`);
+        if (failures++ === 0) logger.warn({ queue: options.queue, error: errorMessage(error) }, `bridge: cannot consume ${where} (${errorMessage(error)}); retrying`);
       }
       current = undefined;
       if (!stopping) await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 100 * 2 ** Math.min(failures, 6))));

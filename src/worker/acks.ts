@@ -83,7 +83,7 @@ export class AckBuffer {
   async drain(deadline = Infinity): Promise<void> {
     while (this.size > 0 || this.flushing) {
       if (Date.now() > deadline) {
-        this.logger.warn(`gave up writing ${this.size} acks; their leases will expire and they will be retried`);
+        this.logger.warn({ acks: this.size }, `gave up writing ${this.size} acks; their leases will expire and they will be retried`);
         return;
       }
       this.schedule();
@@ -121,7 +121,7 @@ export class AckBuffer {
         this.retryDelay = 0;
       } else {
         this.retryDelay = Math.min(5000, Math.max(50, this.retryDelay * 2));
-        this.logger.warn(`could not write acks (${errorMessage(failed)}); retrying in ${this.retryDelay}ms`);
+        this.logger.warn({ error: errorMessage(failed), retryInMs: this.retryDelay }, `could not write acks (${errorMessage(failed)}); retrying in ${this.retryDelay}ms`);
         await new Promise((resolve) => setTimeout(resolve, this.retryDelay));
       }
     }

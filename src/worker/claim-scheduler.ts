@@ -189,13 +189,13 @@ export class ClaimScheduler {
         const known = fromDatabaseError(error);
         if (known instanceof CrierError && known.code === 'CRIER_UNKNOWN_SUBSCRIPTION') {
           const message = `subscription "${name}" was removed from the database; this worker stops claiming for it`;
-          this.logger.error(message);
+          this.logger.error({ subscription: name }, message);
           this.report({ error, message, subscription: name });
           break;
         }
         if (failures === 1) {
           const message = `subscription "${name}": claim failed (${errorMessage(error)}); retrying with backoff`;
-          this.logger.warn(message);
+          this.logger.warn({ subscription: name, error: errorMessage(error) }, message);
           this.report({ error, message, subscription: name });
         }
         // Not cut short by wake-ups: a reconnecting listener wakes every loop, and a dead
@@ -204,7 +204,7 @@ export class ClaimScheduler {
         await this.sleep(Math.min(1000, 50 * 2 ** Math.min(failures, 7)), { wakeable: false });
         continue;
       }
-      if (failures > 0) this.logger.info(`subscription "${name}": claiming again after ${failures} failed attempts`);
+      if (failures > 0) this.logger.info({ subscription: name, failures }, `subscription "${name}": claiming again after ${failures} failed attempts`);
       failures = 0;
       await this.afterClaim(outcome, free);
     }
@@ -280,7 +280,7 @@ export class ClaimScheduler {
       await this.protocol.unpark([this.settings.name]);
       this.parked = false;
     } catch (error) {
-      this.logger.warn(`subscription "${this.settings.name}": could not unpark (${errorMessage(error)})`);
+      this.logger.warn({ subscription: this.settings.name, error: errorMessage(error) }, `subscription "${this.settings.name}": could not unpark (${errorMessage(error)})`);
       await this.sleep(200, { wakeable: false });
     }
   }

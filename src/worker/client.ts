@@ -86,7 +86,7 @@ export class ReplaceableClient {
     const ms = this.options?.queryTimeoutMs ?? 0;
     return withDeadline(what, ms, pending, driverCancelsQueries(this.client)).then((value) => {
       if (this.streak > 0 && client === this.client) {
-        this.options?.logger.info(`database answering again after ${this.streak} client replacement${this.streak > 1 ? 's' : ''}`);
+        this.options?.logger.info({ replacements: this.streak }, `database answering again after ${this.streak} client replacement${this.streak > 1 ? 's' : ''}`);
         this.streak = 0;
       }
       return value;
@@ -111,7 +111,7 @@ export class ReplaceableClient {
     this.owned = true;
     // While the database stays out of reach each new client fails the same way: say it once.
     if (this.streak++ === 0) {
-      logger.warn(`database client replaced: ${reason}; the old client is ended, not reused${wasOwned ? '' : ' (it was the one you passed: crier no longer uses it but leaves it open)'}`);
+      logger.warn({ reason }, `database client replaced: ${reason}; the old client is ended, not reused${wasOwned ? '' : ' (it was the one you passed: crier no longer uses it but leaves it open)'}`);
     }
     if (wasOwned) client.end({ timeout: graceMs / 1000 }).catch(() => {});
     onReplaced?.(reason);

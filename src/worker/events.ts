@@ -80,7 +80,7 @@ export class WorkerEmitter {
   private listenerFailed(name: WorkerEventName, listener: object, error: unknown): void {
     if (this.reported.has(listener)) return;
     this.reported.add(listener);
-    this.logger.error(`a worker.on("${name}") listener threw (${errorMessage(error)}); the worker goes on (reported once per listener)`);
+    this.logger.error({ event: name, error: errorMessage(error) }, `a worker.on("${name}") listener threw (${errorMessage(error)}); the worker goes on (reported once per listener)`);
   }
 }
 

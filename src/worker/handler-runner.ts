@@ -3,7 +3,7 @@
 // handler is called), time out, and settle into acks (the worker's AckBuffer). It never claims:
 // when a slot frees up it tells the scheduler, which decides when to claim again.
 import type postgres from 'postgres';
-import type { Logger } from '../logger.ts';
+import { debugEnabled, type Logger } from '../logger.ts';
 import type { AckBuffer, FailureWritten } from './acks.ts';
 import type { AttemptEvent, WorkerEmitter } from './events.ts';
 import { toEvent, type CrierEvent, type Handler } from './event.ts';
@@ -35,6 +35,9 @@ export interface RunnerCallbacks {
 /** setTimeout fires at once for longer delays (a timeout of '30d'); the timer then just re-arms. */
 const maxTimerDelayMs = 2 ** 31 - 1;
 
+/** A handler still running after this share of its timeout is logged once as slow. */
+const slowShareOfTimeout = 0.5;
+
 /** A delivery this subscription holds a lease on: running, or claimed ahead and queued. */
 export class InFlight {
   /** The lease was lost (heartbeat refused): the outcome must not be acked. */
@@ -43,6 +46,8 @@ export class InFlight {
   startedAt = 0;
   /** When the running handler times out (ms since the epoch). */
   deadline = Infinity;
+  /** Logged as slow already (see slowShareOfTimeout). */
+  reportedSlow = false;
   private controller: AbortController | undefined;
   private finished = false;
   private waiters: (() => void)[] | undefined;
@@ -213,25 +218,46 @@ export class HandlerRunner {
   };
 
   /**
-   * One timer per loop, set for the oldest running handler (every handler of a loop gets the same
-   * timeout, so the oldest is the first due): no timer per delivery.
+   * One timer per subscription, set for the oldest running handler (every handler of a
+   * subscription gets the same timeout, so the oldest is the first due): no timer per delivery.
+   * It fires first when that handler turns slow (half its timeout), then when it times out. The
+   * handlers already reported slow are the oldest ones, so the first not reported is found at once.
    */
   private armTimeout(): void {
     if (this.timeoutTimer !== undefined || this.running.size === 0) return;
-    const oldest = this.running.values().next().value!;
+    let next = Infinity;
+    for (const entry of this.running) {
+      next = Math.min(next, entry.deadline);
+      if (!entry.reportedSlow) {
+        next = Math.min(next, entry.startedAt + this.settings.timeoutMs * slowShareOfTimeout);
+        break;
+      }
+    }
     this.timeoutTimer = setTimeout(() => {
       this.timeoutTimer = undefined;
-      this.timeOutOverdue();
-    }, Math.min(maxTimerDelayMs, Math.max(0, oldest.deadline - Date.now())));
+      this.checkRunning();
+    }, Math.min(maxTimerDelayMs, Math.max(0, next - Date.now())));
   }
 
-  private timeOutOverdue(): void {
+  /** Times out the overdue handlers and reports the newly slow ones. */
+  private checkRunning(): void {
     const now = Date.now();
+    const slowAfterMs = this.settings.timeoutMs * slowShareOfTimeout;
     for (const entry of this.running) {
-      if (entry.deadline > now) break;
-      const error = new Error(`handler timed out after ${this.settings.timeoutMs}ms`);
-      entry.abort(error);
-      this.settle(entry, error); // the handler may still finish later: nobody is listening then
+      if (entry.deadline <= now) {
+        const error = new Error(`handler timed out after ${this.settings.timeoutMs}ms`);
+        entry.abort(error);
+        this.settle(entry, error); // the handler may still finish later: nobody is listening then
+        continue;
+      }
+      if (entry.startedAt + slowAfterMs > now) break;
+      if (entry.reportedSlow) continue;
+      entry.reportedSlow = true;
+      const runningMs = now - entry.startedAt;
+      this.logger.warn(
+        { ...this.attemptFields(entry), runningMs, timeoutMs: this.settings.timeoutMs },
+        `handler slow: still running after ${runningMs}ms (times out at ${this.settings.timeoutMs}ms)`,
+      );
     }
     this.armTimeout();
   }
@@ -254,6 +280,7 @@ export class HandlerRunner {
     }
     if (entry.lost || outcome === 'lease-lost') {
       this.logger.warn(
+        { ...this.attemptFields(entry), durationMs },
         `subscription "${this.settings.name}": delivery ${deliveryId} finished after its lease was lost; its outcome is dropped (another attempt owns it)`,
       );
       return;
@@ -264,21 +291,33 @@ export class HandlerRunner {
       return;
     }
     const failure = describeFailure(error, this.settings.retrySchedule, attempt);
-    this.acks.fail({ deliveryId, attempt, ...failure }, (written) => this.failureWritten(entry, durationMs, error, written));
+    this.acks.fail({ deliveryId, attempt, ...failure }, (written) => this.failureWritten(entry, durationMs, error, failure.error, written));
   }
 
   private handled(entry: InFlight, durationMs: number): void {
+    if (debugEnabled(this.logger)) this.logger.debug!({ ...this.attemptFields(entry), durationMs }, 'handler done');
     if (this.events.has('handled')) this.events.emit('handled', this.attemptEvent(entry, durationMs));
   }
 
-  /** A failed attempt's ack is written: its retry is due, or the delivery is dead. */
-  private failureWritten(entry: InFlight, durationMs: number, error: unknown, written: FailureWritten): void {
+  /**
+   * A failed attempt's ack is written: its retry is due, or the delivery is dead. Logged here, once
+   * per failure, because only now is it known which (`text`: the error as last_error records it).
+   */
+  private failureWritten(entry: InFlight, durationMs: number, error: unknown, text: string, written: FailureWritten): void {
+    const fields = { ...this.attemptFields(entry), maxAttempts: this.settings.maxAttempts, durationMs, error: text };
     if (written.state === 'pending') {
       this.callbacks.retryDue(written.dueInMs);
+      this.logger.warn({ ...fields, retryAt: written.availableAt }, 'handler failed; retrying');
       if (this.events.has('retry')) this.events.emit('retry', { ...this.attemptEvent(entry, durationMs), error, retryAt: written.availableAt });
-    } else if (this.events.has('dead')) {
-      this.events.emit('dead', { ...this.attemptEvent(entry, durationMs), error });
+    } else {
+      this.logger.error(fields, 'handler failed; the delivery is dead');
+      if (this.events.has('dead')) this.events.emit('dead', { ...this.attemptEvent(entry, durationMs), error });
     }
+  }
+
+  /** What every record about an attempt names. */
+  private attemptFields({ delivery }: InFlight): { subscription: string; deliveryId: string; eventId: string; topic: string; attempt: number } {
+    return { subscription: this.settings.name, deliveryId: delivery.deliveryId, eventId: delivery.eventId, topic: delivery.topic, attempt: delivery.attempt };
   }
 
   private attemptEvent({ delivery, startedAt }: InFlight, durationMs: number): AttemptEvent {

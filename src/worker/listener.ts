@@ -91,7 +91,7 @@ export class Listener {
     this.connected = true;
     this.failures = 0;
     if (wasDisconnected) {
-      this.logger.info('LISTEN connection restored; catching up');
+      this.logger.info({ failedAttempts: this.failures }, 'LISTEN connection restored; catching up');
       this.events.onReconnect();
     }
     this.probe(client);
@@ -149,7 +149,7 @@ export class Listener {
       `LISTEN does not work on this connection: a probe NOTIFY never arrived (is it a transaction-mode pooler such as PgBouncer?). ` +
       `The worker falls back to polling every ${this.options.pollIntervalMs}ms. ` +
       `For prompt wake-ups give the worker a session connection for LISTEN: listenConnection: a direct (or session-pooled) database URL.`;
-    this.logger.warn(message);
+    this.logger.warn({ pollIntervalMs: this.options.pollIntervalMs }, message);
     this.events.onTrouble?.({ error: new Error('LISTEN probe NOTIFY never arrived'), message });
   }
 
@@ -159,7 +159,7 @@ export class Listener {
     if (this.connected || this.failures === 0) {
       const why = error instanceof DeadlineMissed ? error.message : error ? describeConnectionError(error) : 'closed by the server';
       const message = `LISTEN connection lost (${why}); replacing it, polling meanwhile`;
-      this.logger.warn(message);
+      this.logger.warn({ error: why }, message);
       this.events.onTrouble?.({ error: error ?? new Error(why), message });
     }
     this.connected = false;
@@ -168,7 +168,7 @@ export class Listener {
     const delay = Math.min(5000, 100 * 2 ** Math.min(this.failures - 1, 6));
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
-      this.connect().catch((e) => this.logger.warn(`LISTEN reconnect failed: ${errorMessage(e)}`));
+      this.connect().catch((e) => this.logger.warn({ error: errorMessage(e) }, `LISTEN reconnect failed: ${errorMessage(e)}`));
     }, delay);
     // Until LISTEN is back, the worker must not sleep on a wake-up that cannot come.
     this.events.onReconnect();

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { openClient, type Connection } from '../connection.ts';
 import { toMilliseconds, type Duration } from '../duration.ts';
 import { CrierError, fromDatabaseError } from '../errors.ts';
-import { consoleLogger, errorMessage, silentLogger, type Logger } from '../logger.ts';
+import { errorMessage, toLogger, type Logger } from '../logger.ts';
 import { checkSchemaName, defaultSchema } from '../schema-name.ts';
 import {
   declareSubscriptions, retrySchedule, toSubscriptionRow, type DeclaredSubscription, type SubscriptionSpec,
@@ -100,7 +100,7 @@ export class Worker {
 
   constructor(private readonly options: WorkerOptions) {
     this.schema = checkSchemaName(options.schema ?? defaultSchema);
-    this.logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger);
+    this.logger = toLogger(options.logger);
     this.events = new WorkerEmitter(this.logger);
     this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.pollIntervalMs = toMilliseconds(options.pollInterval ?? 2000, 'pollInterval');
@@ -149,43 +149,7 @@ export class Worker {
     });
     this.protocol = new Protocol(this.client, this.schema, this.id);
     this.acks = new AckBuffer(this.protocol, this.logger, (ids) => this.onAckRefused(ids));
-    this.loops = options.subscriptions.map((definition, i) => {
-      const concurrency = definition.concurrency ?? 10;
-      if (!Number.isInteger(concurrency) || concurrency < 1) {
-        throw new CrierError('CRIER_INVALID_OPTION', `subscription "${definition.name}": concurrency must be an integer >= 1`);
-      }
-      const batchSize = definition.batchSize ?? concurrency;
-      if (!Number.isInteger(batchSize) || batchSize < concurrency) {
-        throw new CrierError('CRIER_INVALID_OPTION', `subscription "${definition.name}": batchSize must be an integer >= concurrency (${concurrency})`);
-      }
-      // Joined by callbacks: the scheduler hands claims to the runner, the runner says when a
-      // slot frees up and when a retry it wrote falls due.
-      const runner: HandlerRunner = new HandlerRunner(
-        {
-          name: definition.name,
-          handler: definition.handler,
-          concurrency,
-          maxAttempts: rows[i]!.maxAttempts,
-          timeoutMs: toMilliseconds(definition.timeout ?? 300_000, `subscription "${definition.name}" timeout`),
-          transactional: definition.transactional ?? false,
-          retrySchedule: retrySchedule(definition),
-        },
-        this.protocol,
-        this.acks,
-        this.logger,
-        this.events,
-        { slotFreed: () => scheduler.wake(), retryDue: (inMs: number) => scheduler.retryDue(inMs) },
-      );
-      const scheduler = new ClaimScheduler(
-        { name: definition.name, batchSize, pollIntervalMs: this.pollIntervalMs },
-        this.protocol,
-        this.acks,
-        this.logger,
-        runner,
-        (trouble) => this.events.emit('error', trouble),
-      );
-      return { scheduler, runner };
-    });
+    this.loops = options.subscriptions.map((definition, i) => this.openSubscription(definition, rows[i]!.maxAttempts));
     this.listener = new Listener(
       options.listenConnection ?? options.connection,
       this.schema,
@@ -204,6 +168,45 @@ export class Worker {
         healthIntervalMs: listenHealthMs,
       },
     );
+  }
+
+  /** The scheduler and the runner of one subscription, joined by callbacks (neither imports the other). */
+  private openSubscription(definition: SubscriptionDefinition, maxAttempts: number): { scheduler: ClaimScheduler; runner: HandlerRunner } {
+    const concurrency = definition.concurrency ?? 10;
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new CrierError('CRIER_INVALID_OPTION', `subscription "${definition.name}": concurrency must be an integer >= 1`);
+    }
+    const batchSize = definition.batchSize ?? concurrency;
+    if (!Number.isInteger(batchSize) || batchSize < concurrency) {
+      throw new CrierError('CRIER_INVALID_OPTION', `subscription "${definition.name}": batchSize must be an integer >= concurrency (${concurrency})`);
+    }
+    // Joined by callbacks: the scheduler hands claims to the runner, the runner says when a
+    // slot frees up and when a retry it wrote falls due.
+    const runner: HandlerRunner = new HandlerRunner(
+      {
+        name: definition.name,
+        handler: definition.handler,
+        concurrency,
+        maxAttempts,
+        timeoutMs: toMilliseconds(definition.timeout ?? 300_000, `subscription "${definition.name}" timeout`),
+        transactional: definition.transactional ?? false,
+        retrySchedule: retrySchedule(definition),
+      },
+      this.protocol,
+      this.acks,
+      this.logger,
+      this.events,
+      { slotFreed: () => scheduler.wake(), retryDue: (inMs: number) => scheduler.retryDue(inMs) },
+    );
+    const scheduler = new ClaimScheduler(
+      { name: definition.name, batchSize, pollIntervalMs: this.pollIntervalMs },
+      this.protocol,
+      this.acks,
+      this.logger,
+      runner,
+      (trouble) => this.events.emit('error', trouble),
+    );
+    return { scheduler, runner };
   }
 
   /**
@@ -237,6 +240,7 @@ export class Worker {
     void this.rescue();
     if (this.options.handleSignals ?? true) this.installSignalHandlers();
     this.logger.info(
+      { workerId: this.id, subscriptions: this.loops.map(({ runner }) => runner.settings.name) },
       `worker ${this.id} started: ${this.loops.map(({ runner }) => `${runner.settings.name} (x${runner.settings.concurrency})`).join(', ')}`,
     );
     return this;
@@ -251,6 +255,7 @@ export class Worker {
       if (differences.length === 0) continue;
       const show = (value: unknown) => JSON.stringify(value);
       this.logger.warn(
+        { subscription: stored.name },
         `subscription "${stored.name}" is declared in the database with other settings than this worker's; it runs as declared: ` +
           differences.map((d) => `${d.setting} ${show(d.stored)} (declared) vs ${show(d.code)} (this worker)`).join(', ') +
           `. To change it, an operator runs "crier subscriptions create ${stored.name} --topics ..." or SELECT crier.create_subscription(...)`,
@@ -282,7 +287,7 @@ export class Worker {
 
     const running = () => this.inFlight();
     if (running().length > 0) {
-      this.logger.info(`waiting up to ${this.shutdownTimeoutMs}ms for ${running().length} running handlers`);
+      this.logger.info({ workerId: this.id, running: running().length }, `waiting up to ${this.shutdownTimeoutMs}ms for ${running().length} running handlers`);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         Promise.all(running().map((entry) => entry.settled())),
@@ -303,14 +308,14 @@ export class Worker {
           handBack.map((d) => d.deliveryId),
           handBack.map((d) => d.attempt),
         );
-        this.logger.info(`released ${released.size} unfinished deliveries back to pending`);
+        this.logger.info({ workerId: this.id, released: released.size }, `released ${released.size} unfinished deliveries back to pending`);
       } catch (error) {
-        this.logger.warn(`could not release ${handBack.length} deliveries (${errorMessage(error)}); their leases will expire`);
+        this.logger.warn({ workerId: this.id, deliveries: handBack.length, error: errorMessage(error) }, `could not release ${handBack.length} deliveries (${errorMessage(error)}); their leases will expire`);
       }
     }
     await this.close();
     this.state = 'stopped';
-    this.logger.info(`worker ${this.id} stopped`);
+    this.logger.info({ workerId: this.id }, `worker ${this.id} stopped`);
   }
 
   /** Stops starting handlers and claiming; resolves with the deliveries claimed ahead and never started. */
@@ -348,11 +353,12 @@ export class Worker {
         const error = new Error('lease lost: another attempt owns this delivery');
         entry.abort(error);
         const message = `delivery ${entry.delivery.deliveryId}: lease lost (expired and taken over); its handler is aborted`;
-        this.logger.warn(message);
+        const { deliveryId, eventId, topic, attempt } = entry.delivery;
+        this.logger.warn({ subscription, deliveryId, eventId, topic, attempt }, message);
         this.events.emit('error', { error, message, subscription });
       }
     } catch (error) {
-      this.logger.warn(`heartbeat failed (${errorMessage(error)}); leases run out if this lasts`);
+      this.logger.warn({ workerId: this.id, error: errorMessage(error) }, `heartbeat failed (${errorMessage(error)}); leases run out if this lasts`);
     }
   }
 
@@ -365,7 +371,7 @@ export class Worker {
     if (this.state !== 'running') return;
     try {
       const rescued = await this.protocol.rescueExpired();
-      if (rescued > 0) this.logger.warn(`rescued ${rescued} deliveries whose lease had expired`);
+      if (rescued > 0) this.logger.warn({ rescued }, `rescued ${rescued} deliveries whose lease had expired`);
     } catch {
       // Claims report connection trouble; the next tick tries again.
     }
@@ -373,7 +379,7 @@ export class Worker {
 
   private onAckRefused(ids: string[]): void {
     const message = `ack refused for deliveries ${ids.join(', ')}: the lease had expired and the delivery was taken over (or it was already acked)`;
-    this.logger.warn(message);
+    this.logger.warn({ deliveryIds: ids }, message);
     this.events.emit('error', { error: new Error('ack refused'), message });
   }
 
@@ -385,11 +391,11 @@ export class Worker {
     };
     const onSignal = (signal: NodeJS.Signals) => {
       if (signalled) {
-        this.logger.warn(`${signal} again: exiting now; leases of running deliveries will expire`);
+        this.logger.warn({ signal }, `${signal} again: exiting now; leases of running deliveries will expire`);
         process.exit(130);
       }
       signalled = true;
-      this.logger.info(`${signal}: stopping gracefully (send it again to exit at once)`);
+      this.logger.info({ signal }, `${signal}: stopping gracefully (send it again to exit at once)`);
       void this.stop().then(() => {
         remove();
         // With nobody else listening, let the signal do what it would have done without us.
