@@ -165,7 +165,7 @@ describe('crier/prometheus', () => {
       const page = samples(await late.registry.metrics());
       assert.equal(page.get('crier_database_up'), 0);
       assert.equal(page.get('crier_backlog{subscription="billing"}'), undefined, 'no stale numbers');
-      assert.match(warnings.join('\n'), /reading the database failed: .*(statement timeout|did not answer)/);
+      assert.match(warnings.join('\n'), /reading the database failed error=.*(statement timeout|did not answer)/);
     } finally {
       release();
       await locked;

@@ -3,8 +3,7 @@
 // connection.
 import { toMilliseconds } from '../../src/duration.ts';
 import { loadPeer } from '../../src/relay/peer.ts';
-import { consoleLogger } from '../../src/logger.ts';
-import { countOption, stringOption, UsageError, type Command } from '../command.ts';
+import { countOption, logFormatOption, logFormatSpec, stringOption, UsageError, type Command } from '../command.ts';
 
 export const metricsCommand: Command = {
   path: ['metrics'],
@@ -22,6 +21,7 @@ export const metricsCommand: Command = {
     host: { type: 'string', value: 'HOST', description: 'address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)' },
     interval: { type: 'string', value: 'DURATION', description: 'scrapes within this time of a reading get that reading again (default 1s)' },
     timeout: { type: 'string', value: 'DURATION', description: 'a database reading not done by then fails: crier_database_up 0 (default 5s)' },
+    'log-format': logFormatSpec,
   },
   examples: ['crier metrics', 'crier metrics --port 9464 --host 0.0.0.0 --interval 10s'],
   async run({ values, databaseUrl, global, signal, out }) {
@@ -35,7 +35,7 @@ export const metricsCommand: Command = {
       schema: global.schema,
       interval: toMilliseconds(stringOption(values, 'interval') ?? '1s', '--interval'),
       timeout: toMilliseconds(stringOption(values, 'timeout') ?? '5s', '--timeout'),
-      logger: consoleLogger,
+      logger: logFormatOption(values),
     });
     try {
       // A first reading now: a wrong URL or an unmigrated database shows at start, not at the first scrape.

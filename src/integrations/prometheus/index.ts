@@ -9,7 +9,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Connection } from '../../connection.ts';
 import { toMilliseconds, type Duration } from '../../duration.ts';
 import { CrierError } from '../../errors.ts';
-import { consoleLogger, errorMessage, type Logger } from '../../logger.ts';
+import { errorMessage, toLogger, type Logger } from '../../logger.ts';
 import { databaseReader, type DatabaseReadingOptions, type Reading } from './database-reading.ts';
 import { serveMetrics, type MetricsServer, type ServeOptions } from './server.ts';
 import type { AttemptEvent, WorkerEventName, WorkerEvents } from '../../worker/events.ts';
@@ -30,8 +30,8 @@ export interface DatabaseGaugesOptions extends DatabaseReadingOptions {
    * reading anyway; a longer interval also shields the database from many or frequent scrapers.
    */
   interval?: Duration;
-  /** Where readings that failed during a scrape are reported (default: stderr). */
-  logger?: Logger;
+  /** Where readings that failed during a scrape are reported (default: stderr); false for nowhere. */
+  logger?: Logger | false;
 }
 
 /** A crier Worker, or anything with its on(): the metrics listen to its handled, retry and dead events. */
@@ -137,7 +137,7 @@ function registerDatabaseGauges(
   options: DatabaseGaugesOptions,
 ): DatabaseGauges {
   const intervalMs = toMilliseconds(options.interval ?? '1s', 'interval');
-  const logger = options.logger ?? consoleLogger;
+  const logger = toLogger(options.logger);
   const reader = databaseReader(connection, options);
   let last: { at: number; reading: Promise<Reading> } | undefined;
   let inFlight = false;
@@ -180,7 +180,7 @@ function registerDatabaseGauges(
   perSubscription('subscription_paused', '1 when the subscription is paused.', (g) => (g.paused ? 1 : 0));
 
   async function scrape(): Promise<void> {
-    await current().catch((error: unknown) => logger.warn(`metrics: reading the database failed: ${errorMessage(error)}`));
+    await current().catch((error: unknown) => logger.warn({ error: errorMessage(error) }, 'metrics: reading the database failed'));
   }
 
   /** The reading of this scrape: shared by every metric's collect(), and reused while younger than the interval. */
