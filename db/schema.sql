@@ -2216,6 +2216,16 @@ CREATE TABLE crier.processed (
 );
 
 --
+-- Name: published_events; Type: VIEW; Schema: crier
+--
+
+CREATE VIEW crier.published_events AS
+ SELECT e.id AS event_id,
+    e.topic,
+    e.created_at AS published_at
+   FROM crier.events e;
+
+--
 -- Name: registered_workers; Type: TABLE; Schema: crier
 --
 
@@ -2243,14 +2253,46 @@ CREATE TABLE crier.route_epoch (
 );
 
 --
--- Name: subscription_grants; Type: TABLE; Schema: crier
+-- Name: workers; Type: VIEW; Schema: crier
 --
 
-CREATE TABLE crier.subscription_grants (
-    role regrole NOT NULL,
-    subscription text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
-);
+CREATE VIEW crier.workers AS
+ SELECT w.id AS worker,
+    w.host,
+    w.pid,
+    w.version,
+    w.subscriptions,
+        CASE
+            WHEN (w.stopped_at IS NOT NULL) THEN 'stopped'::text
+            WHEN (w.last_seen_at >= (now() - (((3 * w.heartbeat_ms))::double precision * '00:00:00.001'::interval))) THEN 'live'::text
+            ELSE 'stale'::text
+        END AS status,
+    w.started_at,
+    w.last_seen_at,
+    w.stopped_at,
+    w.heartbeat_ms,
+    ( SELECT count(*) AS count
+           FROM crier.deliveries d
+          WHERE ((d.worker = w.id) AND (d.locked_until IS NOT NULL) AND (d.state = 'running'::text))) AS running
+   FROM crier.registered_workers w;
+
+--
+-- Name: stuck_deliveries; Type: VIEW; Schema: crier
+--
+
+CREATE VIEW crier.stuck_deliveries AS
+ SELECT d.id AS delivery_id,
+    d.subscription,
+    d.worker,
+    w.status AS worker_status,
+    d.locked_until,
+        CASE
+            WHEN (w.status = ANY (ARRAY['stale'::text, 'stopped'::text])) THEN LEAST(d.locked_until, w.last_seen_at)
+            ELSE d.locked_until
+        END AS stuck_since
+   FROM (crier.deliveries d
+     LEFT JOIN crier.workers w ON ((w.worker = d.worker)))
+  WHERE ((d.locked_until IS NOT NULL) AND (d.state = 'running'::text) AND ((d.locked_until < now()) OR (w.status = ANY (ARRAY['stale'::text, 'stopped'::text]))));
 
 --
 -- Name: subscriptions; Type: TABLE; Schema: crier
@@ -2278,28 +2320,61 @@ CREATE TABLE crier.subscriptions (
 );
 
 --
--- Name: workers; Type: VIEW; Schema: crier
+-- Name: subscription_gauges; Type: VIEW; Schema: crier
 --
 
-CREATE VIEW crier.workers AS
- SELECT w.id AS worker,
-    w.host,
-    w.pid,
-    w.version,
-    w.subscriptions,
-        CASE
-            WHEN (w.stopped_at IS NOT NULL) THEN 'stopped'::text
-            WHEN (w.last_seen_at >= (now() - (((3 * w.heartbeat_ms))::double precision * '00:00:00.001'::interval))) THEN 'live'::text
-            ELSE 'stale'::text
-        END AS status,
-    w.started_at,
-    w.last_seen_at,
-    w.stopped_at,
-    w.heartbeat_ms,
-    ( SELECT count(*) AS count
+CREATE VIEW crier.subscription_gauges AS
+ SELECT s.name AS subscription,
+    s.paused,
+    due.backlog,
+    (COALESCE(EXTRACT(epoch FROM (now() - due.oldest_due_at)), (0)::numeric))::double precision AS oldest_due_age_seconds,
+    later.retrying,
+    later.delayed,
+    COALESCE(r.running, (0)::bigint) AS running,
+    COALESCE(st.stuck, (0)::bigint) AS stuck,
+    (COALESCE(EXTRACT(epoch FROM (now() - st.stuck_since)), (0)::numeric))::double precision AS oldest_stuck_seconds,
+    dead.dead,
+    waiting.waiting,
+    COALESCE(b.blocked_keys, (0)::bigint) AS blocked_keys
+   FROM (((((((crier.subscriptions s
+     CROSS JOIN LATERAL ( SELECT count(*) AS backlog,
+            min(d.available_at) AS oldest_due_at
            FROM crier.deliveries d
-          WHERE ((d.worker = w.id) AND (d.locked_until IS NOT NULL) AND (d.state = 'running'::text))) AS running
-   FROM crier.registered_workers w;
+          WHERE ((d.subscription = s.name) AND (d.state = 'pending'::text) AND (d.available_at <= now()))) due)
+     CROSS JOIN LATERAL ( SELECT count(*) FILTER (WHERE (d.attempts > 0)) AS retrying,
+            count(*) FILTER (WHERE (d.attempts = 0)) AS delayed
+           FROM crier.deliveries d
+          WHERE ((d.subscription = s.name) AND (d.state = 'pending'::text) AND (d.available_at > now()))) later)
+     CROSS JOIN LATERAL ( SELECT count(*) AS dead
+           FROM crier.deliveries d
+          WHERE ((d.subscription = s.name) AND (d.state = 'dead'::text))) dead)
+     CROSS JOIN LATERAL ( SELECT count(*) AS waiting
+           FROM crier.deliveries d
+          WHERE ((d.subscription = s.name) AND (d.state = 'waiting'::text))) waiting)
+     LEFT JOIN ( SELECT d.subscription,
+            count(*) FILTER (WHERE (d.state = 'running'::text)) AS running
+           FROM crier.deliveries d
+          WHERE (d.locked_until IS NOT NULL)
+          GROUP BY d.subscription) r ON ((r.subscription = s.name)))
+     LEFT JOIN ( SELECT k.subscription,
+            count(*) AS stuck,
+            min(k.stuck_since) AS stuck_since
+           FROM crier.stuck_deliveries k
+          GROUP BY k.subscription) st ON ((st.subscription = s.name)))
+     LEFT JOIN ( SELECT k.subscription,
+            count(*) AS blocked_keys
+           FROM crier.blocked_keys k
+          GROUP BY k.subscription) b ON ((b.subscription = s.name)));
+
+--
+-- Name: subscription_grants; Type: TABLE; Schema: crier
+--
+
+CREATE TABLE crier.subscription_grants (
+    role regrole NOT NULL,
+    subscription text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
 
 --
 -- Name: subscription_stats; Type: VIEW; Schema: crier
@@ -2341,17 +2416,11 @@ CREATE VIEW crier.subscription_stats AS
             count(*) AS blocked_keys
            FROM crier.blocked_keys k
           GROUP BY k.subscription) b ON ((b.subscription = s.name)))
-     LEFT JOIN ( SELECT d.subscription,
+     LEFT JOIN ( SELECT k.subscription,
             count(*) AS stuck,
-            min(
-                CASE
-                    WHEN (w.status = ANY (ARRAY['stale'::text, 'stopped'::text])) THEN LEAST(d.locked_until, w.last_seen_at)
-                    ELSE d.locked_until
-                END) AS stuck_since
-           FROM (crier.deliveries d
-             LEFT JOIN crier.workers w ON ((w.worker = d.worker)))
-          WHERE ((d.locked_until IS NOT NULL) AND (d.state = 'running'::text) AND ((d.locked_until < now()) OR (w.status = ANY (ARRAY['stale'::text, 'stopped'::text]))))
-          GROUP BY d.subscription) st ON ((st.subscription = s.name)));
+            min(k.stuck_since) AS stuck_since
+           FROM crier.stuck_deliveries k
+          GROUP BY k.subscription) st ON ((st.subscription = s.name)));
 
 --
 -- Name: topic_routes; Type: TABLE; Schema: crier

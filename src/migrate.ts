@@ -49,6 +49,7 @@ export const sqlFiles = {
     'deliveries/processed.sql',
     'workers.sql',
     'views.sql',
+    'metrics.sql',
     'operator/subscriptions.sql',
     'operator/requeue.sql',
     'operator/replay.sql',

@@ -6,6 +6,7 @@ import {
 import { bridgeCommand } from './bridge.ts';
 import { deadListCommand, deadShowCommand } from './dead.ts';
 import { eventsListCommand, eventsShowCommand, eventsTailCommand } from './events.ts';
+import { metricsCommand } from './metrics.ts';
 import { migrateCommand } from './migrate.ts';
 import { pruneCommand } from './prune.ts';
 import { publishCommand } from './publish.ts';
@@ -22,6 +23,7 @@ export const commands: readonly Command[] = [
   migrateCommand,
   statusCommand,
   workersCommand,
+  metricsCommand,
   publishCommand,
   eventsListCommand,
   eventsShowCommand,

@@ -50,6 +50,20 @@ SELECT w.id AS worker, w.host, w.pid, w.version, w.subscriptions,
         WHERE d.worker = w.id AND d.locked_until IS NOT NULL AND d.state = 'running') AS running
 FROM crier.registered_workers w;
 
+-- The one definition of a stuck delivery (crier status, crier.subscription_gauges, the metrics):
+-- running, making no progress, because its lease ran out or because the worker holding it is
+-- registered and no longer live (stale or stopped; a worker that never registered, e.g. an older
+-- crier, counts by its lease only). A rescue brings it back once its lease has run out (any live
+-- worker of the schema runs it). stuck_since is when it stopped moving: its holder's last sign of
+-- life, or its lease's end when that came first. locked_until IS NOT NULL reads the lease index.
+CREATE OR REPLACE VIEW crier.stuck_deliveries AS
+SELECT d.id AS delivery_id, d.subscription, d.worker, w.status AS worker_status, d.locked_until,
+       CASE WHEN w.status IN ('stale', 'stopped') THEN least(d.locked_until, w.last_seen_at) ELSE d.locked_until END AS stuck_since
+FROM crier.deliveries d
+LEFT JOIN crier.workers w ON w.worker = d.worker
+WHERE d.locked_until IS NOT NULL AND d.state = 'running'
+  AND (d.locked_until < now() OR w.status IN ('stale', 'stopped'));
+
 -- The numbers `crier status` prints. pending and retrying are disjoint: pending deliveries have
 -- never been attempted (or were requeued), retrying ones wait for another attempt. lag is how long
 -- the oldest due delivery has been waiting (NULL when nothing is due): a retry scheduled for later
@@ -59,12 +73,7 @@ FROM crier.registered_workers w;
 --   blocked_keys  keys whose head delivery is dead (policy 'block') or gone, so their waiting
 --                 deliveries never move until it is requeued or crier.unblock_key is called
 --   live_workers  workers of crier.workers that are live and serve this subscription
---   stuck         running deliveries that make no progress: their lease ran out, or the worker
---                 holding them is registered and no longer live (stale or stopped; a worker that
---                 never registered, e.g. an older crier, counts by its lease only); a rescue brings them back
---                 once their lease has run out (any live worker of the schema runs it)
---   stuck_since   when the oldest of them stopped moving: its holder's last sign of life, or its
---                 lease's end when that came first
+--   stuck         crier.stuck_deliveries of the subscription; stuck_since the oldest one's
 CREATE OR REPLACE VIEW crier.subscription_stats AS
 SELECT s.name AS subscription, s.topics, s.paused,
        coalesce(c.pending, 0) AS pending,
@@ -99,13 +108,8 @@ LEFT JOIN (
   SELECT k.subscription, count(*) AS blocked_keys FROM crier.blocked_keys k GROUP BY k.subscription
 ) b ON b.subscription = s.name
 LEFT JOIN (
-  SELECT d.subscription, count(*) AS stuck,
-         min(CASE WHEN w.status IN ('stale', 'stopped') THEN least(d.locked_until, w.last_seen_at) ELSE d.locked_until END) AS stuck_since
-  FROM crier.deliveries d
-  LEFT JOIN crier.workers w ON w.worker = d.worker
-  WHERE d.locked_until IS NOT NULL AND d.state = 'running'
-    AND (d.locked_until < now() OR w.status IN ('stale', 'stopped'))
-  GROUP BY d.subscription
+  SELECT k.subscription, count(*) AS stuck, min(k.stuck_since) AS stuck_since
+  FROM crier.stuck_deliveries k GROUP BY k.subscription
 ) st ON st.subscription = s.name;
 
 -- select * from crier.catalog;  -- one row per topic, as `crier catalog list` prints it

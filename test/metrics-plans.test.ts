@@ -1,0 +1,53 @@
+// The metrics views must cost what the live work costs, never what the history costs: with a table
+// of mostly done deliveries, crier.subscription_gauges reads the partial indexes (no sequential scan
+// of crier.deliveries) and crier.published_events' window reads the BRIN index of crier.events.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+
+let db: TestDatabase;
+
+before(async () => {
+  db = await createTestDatabase('metrics_plans');
+  const sql = db.sql;
+  await sql`INSERT INTO crier.subscriptions (name, topics) VALUES ('a', '{bulk.#}'), ('b', '{bulk.one}')`;
+  // 40,000 events over the last 11 hours, 60,000 deliveries: 1% pending, 0.1% running, 0.1% dead.
+  await sql`INSERT INTO crier.events (topic, payload, created_at)
+            SELECT CASE WHEN g % 2 = 0 THEN 'bulk.one' ELSE 'bulk.two' END, '{}', now() - (40000 - g) * interval '1 second'
+            FROM generate_series(1, 40000) g`;
+  await sql`UPDATE crier.deliveries SET state = 'done', finished_at = now() WHERE id % 100 <> 0`;
+  await sql`UPDATE crier.deliveries SET state = 'running', attempts = 1, locked_until = now() - interval '1 minute' WHERE id % 1000 = 0`;
+  await sql`UPDATE crier.deliveries SET state = 'dead', attempts = 5, finished_at = now() WHERE id % 1000 = 500`;
+  await sql`REINDEX INDEX crier.deliveries_pending_idx`;
+  await sql`VACUUM ANALYZE crier.deliveries`;
+  await sql`VACUUM ANALYZE crier.events`;
+  await sql`ANALYZE crier.subscriptions`;
+  await sql`ANALYZE crier.ordered_keys`;
+});
+after(async () => {
+  await db.drop();
+});
+
+async function plan(query: string): Promise<string> {
+  const rows = await db.sql.unsafe(`EXPLAIN ${query}`);
+  return rows.map((r) => r['QUERY PLAN'] as string).join('\n');
+}
+
+test('crier.subscription_gauges reads the partial indexes, not the history', async () => {
+  const text = await plan('SELECT * FROM crier.subscription_gauges');
+  assert.doesNotMatch(text, /Seq Scan on deliveries/, text);
+  for (const index of ['deliveries_pending_idx', 'deliveries_lease_idx', 'deliveries_dead_idx']) assert.match(text, new RegExp(index), text);
+  const [a] = await db.sql`SELECT backlog, running, stuck, dead FROM crier.subscription_gauges WHERE subscription = 'a'`;
+  const [b] = await db.sql`SELECT
+      count(*) FILTER (WHERE state = 'pending') AS backlog, count(*) FILTER (WHERE state = 'running') AS running,
+      count(*) FILTER (WHERE state = 'running' AND locked_until < now()) AS stuck, count(*) FILTER (WHERE state = 'dead') AS dead
+    FROM crier.deliveries WHERE subscription = 'a'`;
+  assert.deepEqual({ ...a }, { ...b });
+});
+
+test('a published window reads the BRIN index of crier.events', async () => {
+  const text = await plan(`SELECT topic, count(*) FROM crier.published_events
+    WHERE published_at >= now() - interval '1 minute' AND published_at < now() - interval '10 seconds' GROUP BY topic`);
+  assert.match(text, /Bitmap Index Scan on events_created_at_brin/, text);
+  assert.doesNotMatch(text, /Seq Scan on events/, text);
+});
