@@ -1,4 +1,4 @@
-// Soak: `npm run soak -- --minutes N [--rate 400] [--sample 10] [--no-prune] [--no-faults]`.
+// Soak: `npm run soak -- --minutes N [--rate 400] [--sample 10] [--no-prune] [--no-faults] [--driver 3]`.
 // Steady publishing and draining on an embedded Postgres with default settings (autovacuum on),
 // a fault sprinkled in every ~20 s, and a row every sample interval: throughput, latency, lag, table
 // and index sizes, dead tuples. Bloat or a leak shows up as a trend down the columns. At the end,
@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { violations } from './checker.ts';
 import { Cluster } from './cluster.ts';
-import { killAll, retrying, ScenarioRun } from './harness.ts';
+import { killAll, loadedDriver, retrying, ScenarioRun } from './harness.ts';
 import { forgetPrunedHandlings, pruneLikeAnOperator } from './retention.ts';
 
 const { values } = parseArgs({
@@ -18,12 +18,14 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '400' },
     'no-prune': { type: 'boolean', default: false },
     'no-faults': { type: 'boolean', default: false },
+    driver: { type: 'string' },
   },
 });
+const driver = loadedDriver(values.driver);
 const durationMs = Number(values.minutes) * 60_000;
 const sampleMs = Number(values.sample) * 1000;
 if (!(durationMs > 0) || !(sampleMs > 0)) {
-  console.error('usage: npm run soak -- --minutes N [--rate events/s] [--sample seconds] [--workers n] [--producers n] [--no-prune] [--no-faults]');
+  console.error('usage: npm run soak -- --minutes N [--rate events/s] [--sample seconds] [--workers n] [--producers n] [--no-prune] [--no-faults] [--driver 3|4]');
   process.exit(2);
 }
 const log = (line: string) => console.error(line);
@@ -151,7 +153,7 @@ try {
   await run.startWorkers();
   const startedAt = Date.now();
   run.startProducers(durationMs);
-  log(`soak: ${values.minutes} min at ${values.rate} events/s on embedded Postgres (port ${cluster.port}, autovacuum on); faults ${values['no-faults'] ? 'off' : 'every ~20 s'}; prune ${values['no-prune'] ? 'off' : 'done deliveries older than 30 s, every 30 s'}`);
+  log(`soak: ${values.minutes} min at ${values.rate} events/s on embedded Postgres (port ${cluster.port}, autovacuum on), ${driver} in every process; faults ${values['no-faults'] ? 'off' : 'every ~20 s'}; prune ${values['no-prune'] ? 'off' : 'done deliveries older than 30 s, every 30 s'}`);
   console.log(line(header));
   let nextSample = startedAt + sampleMs;
   let nextFault = startedAt + 10_000 + Math.random() * 20_000;
@@ -181,11 +183,12 @@ try {
   const result = await run.finish(drained, recoveryMs);
   const problems = violations(result.verdict).filter((p) => !p.includes('acknowledged commits missing') || values['no-prune']);
   if (!drained) problems.unshift('did not drain');
+  if (result.otherDriver.length > 0) problems.push(`${result.otherDriver.join(', ')} did not report running ${driver}`);
   const total = (k: 'published' | 'handled') => samples.reduce((n, s) => n + s[k], 0);
   const seconds = (samples.length * sampleMs) / 1000;
   const first = samples[0];
   const last = samples.at(-1);
-  console.log(`\n${samples.length} samples over ${seconds}s: ${(total('published') / seconds).toFixed(0)} events/s published, ${(total('handled') / seconds).toFixed(0)}/s handled; worst p99 ${Math.max(...samples.map((s) => s.p99)).toFixed(0)} ms; worst lag ${Math.max(...samples.map((s) => s.lagMs)).toFixed(0)} ms`);
+  console.log(`\n${driver}: ${samples.length} samples over ${seconds}s: ${(total('published') / seconds).toFixed(0)} events/s published, ${(total('handled') / seconds).toFixed(0)}/s handled; worst p99 ${Math.max(...samples.map((s) => s.p99)).toFixed(0)} ms; worst lag ${Math.max(...samples.map((s) => s.lagMs)).toFixed(0)} ms`);
   if (first && last) {
     console.log(`sizes first -> last sample: deliveries ${mb(first.deliveriesBytes)} -> ${mb(last.deliveriesBytes)} MB, pending index ${(first.pendingIdxBytes / 1024).toFixed(0)} -> ${(last.pendingIdxBytes / 1024).toFixed(0)} kB, events ${mb(first.eventsBytes)} -> ${mb(last.eventsBytes)} MB`);
   }

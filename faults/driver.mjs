@@ -1,0 +1,63 @@
+// Which postgres.js major the fault suite and the soak run on, for the whole process tree.
+//
+//   npm run test:faults -- --driver 3      npm run soak -- --driver 3      (default: 4)
+//
+// The package.json scripts load this file with --import, before the entry point (a hook registered
+// later would miss the entry point's static imports). With --driver 3 on the command line, or
+// CRIER_TEST_DRIVER=3 in the environment (how child processes inherit the choice), it registers
+// driver-hooks.mjs, which resolves the bare specifier 'postgres' (crier's src/connection.ts, the
+// harness, workers, producers) to the devDependency 'postgres-3' (npm:postgres@3.4.x). It puts
+// itself into NODE_OPTIONS, so every process started from here (workers, producers, their children)
+// loads it too. Each process prints the postgres.js it resolved and exits 2 when that is not the
+// major asked for: a run's output proves which driver it used.
+import { readFileSync } from 'node:fs';
+import { register } from 'node:module';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const packages = { 3: 'postgres-3', 4: 'postgres' };
+
+function fromArgv() {
+  const args = process.argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--driver') return args[i + 1] ?? '';
+    if (args[i].startsWith('--driver=')) return args[i].slice('--driver='.length);
+  }
+  return undefined;
+}
+
+const major = fromArgv() ?? process.env.CRIER_TEST_DRIVER ?? '4';
+if (!(major in packages)) {
+  console.error(`--driver takes 3 or 4 (the postgres.js major), not "${major}"`);
+  process.exit(2);
+}
+if (major === '3') register('./driver-hooks.mjs', import.meta.url);
+
+process.env.CRIER_TEST_DRIVER = major;
+const self = `--import=${import.meta.url}`;
+if (!(process.env.NODE_OPTIONS ?? '').includes(self)) {
+  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} ${self}`.trim();
+}
+
+// What 'postgres' resolves to here, through the hook: the package folder and its version.
+let dir = dirname(fileURLToPath(import.meta.resolve('postgres')));
+while (!safeRead(join(dir, 'package.json'))?.includes('"name": "postgres"')) {
+  if (dirname(dir) === dir) throw new Error('faults/driver.mjs: no package.json above the resolved postgres');
+  dir = dirname(dir);
+}
+const { version } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+process.env.CRIER_TEST_DRIVER_VERSION = version;
+const where = relative(process.cwd(), dir) || dir;
+console.error(`postgres.js ${version} (${where}) in ${process.argv[1] ? relative(process.cwd(), process.argv[1]) : 'node'} [pid ${process.pid}]`);
+if (version.split('.')[0] !== major) {
+  console.error(`--driver ${major} asked for postgres.js ${major}.x, but 'postgres' resolved to ${version} in ${dir}`);
+  process.exit(2);
+}
+
+function safeRead(path) {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
