@@ -183,6 +183,8 @@ try {
   const result = await run.finish(drained, recoveryMs);
   const problems = violations(result.verdict).filter((p) => !p.includes('acknowledged commits missing') || values['no-prune']);
   if (!drained) problems.unshift('did not drain');
+  // As in the fault suite: a worker must survive every fault; one that dies by itself is a bug.
+  if (result.crashes > 0) problems.push(`${result.crashes} worker processes died by themselves`);
   if (result.otherDriver.length > 0) problems.push(`${result.otherDriver.join(', ')} did not report running ${driver}`);
   const total = (k: 'published' | 'handled') => samples.reduce((n, s) => n + s[k], 0);
   const seconds = (samples.length * sampleMs) / 1000;
