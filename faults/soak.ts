@@ -125,6 +125,20 @@ async function takeSample(): Promise<Sample> {
   };
 }
 
+async function leftBySubscription(): Promise<string> {
+  const rows = await run.sql`
+    SELECT subscription,
+      count(*) FILTER (WHERE state = 'pending')::int AS pending,
+      count(*) FILTER (WHERE state = 'running')::int AS running,
+      count(*) FILTER (WHERE state NOT IN ('pending', 'running', 'done'))::int AS other,
+      count(*) FILTER (WHERE state = 'done' AND finished_at > now() - interval '10 s')::int AS done_10s,
+      coalesce(round(extract(epoch FROM now() - min(created_at) FILTER (WHERE state <> 'done'))), 0)::int AS oldest_s
+    FROM crier.deliveries GROUP BY subscription ORDER BY subscription`;
+  return rows
+    .map((r) => `  ${r.subscription}: ${r.pending} pending, ${r.running} running, ${r.other} other, oldest ${r.oldest_s} s; ${r.done_10s} done in the last 10 s`)
+    .join('\n');
+}
+
 const faults = [
   async () => {
     const victim = run.randomWorker();
@@ -178,6 +192,8 @@ try {
     }
   }
   const { drained, recoveryMs } = await run.drain(60_000);
+  // Slow or stuck? Per subscription: what is left, and how much each finished in the last 10 s.
+  if (!drained) log(`did not drain within 60 s; per subscription:\n${await retrying(() => leftBySubscription())}`);
   // The prune deleted handled events: the checker counts only what is still in the log.
   await retrying(() => forgetPrunedHandlings(run.sql));
   const result = await run.finish(drained, recoveryMs);
