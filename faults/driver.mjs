@@ -40,12 +40,7 @@ if (!(process.env.NODE_OPTIONS ?? '').includes(self)) {
 }
 
 // What 'postgres' resolves to here, through the hook: the package folder and its version.
-let dir = dirname(fileURLToPath(import.meta.resolve('postgres')));
-while (!safeRead(join(dir, 'package.json'))?.includes('"name": "postgres"')) {
-  if (dirname(dir) === dir) throw new Error('faults/driver.mjs: no package.json above the resolved postgres');
-  dir = dirname(dir);
-}
-const { version } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+const { dir, version } = packageOf(fileURLToPath(import.meta.resolve('postgres')));
 process.env.CRIER_TEST_DRIVER_VERSION = version;
 const where = relative(process.cwd(), dir) || dir;
 console.error(`postgres.js ${version} (${where}) in ${process.argv[1] ? relative(process.cwd(), process.argv[1]) : 'node'} [pid ${process.pid}]`);
@@ -54,10 +49,16 @@ if (version.split('.')[0] !== major) {
   process.exit(2);
 }
 
-function safeRead(path) {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
+/** The folder and version of the postgres package a resolved file belongs to. */
+function packageOf(file) {
+  for (let dir = dirname(file); dirname(dir) !== dir; dir = dirname(dir)) {
+    let manifest;
+    try {
+      manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    } catch {
+      continue;
+    }
+    if (manifest.name === 'postgres') return { dir, version: manifest.version };
   }
+  throw new Error(`faults/driver.mjs: no postgres package.json above ${file}`);
 }
