@@ -50,6 +50,8 @@ export interface Result {
   proxied: string[];
   drained: boolean;
   notes: string[];
+  /** Workers and producers that did not report running this process's postgres.js (faults/driver.mjs). */
+  otherDriver: string[];
 }
 
 /** Every process the suite started, so that a signal to the suite can take them down too. */
@@ -68,7 +70,21 @@ export function killAll(): void {
  * can do harm (its leases expire, its open transaction rolled back): the checker still judges every
  * event. Counted apart from other deaths, which fail the scenario.
  */
-const postgresJsWriteBug = /TypeError: Cannot read properties of null \(reading 'write'\)\n\s+at Immediate\.nextWrite \(\S+postgres\/src\/connection\.js/;
+const postgresJsWriteBug = /TypeError: Cannot read properties of null \(reading 'write'\)\n\s+at Immediate\.nextWrite \(\S+postgres(-3)?\/src\/connection\.js/;
+
+/**
+ * The postgres.js this process tree runs on, e.g. "postgres.js 3.4.10": faults/driver.mjs (loaded
+ * by the npm scripts with --import) resolved it, checked its major and passed the choice on to every
+ * child. Exits when `--driver` was given but that file was not loaded (it would be ignored).
+ */
+export function loadedDriver(asked: string | undefined): string {
+  const chosen = process.env.CRIER_TEST_DRIVER;
+  if (asked !== undefined && asked !== chosen) {
+    console.error(`--driver ${asked} works through faults/driver.mjs: run npm run test:faults -- --driver ${asked} (or npm run soak -- --driver ${asked})`);
+    process.exit(2);
+  }
+  return `postgres.js ${process.env.CRIER_TEST_DRIVER_VERSION ?? '(not checked: faults/driver.mjs not loaded)'}`;
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -111,6 +127,8 @@ export class ScenarioRun {
   private spawned = 0;
   private closing = false;
   private readonly outputs: Child[] = [];
+  /** Every worker and producer, by id, for the driver check. */
+  private readonly everyChild = new Map<string, Child>();
 
   constructor(
     readonly cluster: Cluster,
@@ -153,6 +171,7 @@ export class ScenarioRun {
       ...this.settings.workerEnv,
     });
     this.workers.set(id, child);
+    this.everyChild.set(id, child);
     this.workerOutputs.set(id, child);
     this.outputs.push(child);
     children.add(child);
@@ -178,6 +197,7 @@ export class ScenarioRun {
       ...this.settings.producerEnv,
     });
     this.producers.set(id, child);
+    this.everyChild.set(id, child);
     this.outputs.push(child);
     children.add(child);
     let seen = 0;
@@ -283,6 +303,12 @@ export class ScenarioRun {
     await retrying(() => admin.unsafe(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`));
     await admin.end();
     const outputs = new Map([...this.workerOutputs].map(([id, child]) => [id, child.output()]));
+    // Each child prints the postgres.js it resolved (faults/driver.mjs) before anything else: it must
+    // be this process's. (A child killed before it printed anything did nothing.)
+    const driverLine = `postgres.js ${process.env.CRIER_TEST_DRIVER_VERSION} (`;
+    const otherDriver = process.env.CRIER_TEST_DRIVER_VERSION
+      ? [...this.everyChild].filter(([, child]) => child.output() !== '' && !child.output().includes(driverLine)).map(([id]) => id)
+      : [];
     return {
       verdict,
       faults: this.faults,
@@ -297,6 +323,7 @@ export class ScenarioRun {
       proxied: this.proxied,
       drained,
       notes: this.notes,
+      otherDriver,
     };
   }
 

@@ -1,12 +1,13 @@
-// The fault-injection suite: `npm run test:faults [-- --only name,name] [-- --window 6] [-- --repeat N]`.
+// The fault-injection suite: `npm run test:faults [-- --only name,name] [-- --window 6] [-- --repeat N] [-- --driver 3]`.
 // Starts its own embedded Postgres, runs each scenario (see scenarios.ts) on a fresh database,
 // prints one table row per scenario and exits non-zero if any invariant broke. With --repeat N it
 // runs the whole suite N times on the same server and ends with the count of green runs; every red
-// run names its scenario and the invariants that broke.
+// run names its scenario and the invariants that broke. --driver 3 runs the whole process tree on
+// postgres.js 3.x (faults/driver.mjs).
 import { parseArgs } from 'node:util';
 import { violations } from './checker.ts';
 import { Cluster } from './cluster.ts';
-import { killAll, ScenarioRun, type Result } from './harness.ts';
+import { killAll, loadedDriver, ScenarioRun, type Result } from './harness.ts';
 import { scenarios } from './scenarios.ts';
 
 const { values } = parseArgs({
@@ -16,8 +17,10 @@ const { values } = parseArgs({
     drain: { type: 'string', default: '45' },
     repeat: { type: 'string', default: '1' },
     verbose: { type: 'boolean', default: false },
+    driver: { type: 'string' },
   },
 });
+const driver = loadedDriver(values.driver);
 const windowMs = Number(values.window) * 1000;
 const drainMs = Number(values.drain) * 1000;
 const repeat = Number(values.repeat);
@@ -44,7 +47,7 @@ const onSignal = () => {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 process.on('exit', () => cluster.stopSync());
-log(`embedded Postgres on port ${cluster.port}`);
+log(`embedded Postgres on port ${cluster.port}; ${driver} in this process and in every worker and producer`);
 
 async function runSuite(): Promise<Row[]> {
   const rows: Row[] = [];
@@ -64,6 +67,7 @@ async function runSuite(): Promise<Row[]> {
     if (!drained) problems.unshift('did not drain');
     // A worker must survive every fault here; one that dies by itself is a bug even if nothing was lost.
     if (result.crashes > 0) problems.push(`${result.crashes} worker processes died by themselves`);
+    if (result.otherDriver.length > 0) problems.push(`${result.otherDriver.join(', ')} did not report running ${driver}`);
     problems.push(...result.recoveryProblems);
     problems.push(...(scenario.expect?.(result) ?? []));
     rows.push({ name: scenario.name, result, problems });
@@ -122,7 +126,7 @@ try {
   await cluster.stop();
 }
 
-console.log(`\n${selected.length} scenarios x ${runs.length} runs in ${((Date.now() - started) / 1000).toFixed(0)} s; events: committed, each handled by a plain and a transactional subscription; keyed: committed keyed events, for the ordered subscription; duplicates: extra handlings, plain/ordered (at-least-once: allowed); tx dup: extra handlings by the transactional subscription (must be 0); lost: committed events a subscription never handled; order violations: keyed events started before their predecessor was done; stuck: deliveries held by killed workers after the drain; crashes: processes that died by themselves (replaced; see the log above): workers (must be 0), workers killed by postgres.js's write on a closed connection (see harness.ts), producers; handles again: at each recovery point (Postgres accepting connections again, a network heal) the slowest worker's time to handle an event again, with its bound; drained: from the last fault (or the end of the window) until every delivery was done.`);
+console.log(`\n${selected.length} scenarios x ${runs.length} runs on ${driver} in ${((Date.now() - started) / 1000).toFixed(0)} s; events: committed, each handled by a plain and a transactional subscription; keyed: committed keyed events, for the ordered subscription; duplicates: extra handlings, plain/ordered (at-least-once: allowed); tx dup: extra handlings by the transactional subscription (must be 0); lost: committed events a subscription never handled; order violations: keyed events started before their predecessor was done; stuck: deliveries held by killed workers after the drain; crashes: processes that died by themselves (replaced; see the log above): workers (must be 0), workers killed by postgres.js's write on a closed connection (see harness.ts), producers; handles again: at each recovery point (Postgres accepting connections again, a network heal) the slowest worker's time to handle an event again, with its bound; drained: from the last fault (or the end of the window) until every delivery was done.`);
 const green = runs.filter((rows) => rows.every((r) => r.problems.length === 0)).length;
 if (repeat > 1) {
   console.log(`\n${green} of ${runs.length} runs green`);

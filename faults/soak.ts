@@ -1,4 +1,4 @@
-// Soak: `npm run soak -- --minutes N [--rate 400] [--sample 10] [--no-prune] [--no-faults]`.
+// Soak: `npm run soak -- --minutes N [--rate 400] [--sample 10] [--no-prune] [--no-faults] [--driver 3]`.
 // Steady publishing and draining on an embedded Postgres with default settings (autovacuum on),
 // a fault sprinkled in every ~20 s, and a row every sample interval: throughput, latency, lag, table
 // and index sizes, dead tuples. Bloat or a leak shows up as a trend down the columns. At the end,
@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { violations } from './checker.ts';
 import { Cluster } from './cluster.ts';
-import { killAll, retrying, ScenarioRun } from './harness.ts';
+import { killAll, loadedDriver, retrying, ScenarioRun } from './harness.ts';
 import { forgetPrunedHandlings, pruneLikeAnOperator } from './retention.ts';
 
 const { values } = parseArgs({
@@ -18,12 +18,14 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '400' },
     'no-prune': { type: 'boolean', default: false },
     'no-faults': { type: 'boolean', default: false },
+    driver: { type: 'string' },
   },
 });
+const driver = loadedDriver(values.driver);
 const durationMs = Number(values.minutes) * 60_000;
 const sampleMs = Number(values.sample) * 1000;
 if (!(durationMs > 0) || !(sampleMs > 0)) {
-  console.error('usage: npm run soak -- --minutes N [--rate events/s] [--sample seconds] [--workers n] [--producers n] [--no-prune] [--no-faults]');
+  console.error('usage: npm run soak -- --minutes N [--rate events/s] [--sample seconds] [--workers n] [--producers n] [--no-prune] [--no-faults] [--driver 3|4]');
   process.exit(2);
 }
 const log = (line: string) => console.error(line);
@@ -123,6 +125,20 @@ async function takeSample(): Promise<Sample> {
   };
 }
 
+async function leftBySubscription(): Promise<string> {
+  const rows = await run.sql`
+    SELECT subscription,
+      count(*) FILTER (WHERE state = 'pending')::int AS pending,
+      count(*) FILTER (WHERE state = 'running')::int AS running,
+      count(*) FILTER (WHERE state NOT IN ('pending', 'running', 'done'))::int AS other,
+      count(*) FILTER (WHERE state = 'done' AND finished_at > now() - interval '10 s')::int AS done_10s,
+      coalesce(round(extract(epoch FROM now() - min(created_at) FILTER (WHERE state <> 'done'))), 0)::int AS oldest_s
+    FROM crier.deliveries GROUP BY subscription ORDER BY subscription`;
+  return rows
+    .map((r) => `  ${r.subscription}: ${r.pending} pending, ${r.running} running, ${r.other} other, oldest ${r.oldest_s} s; ${r.done_10s} done in the last 10 s`)
+    .join('\n');
+}
+
 const faults = [
   async () => {
     const victim = run.randomWorker();
@@ -151,7 +167,7 @@ try {
   await run.startWorkers();
   const startedAt = Date.now();
   run.startProducers(durationMs);
-  log(`soak: ${values.minutes} min at ${values.rate} events/s on embedded Postgres (port ${cluster.port}, autovacuum on); faults ${values['no-faults'] ? 'off' : 'every ~20 s'}; prune ${values['no-prune'] ? 'off' : 'done deliveries older than 30 s, every 30 s'}`);
+  log(`soak: ${values.minutes} min at ${values.rate} events/s on embedded Postgres (port ${cluster.port}, autovacuum on), ${driver} in every process; faults ${values['no-faults'] ? 'off' : 'every ~20 s'}; prune ${values['no-prune'] ? 'off' : 'done deliveries older than 30 s, every 30 s'}`);
   console.log(line(header));
   let nextSample = startedAt + sampleMs;
   let nextFault = startedAt + 10_000 + Math.random() * 20_000;
@@ -176,16 +192,21 @@ try {
     }
   }
   const { drained, recoveryMs } = await run.drain(60_000);
+  // Slow or stuck? Per subscription: what is left, and how much each finished in the last 10 s.
+  if (!drained) log(`did not drain within 60 s; per subscription:\n${await retrying(() => leftBySubscription())}`);
   // The prune deleted handled events: the checker counts only what is still in the log.
   await retrying(() => forgetPrunedHandlings(run.sql));
   const result = await run.finish(drained, recoveryMs);
   const problems = violations(result.verdict).filter((p) => !p.includes('acknowledged commits missing') || values['no-prune']);
   if (!drained) problems.unshift('did not drain');
+  // As in the fault suite: a worker must survive every fault; one that dies by itself is a bug.
+  if (result.crashes > 0) problems.push(`${result.crashes} worker processes died by themselves`);
+  if (result.otherDriver.length > 0) problems.push(`${result.otherDriver.join(', ')} did not report running ${driver}`);
   const total = (k: 'published' | 'handled') => samples.reduce((n, s) => n + s[k], 0);
   const seconds = (samples.length * sampleMs) / 1000;
   const first = samples[0];
   const last = samples.at(-1);
-  console.log(`\n${samples.length} samples over ${seconds}s: ${(total('published') / seconds).toFixed(0)} events/s published, ${(total('handled') / seconds).toFixed(0)}/s handled; worst p99 ${Math.max(...samples.map((s) => s.p99)).toFixed(0)} ms; worst lag ${Math.max(...samples.map((s) => s.lagMs)).toFixed(0)} ms`);
+  console.log(`\n${driver}: ${samples.length} samples over ${seconds}s: ${(total('published') / seconds).toFixed(0)} events/s published, ${(total('handled') / seconds).toFixed(0)}/s handled; worst p99 ${Math.max(...samples.map((s) => s.p99)).toFixed(0)} ms; worst lag ${Math.max(...samples.map((s) => s.lagMs)).toFixed(0)} ms`);
   if (first && last) {
     console.log(`sizes first -> last sample: deliveries ${mb(first.deliveriesBytes)} -> ${mb(last.deliveriesBytes)} MB, pending index ${(first.pendingIdxBytes / 1024).toFixed(0)} -> ${(last.pendingIdxBytes / 1024).toFixed(0)} kB, events ${mb(first.eventsBytes)} -> ${mb(last.eventsBytes)} MB`);
   }

@@ -193,4 +193,38 @@ describe('transactional handlers', () => {
     rescuer.process.kill('SIGTERM');
     await rescuer.exited;
   });
+
+  test('postgres.js 3.x: a handler that returns after its connection was cut does not end the worker process', async () => {
+    // The whole child on postgres.js 3.4.x (the postgres-3 devDependency), as the fault suite's
+    // --driver 3 does it. Its begin() rejects when the connection closes, but the handler runs on;
+    // an ack sent through the dead transaction then threw from a timer and killed the process.
+    await db.sql`TRUNCATE effects`;
+    const driver = new URL('../faults/driver.mjs', import.meta.url).href;
+    const worker = spawnTs('fixtures/transactional-worker.ts', {
+      DATABASE_URL: db.url,
+      WORKER_ID: 'cut',
+      PAUSE_AFTER_WRITE_MS: '1000',
+      LEASE: '5s',
+      CRIER_TEST_DRIVER: '3',
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${driver}`.trim(),
+    });
+    children.push(worker);
+    await worker.waitFor(/ready/);
+    assert.match(worker.output(), /postgres\.js 3\./);
+    const event = await crier.publish(db.sql, 'effect.cut', {});
+    await worker.waitFor(/wrote/);
+    // The handler's transaction, idle while the handler waits: its connection goes.
+    const cut = await db.sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                             WHERE datname = current_database() AND state = 'idle in transaction'`;
+    assert.equal(cut.length, 1);
+    const state = async () => (await db.sql`SELECT state FROM crier.deliveries WHERE event_id = ${event.id}`)[0]?.state;
+    await eventually(async () => (await state()) === 'done', 20_000, 'redelivered and done');
+    // The first attempt's handler returns after its pause; the ack that followed threw a tick later.
+    await worker.waitFor(/returned/);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(worker.process.exitCode, null, `the worker is still running:\n${worker.output()}`);
+    assert.deepEqual((await db.sql`SELECT attempt FROM effects WHERE event_id = ${event.id}`).map((r) => r.attempt), [2]);
+    worker.process.kill('SIGTERM');
+    await worker.exited;
+  });
 });

@@ -37,6 +37,10 @@ export async function runTransactional(
         } finally {
           state.over = true;
         }
+        // begin() failed while the handler ran (its connection closed): the ack must not follow.
+        // postgres.js 3.x would write it to the closed socket from a timer, a TypeError that ends
+        // the process; never settle instead, as below.
+        if (state.abandoned) await new Promise(() => {});
         const done = await protocol.complete([delivery.deliveryId], [delivery.attempt], tx);
         if (!done.has(delivery.deliveryId)) throw new LeaseLost();
       } finally {
