@@ -2,6 +2,7 @@
 // workers. Everything it does is also reachable as plain SQL (crier.publish, crier.claim, ...).
 import type postgres from 'postgres';
 import type { Executor } from './executor.ts';
+import { combineInstrumentation, type Instrumentation } from './instrumentation.ts';
 import { migrate, type MigrateResult } from './migrate.ts';
 import { publishEvents, type EventInput, type PublishedEvent, type PublishOptions } from './publish.ts';
 import { checkSchemaName, defaultSchema } from './schema-name.ts';
@@ -10,6 +11,11 @@ import { Worker, type SubscriptionDefinition, type WorkerOptions } from './worke
 export interface CrierOptions {
   /** The Postgres schema holding crier's tables (default "crier"); one schema per tenant. */
   schema?: string;
+  /**
+   * Tracing and the like, for every publish of this crier and its workers (a worker's own option
+   * replaces it): e.g. `openTelemetry()` from crier/opentelemetry. See docs/observability.md.
+   */
+  instrumentation?: Instrumentation | Instrumentation[];
 }
 
 export interface Crier {
@@ -26,14 +32,16 @@ export interface Crier {
 
 export function createCrier(options: CrierOptions = {}): Crier {
   const schema = checkSchemaName(options.schema ?? defaultSchema);
+  const instrumentation = combineInstrumentation(options.instrumentation);
   return {
     schema,
     async publish(tx, topic, payload, publishOptions = {}) {
-      const [event] = await publishEvents(tx, schema, [{ ...publishOptions, topic, payload }]);
+      const [event] = await publishEvents(tx, schema, [{ ...publishOptions, topic, payload }], instrumentation);
       return event!;
     },
-    publishMany: (tx, events) => publishEvents(tx, schema, events),
-    worker: (workerOptions) => new Worker({ ...workerOptions, schema }),
+    publishMany: (tx, events) => publishEvents(tx, schema, events, instrumentation),
+    worker: (workerOptions) =>
+      new Worker({ ...workerOptions, instrumentation: workerOptions.instrumentation ?? options.instrumentation, schema }),
     migrate: (connection) => migrate({ connection, schema }),
   };
 }

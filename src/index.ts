@@ -1,6 +1,6 @@
 // crier's public API, in five groups. Everything not exported here is internal and may change;
 // the subpaths (crier/testing, crier/drizzle, crier/kysely, crier/knex, crier/prisma, crier/nestjs,
-// crier/relay, crier/bridge) are public too, each for its own integration.
+// crier/opentelemetry, crier/relay, crier/bridge) are public too, each for its own integration.
 
 // Set up and publish: a crier for a schema, its migrations, the event's shape and the byte limits.
 export { createCrier, subscription, type Crier, type CrierOptions } from './crier.ts';
@@ -17,6 +17,7 @@ export type { RetryPolicy, SubscriptionSpec } from './subscriptions.ts';
 export type { CrierEvent, Handler, HandlerContext } from './worker/event.ts';
 export { RetryLater } from './worker/failure.ts';
 export { consoleLogger, silentLogger, type Logger } from './logger.ts';
+export type { AttemptInfo, Instrumentation } from './instrumentation.ts';
 export type { Duration } from './duration.ts';
 // ... what a worker reports: its events and the default logger (docs/observability.md).
 export type { AttemptEvent, WorkerEventName, WorkerEvents } from './worker/events.ts';

@@ -4,6 +4,7 @@
 import { toMilliseconds, type Duration } from './duration.ts';
 import { CrierError, fromDatabaseError, quote } from './errors.ts';
 import { runQuery, textParameter, type Executor } from './executor.ts';
+import { withPublishHeaders, type Instrumentation } from './instrumentation.ts';
 import { MAX_HEADER_ID_BYTES, MAX_IDEMPOTENCY_KEY_BYTES, MAX_KEY_BYTES, overLimit } from './limits.ts';
 import { inSchema } from './schema-name.ts';
 import { assertTopic } from './topics.ts';
@@ -74,9 +75,13 @@ export async function publishEvents(
   executor: Executor,
   schema: string,
   events: readonly EventInput[],
+  /** Adds headers to each event (trace context): see src/instrumentation.ts. */
+  instrumentation?: Instrumentation,
 ): Promise<PublishedEvent[]> {
   if (events.length === 0) return [];
-  const batch = `[${events.map(encodeEvent).join(',')}]`;
+  const rows: string[] = [];
+  for (let i = 0; i < events.length; i++) rows.push(encodeEvent(events[i]!, i, instrumentation));
+  const batch = `[${rows.join(',')}]`;
   const idempotent = events.some((e) => e.idempotencyKey != null);
   try {
     const rows = await runQuery(executor, inSchema(idempotent ? insertIdempotentEvents : insertEvents, schema), [
@@ -100,7 +105,7 @@ function toPublished(row: Record<string, unknown>): PublishedEvent {
 }
 
 /** Validates one event and encodes it as the JSON row jsonb_to_recordset reads. */
-function encodeEvent(event: EventInput, index: number): string {
+function encodeEvent(event: EventInput, index: number, instrumentation: Instrumentation | undefined): string {
   const where = (what: string) => `event ${index} (${quote(event?.topic)}): ${what}`;
   if (event === null || typeof event !== 'object') {
     throw new CrierError('CRIER_INVALID_PAYLOAD', `event ${index} is not an object with topic and payload`);
@@ -119,7 +124,7 @@ function encodeEvent(event: EventInput, index: number): string {
   if (event.headers != null && (typeof event.headers !== 'object' || Array.isArray(event.headers))) {
     throw new CrierError('CRIER_INVALID_HEADERS', where('headers must be a plain object'));
   }
-  const headers = withCausation(event.headers ?? {}, event.causedBy, where);
+  const headers = withCausation(withPublishHeaders(event.headers ?? {}, event.topic, instrumentation), event.causedBy, where);
   const idempotencyKey = event.idempotencyKey ?? null;
   if (idempotencyKey !== null && (typeof idempotencyKey !== 'string' || idempotencyKey === '' || unstorable(JSON.stringify(idempotencyKey)))) {
     throw new CrierError('CRIER_INVALID_IDEMPOTENCY_KEY', where(`idempotencyKey must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_BYTES} bytes`));

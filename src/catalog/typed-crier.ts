@@ -7,7 +7,7 @@ import { createCrier, type Crier, type CrierOptions } from '../crier.ts';
 import { CrierError, quote } from '../errors.ts';
 import type { Executor } from '../executor.ts';
 import type { MigrateResult } from '../migrate.ts';
-import { publishEvents, type PublishedEvent, type PublishOptions } from '../publish.ts';
+import type { PublishedEvent, PublishOptions } from '../publish.ts';
 import { topicMatches } from '../topics.ts';
 import type { CrierEvent, HandlerContext } from '../worker/event.ts';
 import type { SubscriptionDefinition, Worker, WorkerOptions } from '../worker/worker.ts';
@@ -85,14 +85,14 @@ export function createTypedCrier<C extends AnyCatalog>(catalog: C, options: Crie
     untyped,
     async publish(tx, topic, payload, publishOptions = {}) {
       const checked = await validateForPublish(catalog, topic, payload);
-      const [event] = await publishEvents(tx, schema, [{ ...publishOptions, topic, ...checked }]);
+      const [event] = await untyped.publishMany(tx, [{ ...publishOptions, topic, ...checked }]);
       return event!;
     },
     async publishMany(tx, events) {
       const checked = await Promise.all(
         events.map(async (event) => ({ ...event, ...(await validateForPublish(catalog, event.topic, event.payload)) })),
       );
-      return publishEvents(tx, schema, checked);
+      return untyped.publishMany(tx, checked);
     },
     subscription(definition) {
       return catalogSubscription(catalog, definition as CatalogSubscriptionDefinition<C, string>);

@@ -8,6 +8,7 @@
 import type postgres from 'postgres';
 import { CrierError, fromDatabaseError } from '../errors.ts';
 import { runQuery, type Executor } from '../executor.ts';
+import type { Instrumentation } from '../instrumentation.ts';
 import { publishEvents } from '../publish.ts';
 import { inSchema } from '../schema-name.ts';
 import type { CrierEvent, HandlerContext } from './event.ts';
@@ -18,6 +19,8 @@ export interface ContextSources {
   maxAttempts: number;
   sql: postgres.Sql<any>;
   schema: string;
+  /** Adds its headers (trace context) to what the handler publishes. */
+  instrumentation?: Instrumentation;
 }
 
 export class AttemptContext implements HandlerContext {
@@ -53,13 +56,13 @@ export class AttemptContext implements HandlerContext {
 
   get publish(): HandlerContext['publish'] {
     return async (topic, payload, options = {}) => {
-      const [event] = await publishEvents(this.executor(), this.sources.schema, [{ ...options, topic, payload, causedBy: this.causedBy() }]);
+      const [event] = await publishEvents(this.executor(), this.sources.schema, [{ ...options, topic, payload, causedBy: this.causedBy() }], this.sources.instrumentation);
       return event!;
     };
   }
 
   get publishMany(): HandlerContext['publishMany'] {
-    return (events) => publishEvents(this.executor(), this.sources.schema, events.map((e) => ({ ...e, causedBy: this.causedBy() })));
+    return (events) => publishEvents(this.executor(), this.sources.schema, events.map((e) => ({ ...e, causedBy: this.causedBy() })), this.sources.instrumentation);
   }
 
   get markProcessed(): HandlerContext['markProcessed'] {

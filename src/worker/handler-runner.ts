@@ -3,6 +3,7 @@
 // handler is called), time out, and settle into acks (the worker's AckBuffer). It never claims:
 // when a slot frees up it tells the scheduler, which decides when to claim again.
 import type postgres from 'postgres';
+import type { Instrumentation } from '../instrumentation.ts';
 import { debugEnabled, type Logger } from '../logger.ts';
 import type { AckBuffer, FailureWritten } from './acks.ts';
 import type { AttemptEvent, WorkerEmitter } from './events.ts';
@@ -22,6 +23,8 @@ export interface RunnerSettings {
   transactional: boolean;
   /** The subscription's fixed retry schedule in ms; null: the exponential backoff crier.fail applies. */
   retrySchedule: readonly number[] | null;
+  /** Its publishHeaders go into ctx.publish (the handler comes already wrapped by instrumentHandler). */
+  instrumentation?: Instrumentation;
 }
 
 /** How the runner reaches its scheduler, without knowing it. */
@@ -100,9 +103,9 @@ export class HandlerRunner {
     private readonly events: WorkerEmitter,
     private readonly callbacks: RunnerCallbacks,
   ) {
-    const { name: subscription, maxAttempts } = settings;
+    const { name: subscription, maxAttempts, instrumentation } = settings;
     // sql is read per attempt: the worker replaces its client when one fails (client.ts).
-    this.contextSources = { subscription, maxAttempts, schema: protocol.schema, get sql() { return protocol.sql; } };
+    this.contextSources = { subscription, maxAttempts, schema: protocol.schema, instrumentation, get sql() { return protocol.sql; } };
   }
 
   /** The stored subscription's maxAttempts, when it differs from the code's (src/subscriptions.ts). */

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { openClient, type Connection } from '../connection.ts';
 import { toMilliseconds, type Duration } from '../duration.ts';
 import { CrierError, fromDatabaseError } from '../errors.ts';
+import { combineInstrumentation, instrumentHandler, type Instrumentation } from '../instrumentation.ts';
 import { errorMessage, toLogger, type Logger } from '../logger.ts';
 import { checkSchemaName, defaultSchema } from '../schema-name.ts';
 import { version } from '../version.ts';
@@ -82,6 +83,12 @@ export interface WorkerOptions {
   /** Stop gracefully on SIGINT/SIGTERM; a second signal exits at once (default true). */
   handleSignals?: boolean;
   logger?: Logger | false;
+  /**
+   * Tracing and the like: each handler attempt runs inside it, and ctx.publish adds its headers
+   * (e.g. `openTelemetry()` from crier/opentelemetry; docs/observability.md). Default: the
+   * crier's own, when the worker comes from crier.worker(...).
+   */
+  instrumentation?: Instrumentation | Instrumentation[];
 }
 
 export class Worker {
@@ -95,6 +102,8 @@ export class Worker {
   private readonly acks: AckBuffer;
   /** Per subscription: the scheduler that decides when to claim, and the runner of its handlers. */
   private readonly loops: { scheduler: ClaimScheduler; runner: HandlerRunner }[];
+  /** Wraps each handler attempt and adds headers to ctx.publish (undefined: none given). */
+  private readonly instrumentation: Instrumentation | undefined;
   private readonly listener: Listener;
   private readonly pollIntervalMs: number;
   private readonly shutdownTimeoutMs: number;
@@ -124,6 +133,7 @@ export class Worker {
     const twice = names.find((n, i) => names.indexOf(n) !== i);
     if (twice) throw new CrierError('CRIER_INVALID_OPTION', `subscription "${twice}" is given twice`);
     const rows = options.subscriptions.map(toSubscriptionRow);
+    this.instrumentation = combineInstrumentation(options.instrumentation);
     this.heartbeatMs = this.heartbeatFor(rows.map((r) => r.leaseMs));
 
     const { connection } = options;
@@ -192,7 +202,8 @@ export class Worker {
     const runner: HandlerRunner = new HandlerRunner(
       {
         name: definition.name,
-        handler: definition.handler,
+        handler: instrumentHandler(definition.handler, this.instrumentation),
+        instrumentation: this.instrumentation,
         concurrency,
         maxAttempts,
         timeoutMs: toMilliseconds(definition.timeout ?? 300_000, `subscription "${definition.name}" timeout`),

@@ -46,7 +46,7 @@ export class CrierModule {
       imports,
       providers: [
         optionsProvider,
-        { provide: CrierPublisher, useFactory: (o: CrierModuleOptions) => new CrierPublisher({ schema: o.schema }), inject: [CRIER_MODULE_OPTIONS] },
+        { provide: CrierPublisher, useFactory: (o: CrierModuleOptions) => new CrierPublisher({ schema: o.schema, instrumentation: o.instrumentation }), inject: [CRIER_MODULE_OPTIONS] },
       ],
       exports: [CRIER_MODULE_OPTIONS, CrierPublisher],
     };

@@ -2,6 +2,7 @@
 // importing this loads nothing of Nest.
 import type { FactoryProvider, ModuleMetadata } from '@nestjs/common';
 import type { Connection } from '../../connection.ts';
+import type { Instrumentation } from '../../instrumentation.ts';
 import type { Logger } from '../../logger.ts';
 import type { WorkerOptions } from '../../worker/worker.ts';
 
@@ -20,9 +21,11 @@ export interface CrierModuleOptions {
    */
   workers?: boolean;
   /** Worker settings: pollInterval, shutdownTimeout, listenConnection, workerId. */
-  worker?: Omit<WorkerOptions, 'connection' | 'schema' | 'subscriptions' | 'handleSignals' | 'logger'>;
+  worker?: Omit<WorkerOptions, 'connection' | 'schema' | 'subscriptions' | 'handleSignals' | 'logger' | 'instrumentation'>;
   /** Where workers log (default: Nest's Logger with the context "Crier"); false for silence. */
   logger?: Logger | false;
+  /** Tracing for CrierPublisher and the workers, e.g. `openTelemetry()` from crier/opentelemetry. */
+  instrumentation?: Instrumentation | Instrumentation[];
 }
 
 export interface CrierModuleAsyncOptions {

@@ -2,14 +2,14 @@
 // its own: every call runs in the transaction the caller passes (crier's Executor: postgres.js,
 // Drizzle, or any client the core accepts), so the event commits or rolls back with the caller's
 // business writes.
-import { createCrier, type Crier } from '../../crier.ts';
+import { createCrier, type Crier, type CrierOptions } from '../../crier.ts';
 import type { Executor } from '../../executor.ts';
 import type { EventInput, PublishedEvent, PublishOptions } from '../../publish.ts';
 
 export class CrierPublisher {
   private readonly crier: Crier;
 
-  constructor(options: { schema?: string } = {}) {
+  constructor(options: Pick<CrierOptions, 'schema' | 'instrumentation'> = {}) {
     this.crier = createCrier(options);
   }
 

@@ -45,7 +45,7 @@ export class CrierWorkers implements OnApplicationBootstrap, OnModuleDestroy {
         `CrierModule has @CrierHandler subscriptions (${this.declared.map((s) => s.name).join(', ')}) but no connection for their worker: pass forRoot({ connection }), or workers: false in a process that only publishes`,
       );
     }
-    const worker = createCrier({ schema: this.options.schema }).worker({
+    const worker = createCrier({ schema: this.options.schema, instrumentation: this.options.instrumentation }).worker({
       ...this.options.worker,
       connection: this.options.connection,
       subscriptions: this.declared,
