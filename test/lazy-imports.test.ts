@@ -28,6 +28,11 @@ test('importing crier or crier/testing loads postgres only', () => {
   assert.deepEqual(packagesLoadedBy(`${root}dist/src/testing.js`), ['postgres']);
 });
 
+test('crier/opentelemetry loads @opentelemetry/api, the core never does', () => {
+  ensureBuilt();
+  assert.deepEqual(packagesLoadedBy(`${root}dist/src/integrations/opentelemetry.js`), ['@opentelemetry/api']);
+});
+
 test('defineCatalog checks schemas and builds their JSON Schemas without importing zod itself', () => {
   const schema = z.object({ orderId: z.string(), total: z.number().optional() });
   const catalog = defineCatalog({ 'order.created': { versions: [schema] } });
