@@ -79,9 +79,9 @@ export async function publishEvents(
   instrumentation?: Instrumentation,
 ): Promise<PublishedEvent[]> {
   if (events.length === 0) return [];
-  const rows: string[] = [];
-  for (let i = 0; i < events.length; i++) rows.push(encodeEvent(events[i]!, i, instrumentation));
-  const batch = `[${rows.join(',')}]`;
+  const encoded: string[] = [];
+  for (let i = 0; i < events.length; i++) encoded.push(encodeEvent(events[i]!, i, instrumentation));
+  const batch = `[${encoded.join(',')}]`;
   const idempotent = events.some((e) => e.idempotencyKey != null);
   try {
     const rows = await runQuery(executor, inSchema(idempotent ? insertIdempotentEvents : insertEvents, schema), [

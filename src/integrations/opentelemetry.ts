@@ -27,7 +27,7 @@ export interface OpenTelemetryOptions {
 // their own when instrumented), so it names the messaging system. messaging.system.name is the
 // current convention's attribute; messaging.system, its deprecated name, is what most backends
 // still read for messaging views.
-const system: Attributes = { 'messaging.system.name': 'crier', 'messaging.system': 'crier' };
+const system = 'crier';
 
 /**
  * An Instrumentation for createCrier({ instrumentation }) (publishers and workers alike):
@@ -73,6 +73,8 @@ export function openTelemetry(options: OpenTelemetryOptions = {}): Instrumentati
         },
         producer,
       );
+      const conversation = info.headers.correlationId;
+      if (conversation !== undefined) span.setAttribute('messaging.message.conversation_id', conversation);
       try {
         return await context.with(trace.setSpan(producer, span), run);
       } catch (error) {
@@ -87,7 +89,8 @@ export function openTelemetry(options: OpenTelemetryOptions = {}): Instrumentati
 
 function producerAttributes(topic: string): Attributes {
   return {
-    ...system,
+    'messaging.system.name': system,
+    'messaging.system': system,
     'messaging.operation.type': 'create',
     'messaging.operation.name': 'create',
     'messaging.destination.name': topic,
@@ -95,8 +98,11 @@ function producerAttributes(topic: string): Attributes {
 }
 
 function consumerAttributes(info: AttemptInfo): Attributes {
-  const attributes: Attributes = {
-    ...system,
+  // One literal, nothing spread in or added later: built with a spread and an added property, this
+  // object took half the CPU time of a traced attempt (profiled with a no-op handler).
+  return {
+    'messaging.system.name': system,
+    'messaging.system': system,
     'messaging.operation.type': 'process',
     'messaging.operation.name': 'process',
     'messaging.destination.name': info.topic,
@@ -109,9 +115,6 @@ function consumerAttributes(info: AttemptInfo): Attributes {
     'crier.delivery.id': info.deliveryId,
     'crier.delivery.attempt': info.attempt,
   };
-  const conversation = info.headers.correlationId;
-  if (conversation !== undefined) attributes['messaging.message.conversation_id'] = conversation;
-  return attributes;
 }
 
 function recordFailure(span: Span, error: unknown): void {
