@@ -163,7 +163,8 @@ describe('crier/opentelemetry', () => {
     const catalog = defineCatalog({ 'typed.created': { versions: [z.object({ n: z.number() })] } });
     const typed = createTypedCrier(catalog, { instrumentation: openTelemetry({ tracerProvider: provider }) });
     const plain = createCrier();
-    const subscription: SubscriptionDefinition = { name: 'otel_explicit', topics: ['explicit.*'], handler: () => {} };
+    // Transactional: the attempt's span wraps the handler inside its transaction just the same.
+    const subscription: SubscriptionDefinition = { name: 'otel_explicit', topics: ['explicit.*'], transactional: true, handler: () => {} };
     const { explicit, many, typedOne, typedMany, untraced, request } = await withWorker(subscription, async () => {
       const { result, request } = await inRequest(() =>
         db.sql.begin(async (tx) => ({
