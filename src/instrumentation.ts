@@ -87,7 +87,11 @@ export function instrumentHandler<P, T extends string>(handler: Handler<P, T>, i
 
 function attemptInfo(event: CrierEvent<unknown, string>, context: HandlerContext): AttemptInfo {
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(event.headers)) if (typeof value === 'string') headers[name] = value;
+  // Stored headers are a JSON object when crier wrote them; a row written by hand may hold any JSON.
+  const stored: unknown = event.headers;
+  if (stored !== null && typeof stored === 'object') {
+    for (const [name, value] of Object.entries(stored)) if (typeof value === 'string') headers[name] = value;
+  }
   return {
     subscription: context.subscription,
     deliveryId: context.deliveryId,
