@@ -71,11 +71,13 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   const controller = new AbortController();
   let session: Session | undefined;
   let interrupt: (signal: 'SIGINT' | 'SIGTERM') => void = () => {};
+  let signalled = false;
   // The first signal: a command that runs until one stops by itself (controller.signal); any other
   // is interrupted: its running queries cancelled on the server, then exit 130/143. A second
   // signal exits at once.
   const interrupted = new Promise<number>((resolve) => {
     interrupt = (signal) => {
+      signalled = true;
       const done = () => resolve(signalExit[signal]);
       if (session) void session.cancel(1500).then(done);
       else done();
@@ -145,15 +147,17 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     close = made.close;
     const outcome = command.run(made.input);
     outcome.catch(() => {}); // when the deadline or a signal ends the command first
-    const code = await Promise.race([
-      outcome,
-      startupFailed,
-      interrupted.then((exit) => {
-        abandoned = true;
-        io.stderr(`${commandName}: interrupted${session ? '; its running query was cancelled on the server' : ''}\n`);
-        return exit;
-      }),
-    ]);
+    // Once interrupted, what the command does next (its cancelled query failing, say) is moot.
+    const code = await Promise.race([outcome, startupFailed, interrupted]).catch((error: unknown) => {
+      if (signalled) return undefined;
+      throw error;
+    });
+    if (signalled) {
+      const exit = await interrupted;
+      abandoned = true;
+      io.stderr(`${commandName}: interrupted${session ? '; its running query was cancelled on the server' : ''}\n`);
+      return exit;
+    }
     return typeof code === 'number' ? code : 0;
   } catch (error) {
     abandoned = true;
