@@ -488,17 +488,14 @@ $_$;
 --
 
 CREATE FUNCTION crier.event_within_limits(p_topic text, p_key text, p_headers jsonb) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
-  SELECT (octet_length(p_topic) <= crier.limit_bytes('topic')
-          AND coalesce(octet_length(p_key), 0) <= crier.limit_bytes('key')
-          AND coalesce(octet_length(p_headers ->> 'correlationId'), 0) <= crier.limit_bytes('header id')
-          AND coalesce(octet_length(p_headers ->> 'causationId'), 0) <= crier.limit_bytes('header id'))
-     OR crier.check_bytes('CRIER_TOPIC_TOO_LONG', 'topic', p_topic, crier.limit_bytes('topic'))
+BEGIN
+  RETURN crier.check_bytes('CRIER_TOPIC_TOO_LONG', 'topic', p_topic, crier.limit_bytes('topic'))
      AND crier.check_bytes('CRIER_KEY_TOO_LONG', 'key', p_key, crier.limit_bytes('key'))
      AND crier.check_bytes('CRIER_HEADER_TOO_LONG', 'correlationId header', p_headers ->> 'correlationId', crier.limit_bytes('header id'))
-     AND crier.check_bytes('CRIER_HEADER_TOO_LONG', 'causationId header', p_headers ->> 'causationId', crier.limit_bytes('header id'))
-$$;
+     AND crier.check_bytes('CRIER_HEADER_TOO_LONG', 'causationId header', p_headers ->> 'causationId', crier.limit_bytes('header id'));
+END $$;
 
 --
 -- Name: extend_leases(text, bigint[], integer[]); Type: FUNCTION; Schema: crier
@@ -2465,7 +2462,7 @@ ALTER TABLE ONLY crier.deliveries
 --
 
 ALTER TABLE crier.events
-    ADD CONSTRAINT events_byte_limits CHECK (crier.event_within_limits(topic, key, headers)) NOT VALID;
+    ADD CONSTRAINT events_byte_limits CHECK ((((octet_length(topic) <= 255) AND (COALESCE(octet_length(key), 0) <= 1024) AND (COALESCE(octet_length((headers ->> 'correlationId'::text)), 0) <= 1024) AND (COALESCE(octet_length((headers ->> 'causationId'::text)), 0) <= 1024)) OR crier.event_within_limits(topic, key, headers))) NOT VALID;
 
 --
 -- Name: events events_pkey; Type: CONSTRAINT; Schema: crier

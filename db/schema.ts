@@ -3,6 +3,7 @@
 // Names here are a public contract: operators and SQL users query crier.events, crier.subscriptions
 // and crier.deliveries directly. Column order follows the databases migrated before the baseline.
 import { sql } from 'drizzle-orm';
+import { MAX_HEADER_ID_BYTES, MAX_KEY_BYTES, MAX_TOPIC_BYTES } from '../src/limits.ts';
 import {
   bigint,
   customType,
@@ -45,11 +46,21 @@ export const events = crier.table(
     index('events_correlation_idx')
       .on(sql`(${t.headers} ->> 'correlationId')`)
       .where(sql`${t.headers} ? 'correlationId'`),
-    // Topic, key and the indexed header ids within their limits in bytes (db/sql/limits.sql): an
-    // INSERT past one fails with its CRIER_*_TOO_LONG code before any index sees the row. Not
-    // validated on existing rows when added (0001): that would lock the log for a full scan. Named
-    // to run before events_topic_valid (CHECKs run in name order).
-    check('events_byte_limits', sql`crier.event_within_limits(topic, key, headers)`),
+    // Topic, key and the indexed header ids within their limits in bytes (src/limits.ts): an INSERT
+    // past one fails with its CRIER_*_TOO_LONG code (crier.event_within_limits names the value)
+    // before any index sees the row. Plain comparisons with the numbers written in: a function
+    // here would be planned again for every INSERT statement (db/sql/limits.sql). Not validated on
+    // existing rows when added (0001, 0003): that would lock the log for a full scan. Named to run
+    // before events_topic_valid (CHECKs run in name order).
+    check(
+      'events_byte_limits',
+      sql.raw(
+        `(octet_length(topic) <= ${MAX_TOPIC_BYTES} and coalesce(octet_length(key), 0) <= ${MAX_KEY_BYTES}` +
+          ` and coalesce(octet_length(headers ->> 'correlationId'), 0) <= ${MAX_HEADER_ID_BYTES}` +
+          ` and coalesce(octet_length(headers ->> 'causationId'), 0) <= ${MAX_HEADER_ID_BYTES})` +
+          ' or crier.event_within_limits(topic, key, headers)',
+      ),
+    ),
     check(
       'events_topic_valid',
       sql`length(${t.topic}) <= 255 and ${t.topic} ~ '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$'`,

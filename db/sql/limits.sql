@@ -2,7 +2,7 @@
 -- a row): past one, an INSERT would fail on the index (error 54000) after a trigger had done half
 -- its work. The same numbers as src/limits.ts (a test checks), which refuses them before anything
 -- is sent; here they hold for crier.publish and plain INSERTs into crier.events. Applied before
--- the tables: crier.events checks its rows with crier.event_within_limits.
+-- the tables: crier.events' CHECK calls crier.event_within_limits for a row past a limit.
 
 -- topic: the route cache, idempotency keys and the catalog are keyed by it (topics are ASCII).
 -- key: ordered subscriptions index it beside the subscription name (deliveries_waiting_idx,
@@ -32,17 +32,16 @@ BEGIN
   RETURN true;
 END $$;
 
--- The CHECK of crier.events (events_byte_limits): every path that writes an event. Plain length
--- comparisons first, so a row within its limits (nearly all) calls no plpgsql; check_bytes runs only
--- to name the value that is over.
+-- The slow half of crier.events' CHECK events_byte_limits (db/schema.ts): the table compares the
+-- lengths itself, with the numbers of src/limits.ts written in, and calls this only for a row past
+-- one of them, to raise the error that names the value. A CHECK that called an SQL function had
+-- it inlined and planned again for every INSERT statement: 30% of publishing one event per
+-- transaction (pgbench, 8 clients). plpgsql, so that it is never inlined.
 CREATE OR REPLACE FUNCTION crier.event_within_limits(p_topic text, p_key text, p_headers jsonb) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT (octet_length(p_topic) <= crier.limit_bytes('topic')
-          AND coalesce(octet_length(p_key), 0) <= crier.limit_bytes('key')
-          AND coalesce(octet_length(p_headers ->> 'correlationId'), 0) <= crier.limit_bytes('header id')
-          AND coalesce(octet_length(p_headers ->> 'causationId'), 0) <= crier.limit_bytes('header id'))
-     OR crier.check_bytes('CRIER_TOPIC_TOO_LONG', 'topic', p_topic, crier.limit_bytes('topic'))
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+  RETURN crier.check_bytes('CRIER_TOPIC_TOO_LONG', 'topic', p_topic, crier.limit_bytes('topic'))
      AND crier.check_bytes('CRIER_KEY_TOO_LONG', 'key', p_key, crier.limit_bytes('key'))
      AND crier.check_bytes('CRIER_HEADER_TOO_LONG', 'correlationId header', p_headers ->> 'correlationId', crier.limit_bytes('header id'))
-     AND crier.check_bytes('CRIER_HEADER_TOO_LONG', 'causationId header', p_headers ->> 'causationId', crier.limit_bytes('header id'))
-$$;
+     AND crier.check_bytes('CRIER_HEADER_TOO_LONG', 'causationId header', p_headers ->> 'causationId', crier.limit_bytes('header id'));
+END $$;

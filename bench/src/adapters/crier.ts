@@ -1,11 +1,17 @@
 // crier through its public API, with its default settings unless `tuning` says otherwise.
 // Tuning keys: concurrency (handlers per subscription, crier's default 10), batchSize (deliveries
-// claimed per round trip, default = concurrency), pollInterval.
+// claimed per round trip, default = concurrency), pollInterval, telemetry (off by default; tracing:
+// OpenTelemetry tracing, metrics: the Prometheus worker metrics, on: both; see crier-telemetry.ts).
+import { context } from '@opentelemetry/api';
 import postgres from 'postgres';
 import { createCrier, silentLogger, type Duration } from '../../../src/index.ts';
 import type { Adapter, Layout, Tuning } from '../adapter.ts';
+import { observe, telemetry } from './crier-telemetry.ts';
 
-const crier = createCrier();
+const plain = createCrier();
+const traced = (tuning: Tuning) => tuning.telemetry === 'on' || tuning.telemetry === 'tracing';
+const measured = (tuning: Tuning) => tuning.telemetry === 'on' || tuning.telemetry === 'metrics';
+const crierFor = (tuning: Tuning) => (traced(tuning) ? createCrier({ instrumentation: telemetry().instrumentation }) : plain);
 
 function subscriptions(layout: Layout, tuning: Tuning, handle: (payload: any) => void) {
   return layout.queues.map((name) => ({
@@ -24,9 +30,9 @@ export const adapter: Adapter = {
   fanOut: true,
 
   async install(url, layout, tuning) {
-    await crier.migrate(url);
+    await plain.migrate(url);
     // Subscriptions are declared by a worker's start; declare them before anything is published.
-    const worker = crier.worker({
+    const worker = plain.worker({
       connection: url,
       logger: silentLogger,
       handleSignals: false,
@@ -36,27 +42,31 @@ export const adapter: Adapter = {
     await worker.stop();
   },
 
-  async publisher(url, layout, connections) {
+  async publisher(url, layout, connections, tuning) {
     const sql = postgres(url, { max: connections, onnotice: () => {} });
+    const crier = crierFor(tuning);
+    // Traced: publish inside the application's request span, where crier adds its own.
+    const inRequest = traced(tuning) ? <T>(fn: () => Promise<T>) => context.with(telemetry().request, fn) : <T>(fn: () => Promise<T>) => fn();
     return {
       one: async (payload) => {
-        await crier.publish(sql, layout.topic, payload);
+        await inRequest(() => crier.publish(sql, layout.topic, payload));
       },
       many: async (payloads) => {
-        await crier.publishMany(sql, payloads.map((payload) => ({ topic: layout.topic, payload })));
+        await inRequest(() => crier.publishMany(sql, payloads.map((payload) => ({ topic: layout.topic, payload }))));
       },
       close: () => sql.end({ timeout: 5 }),
     };
   },
 
   async worker(url, layout, handle, tuning) {
-    const worker = crier.worker({
+    const worker = crierFor(tuning).worker({
       connection: url,
       logger: silentLogger,
       handleSignals: false,
       ...(tuning.pollInterval === undefined ? {} : { pollInterval: tuning.pollInterval as Duration }),
       subscriptions: subscriptions(layout, tuning, handle),
     });
+    if (measured(tuning)) observe(worker);
     await worker.start();
     return { stop: () => worker.stop() };
   },
