@@ -4,17 +4,12 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createCrier } from '../src/index.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
-import { spawnTs, type Child } from './support/processes.ts';
+import { handledTable, workerProcesses } from './support/processes.ts';
 
 const crier = createCrier();
 let db: TestDatabase;
-const children: Child[] = [];
-
-function worker(env: Record<string, string>): Child {
-  const child = spawnTs('fixtures/worker-process.ts', { DATABASE_URL: db.url, ...env });
-  children.push(child);
-  return child;
-}
+const workers = workerProcesses(() => db.url);
+const worker = workers.start;
 
 async function publish(topic: string, count: number) {
   return db.sql.begin((tx) =>
@@ -24,10 +19,10 @@ async function publish(topic: string, count: number) {
 
 before(async () => {
   db = await createTestDatabase('crash');
-  await db.sql`CREATE TABLE handled (event_id bigint, worker text, attempt int, at timestamptz DEFAULT clock_timestamp())`;
+  await db.sql.unsafe(handledTable);
 });
 after(async () => {
-  for (const child of children) child.process.kill('SIGKILL');
+  workers.killAll();
   await db.drop();
 });
 

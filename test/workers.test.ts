@@ -7,17 +7,12 @@ import { after, before, test } from 'node:test';
 import { createCrier } from '../src/index.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
 import { runCli } from './support/cli.ts';
-import { spawnTs, type Child } from './support/processes.ts';
+import { handledTable, workerProcesses } from './support/processes.ts';
 
 const crier = createCrier();
 let db: TestDatabase;
-const children: Child[] = [];
-
-function worker(env: Record<string, string>): Child {
-  const child = spawnTs('fixtures/worker-process.ts', { DATABASE_URL: db.url, ...env });
-  children.push(child);
-  return child;
-}
+const workers = workerProcesses(() => db.url);
+const worker = workers.start;
 
 async function json(args: string[]) {
   const run = await runCli(db.url, [...args, '--json']);
@@ -27,10 +22,10 @@ async function json(args: string[]) {
 
 before(async () => {
   db = await createTestDatabase('fleet_workers');
-  await db.sql`CREATE TABLE handled (event_id bigint, worker text, attempt int, at timestamptz DEFAULT clock_timestamp())`;
+  await db.sql.unsafe(handledTable);
 });
 after(async () => {
-  for (const child of children) child.process.kill('SIGKILL');
+  workers.killAll();
   await db.drop();
 });
 

@@ -56,3 +56,21 @@ export function spawnTs(script: string, env: Record<string, string | undefined>)
     },
   };
 }
+
+/** The table test/fixtures/worker-process.ts records each handling in. */
+export const handledTable = 'CREATE TABLE handled (event_id bigint, worker text, attempt int, at timestamptz DEFAULT clock_timestamp())';
+
+/** Worker processes (test/fixtures/worker-process.ts) of one test file, all SIGKILLed by killAll(). */
+export function workerProcesses(databaseUrl: () => string) {
+  const children: Child[] = [];
+  return {
+    start(env: Record<string, string>): Child {
+      const child = spawnTs('fixtures/worker-process.ts', { DATABASE_URL: databaseUrl(), ...env });
+      children.push(child);
+      return child;
+    },
+    killAll(): void {
+      for (const child of children) child.process.kill('SIGKILL');
+    },
+  };
+}
