@@ -4,16 +4,35 @@
 -- ordered they first lock the acked deliveries' keys (crier.lock_ordered_keys, ordering.sql), in the
 -- order producers lock them. Transactional handlers run crier.complete inside their own transaction.
 
--- Marks deliveries done; returns the ids that were completed.
+-- Marks deliveries done; returns the ids that were completed. A subscription with history
+-- 'failures' keeps no row for a delivery that never failed: one that succeeds at its first attempt
+-- with nothing in its errors (a failed attempt, an expired lease and a requeue each add an entry
+-- there) is deleted instead, and its id returned all the same. Its key, if ordered, moves on
+-- through the delete trigger of ordering.sql. The list of such subscriptions is read once per call:
+-- while it is empty (every subscription keeps full history) the DELETE is switched off by a one-time
+-- filter, so the ack costs what it always did: primary-key lookups and one UPDATE.
 CREATE OR REPLACE FUNCTION crier.complete(p_worker text, p_ids bigint[], p_attempts integer[])
 RETURNS SETOF bigint
 LANGUAGE sql AS $$
   SELECT crier.lock_ordered_keys(p_ids) WHERE EXISTS (SELECT 1 FROM crier.subscriptions WHERE ordered);
-  UPDATE crier.deliveries d
-  SET state = 'done', locked_until = NULL, finished_at = now(), updated_at = now()
-  FROM unnest(p_ids, p_attempts) AS a(id, attempt)
-  WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
-  RETURNING d.id
+  WITH forget AS (
+    SELECT coalesce(array_agg(s.name), '{}') AS names FROM crier.subscriptions s WHERE s.history = 'failures'
+  ), done AS (
+    UPDATE crier.deliveries d
+    SET state = 'done', locked_until = NULL, finished_at = now(), updated_at = now()
+    FROM unnest(p_ids, p_attempts) AS a(id, attempt)
+    WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+      AND NOT (d.subscription = ANY ((SELECT f.names FROM forget f)::text[]) AND d.attempts = 1 AND d.errors = '[]')
+    RETURNING d.id
+  ), forgotten AS (
+    DELETE FROM crier.deliveries d
+    USING unnest(p_ids, p_attempts) AS a(id, attempt)
+    WHERE cardinality((SELECT f.names FROM forget f)) > 0
+      AND d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+      AND d.subscription = ANY ((SELECT f.names FROM forget f)::text[]) AND d.attempts = 1 AND d.errors = '[]'
+    RETURNING d.id
+  )
+  SELECT id FROM done UNION ALL SELECT id FROM forgotten
 $$;
 
 -- Records failed attempts: back to pending when due again, or dead when the attempts are used up or
