@@ -385,3 +385,54 @@ describe("history 'failures'", () => {
   });
 });
 
+describe('the fault suite under history failures', () => {
+  test("its checker proves deleted first-attempt successes from the handlers' records, and catches an unproven one", async () => {
+    const { check, handledTable } = await import('../faults/checker.ts');
+    const { Protocol } = await import('../src/worker/protocol.ts');
+    await db.sql.unsafe(handledTable);
+    for (const [name, topics, ordered] of [['faults', '{faults.event}', false], ['faults-tx', '{faults.event}', false], ['faults-ordered', '{faults.keyed}', true]] as const) {
+      await db.sql`SELECT crier.create_subscription(${name}, ${topics}::text[], p_ordered => ${ordered}, p_history => 'failures')`;
+    }
+    const protocol = new Protocol(db.sql, 'crier', 'w1');
+    const record = async (subscription: string, eventId: string, attempt: number) => {
+      if (subscription === 'faults-ordered') {
+        await db.sql`INSERT INTO handled_ordered (event_id, key, worker, attempt, phase, rollback) VALUES (${eventId}, 'k', 'w1', ${attempt}, 'done', false)`;
+      } else {
+        await db.sql`INSERT INTO ${db.sql(subscription === 'faults' ? 'handled' : 'handled_tx')} (event_id, worker, attempt, rollback) VALUES (${eventId}, 'w1', ${attempt}, false)`;
+      }
+    };
+    const handleAll = async (recorded: (subscription: string) => boolean) => {
+      for (const subscription of ['faults', 'faults-tx', 'faults-ordered']) {
+        for (const d of await protocol.claim(subscription, 10)) {
+          if (recorded(subscription)) await record(subscription, d.eventId, d.attempt);
+          assert.equal((await protocol.complete([d.deliveryId], [d.attempt])).size, 1);
+        }
+      }
+    };
+    await crier.publish(db.sql, 'faults.event', { producer: 'p1', seq: 1, rollback: false });
+    await crier.publish(db.sql, 'faults.keyed', { producer: 'p1', seq: 1, pos: 0, rollback: false }, { key: 'k' });
+    await handleAll(() => true);
+    assert.equal((await db.sql`SELECT 1 FROM crier.deliveries WHERE subscription LIKE 'faults%'`).length, 0, 'no rows left');
+    let verdict = await check(db.sql, [], []);
+    // (Its wrong-winner check reads every done row of the database: other tests' here.)
+    assert.deepEqual(
+      { lost: verdict.lost, forgottenUnproven: verdict.forgottenUnproven, keptClean: verdict.keptClean, forgotten: verdict.forgotten },
+      { lost: 0, forgottenUnproven: 0, keptClean: 0, forgotten: 3 },
+    );
+    assert.equal(verdict.failuresSubscriptions, 3);
+
+    // An ack that deleted a delivery whose handler never finished (no record) is caught.
+    await crier.publish(db.sql, 'faults.event', { producer: 'p1', seq: 2, rollback: false });
+    await handleAll((subscription) => subscription !== 'faults');
+    verdict = await check(db.sql, [], []);
+    assert.deepEqual({ lost: verdict.lost, forgottenUnproven: verdict.forgottenUnproven }, { lost: 1, forgottenUnproven: 1 });
+
+    // A first-attempt success kept as a done row under 'failures' is caught too.
+    await db.sql`SELECT crier.create_subscription('faults-tx', '{faults.event}', p_history => 'full')`;
+    await crier.publish(db.sql, 'faults.event', { producer: 'p1', seq: 3, rollback: false });
+    await handleAll(() => true);
+    await db.sql`SELECT crier.create_subscription('faults-tx', '{faults.event}', p_history => 'failures')`;
+    verdict = await check(db.sql, [], []);
+    assert.equal(verdict.keptClean, 1);
+  });
+});
