@@ -36,9 +36,10 @@ export const subscriptionsCreateCommand: Command = {
     'keep their stored value; a new subscription gets the defaults: 5 attempts, backoff 1s..5m, lease 30s,\n' +
     'unordered, history full). --history failures keeps no row of a delivery that succeeds at its first\n' +
     'attempt (retried, dead and requeued ones keep theirs; the events stay in the log); it applies from the\n' +
-    'next ack, and --history full switches back. Idempotent. Workers adopt the stored subscription and never change it: when their code\n' +
-    'says otherwise they log a warning with both values. --from also delivers the matching events\n' +
-    'published since then (through replay). The same from SQL: SELECT crier.create_subscription(...).',
+    'next ack, and --history full switches back. Idempotent. Workers adopt the stored subscription and\n' +
+    'never change it: when their code says otherwise they log a warning with both values. --from also\n' +
+    'delivers the matching events published since then (through replay). The same from SQL:\n' +
+    'SELECT crier.create_subscription(...).',
   options: {
     topics: { type: 'string', multiple: true, value: 'PATTERN', description: 'a topic pattern (repeat for several; required)' },
     'max-attempts': { type: 'string', value: 'N', description: 'attempts before a delivery is dead' },
