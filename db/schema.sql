@@ -228,28 +228,28 @@ $$;
 --
 
 CREATE FUNCTION crier.complete(p_worker text, p_ids bigint[], p_attempts integer[]) RETURNS SETOF bigint
-    LANGUAGE sql
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
-  SELECT crier.lock_ordered_keys(p_ids) WHERE EXISTS (SELECT 1 FROM crier.subscriptions WHERE ordered);
-  WITH forget AS (
-    SELECT coalesce(array_agg(s.name), '{}') AS names FROM crier.subscriptions s WHERE s.history = 'failures'
-  ), done AS (
-    UPDATE crier.deliveries d
-    SET state = 'done', locked_until = NULL, finished_at = now(), updated_at = now()
-    FROM unnest(p_ids, p_attempts) AS a(id, attempt)
-    WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
-      AND NOT (d.subscription = ANY ((SELECT f.names FROM forget f)::text[]) AND d.attempts = 1 AND d.errors = '[]')
-    RETURNING d.id
-  ), forgotten AS (
+BEGIN
+  IF EXISTS (SELECT 1 FROM crier.subscriptions WHERE ordered) THEN
+    PERFORM crier.lock_ordered_keys(p_ids);
+  END IF;
+  IF EXISTS (SELECT 1 FROM crier.subscriptions WHERE history = 'failures') THEN
+    RETURN QUERY
     DELETE FROM crier.deliveries d
-    USING unnest(p_ids, p_attempts) AS a(id, attempt)
-    WHERE cardinality((SELECT f.names FROM forget f)) > 0
-      AND d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
-      AND d.subscription = ANY ((SELECT f.names FROM forget f)::text[]) AND d.attempts = 1 AND d.errors = '[]'
-    RETURNING d.id
-  )
-  SELECT id FROM done UNION ALL SELECT id FROM forgotten
-$$;
+    USING unnest(p_ids, p_attempts) AS a(id, attempt), crier.subscriptions s
+    WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+      AND d.attempts = 1 AND d.errors = '[]' AND s.name = d.subscription AND s.history = 'failures'
+    RETURNING d.id;
+  END IF;
+  RETURN QUERY
+  UPDATE crier.deliveries d
+  SET state = 'done', locked_until = NULL, finished_at = now(), updated_at = now()
+  FROM unnest(p_ids, p_attempts) AS a(id, attempt)
+  WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+  RETURNING d.id;
+END $$;
 
 --
 -- Name: create_roles(text); Type: FUNCTION; Schema: crier
