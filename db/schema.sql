@@ -228,15 +228,28 @@ $$;
 --
 
 CREATE FUNCTION crier.complete(p_worker text, p_ids bigint[], p_attempts integer[]) RETURNS SETOF bigint
-    LANGUAGE sql
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
-  SELECT crier.lock_ordered_keys(p_ids) WHERE EXISTS (SELECT 1 FROM crier.subscriptions WHERE ordered);
+BEGIN
+  IF EXISTS (SELECT 1 FROM crier.subscriptions WHERE ordered) THEN
+    PERFORM crier.lock_ordered_keys(p_ids);
+  END IF;
+  IF EXISTS (SELECT 1 FROM crier.subscriptions WHERE history = 'failures') THEN
+    RETURN QUERY
+    DELETE FROM crier.deliveries d
+    USING unnest(p_ids, p_attempts) AS a(id, attempt), crier.subscriptions s
+    WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
+      AND d.attempts = 1 AND d.errors = '[]' AND s.name = d.subscription AND s.history = 'failures'
+    RETURNING d.id;
+  END IF;
+  RETURN QUERY
   UPDATE crier.deliveries d
   SET state = 'done', locked_until = NULL, finished_at = now(), updated_at = now()
   FROM unnest(p_ids, p_attempts) AS a(id, attempt)
   WHERE d.id = a.id AND d.attempts = a.attempt AND d.state = 'running' AND d.worker = p_worker
-  RETURNING d.id
-$$;
+  RETURNING d.id;
+END $$;
 
 --
 -- Name: create_roles(text); Type: FUNCTION; Schema: crier
@@ -263,10 +276,10 @@ BEGIN
 END $_$;
 
 --
--- Name: create_subscription(text, text[], integer, integer, integer, integer, boolean, text); Type: FUNCTION; Schema: crier
+-- Name: create_subscription(text, text[], integer, integer, integer, integer, boolean, text, text); Type: FUNCTION; Schema: crier
 --
 
-CREATE FUNCTION crier.create_subscription(p_name text, p_topics text[], p_max_attempts integer DEFAULT NULL::integer, p_backoff_base_ms integer DEFAULT NULL::integer, p_backoff_max_ms integer DEFAULT NULL::integer, p_lease_ms integer DEFAULT NULL::integer, p_ordered boolean DEFAULT NULL::boolean, p_ordered_on_dead text DEFAULT NULL::text) RETURNS text
+CREATE FUNCTION crier.create_subscription(p_name text, p_topics text[], p_max_attempts integer DEFAULT NULL::integer, p_backoff_base_ms integer DEFAULT NULL::integer, p_backoff_max_ms integer DEFAULT NULL::integer, p_lease_ms integer DEFAULT NULL::integer, p_ordered boolean DEFAULT NULL::boolean, p_ordered_on_dead text DEFAULT NULL::text, p_history text DEFAULT NULL::text) RETURNS text
     LANGUAGE plpgsql
     AS $_$
 DECLARE
@@ -298,6 +311,10 @@ BEGIN
     RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: ordered_on_dead is ''block'' or ''skip'', got %', quote_literal(p_name),
       quote_literal(p_ordered_on_dead) USING ERRCODE = '22023';
   END IF;
+  IF p_history NOT IN ('full', 'failures') THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: history is ''full'' (keep every delivery) or ''failures'' (keep only deliveries that did not succeed at their first attempt), got %',
+      quote_literal(p_name), quote_literal(p_history) USING ERRCODE = '22023';
+  END IF;
 
   INSERT INTO crier.subscriptions (name, topics) VALUES (p_name, p_topics) ON CONFLICT (name) DO NOTHING;
   v_created := FOUND;
@@ -310,11 +327,13 @@ BEGIN
   UPDATE crier.subscriptions s
   SET topics = p_topics, max_attempts = coalesce(p_max_attempts, s.max_attempts), backoff_base_ms = v_base,
       backoff_max_ms = v_max, lease_ms = coalesce(p_lease_ms, s.lease_ms), ordered = coalesce(p_ordered, s.ordered),
-      ordered_on_dead = coalesce(p_ordered_on_dead, s.ordered_on_dead), updated_at = now()
+      ordered_on_dead = coalesce(p_ordered_on_dead, s.ordered_on_dead), history = coalesce(p_history, s.history),
+      updated_at = now()
   WHERE s.name = p_name
-    AND (s.topics, s.max_attempts, s.backoff_base_ms, s.backoff_max_ms, s.lease_ms, s.ordered, s.ordered_on_dead)
+    AND (s.topics, s.max_attempts, s.backoff_base_ms, s.backoff_max_ms, s.lease_ms, s.ordered, s.ordered_on_dead, s.history)
         IS DISTINCT FROM (p_topics, coalesce(p_max_attempts, s.max_attempts), v_base, v_max, coalesce(p_lease_ms, s.lease_ms),
-                          coalesce(p_ordered, s.ordered), coalesce(p_ordered_on_dead, s.ordered_on_dead));
+                          coalesce(p_ordered, s.ordered), coalesce(p_ordered_on_dead, s.ordered_on_dead),
+                          coalesce(p_history, s.history));
   RETURN CASE WHEN v_created THEN 'created' WHEN FOUND THEN 'updated' ELSE 'unchanged' END;
 END $_$;
 
@@ -735,10 +754,14 @@ BEGIN
   EXECUTE format('GRANT SELECT ON crier.events, crier.deliveries, crier.subscriptions, crier.subscription_grants TO %I', v_worker);
   EXECUTE format('GRANT UPDATE (%s) ON crier.deliveries TO %I',
                  crier.column_list('crier.deliveries', ARRAY['id', 'event_id', 'subscription', 'created_at']), v_worker);
+  -- DELETE: crier.complete deletes, rather than marks done, a delivery of a subscription with
+  -- history 'failures' that succeeded at its first attempt. Only rows of granted subscriptions (the
+  -- policy below), which the worker may already rewrite through UPDATE.
+  EXECUTE format('GRANT DELETE ON crier.deliveries TO %I', v_worker);
   -- A worker creates a granted subscription that does not exist yet (its first start), and never
   -- changes one: widening its topics would bring it every topic's events. Topics, policies and
   -- pausing are the operator's (crier.create_subscription, pause_subscription).
-  EXECUTE format('GRANT INSERT (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead) ON crier.subscriptions TO %I', v_worker);
+  EXECUTE format('GRANT INSERT (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead, history) ON crier.subscriptions TO %I', v_worker);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.parked_workers TO %I', v_worker);
   EXECUTE format('GRANT SELECT, INSERT ON crier.processed TO %I', v_worker);
   -- A worker registers itself, is seen by its heartbeat, and prunes the rows of workers gone for a
@@ -1171,6 +1194,19 @@ CREATE FUNCTION crier.next_due_in(p_subscription text) RETURNS double precision
   SELECT extract(epoch FROM min(available_at) - now()) * 1000 FROM crier.deliveries
   WHERE subscription = p_subscription AND state = 'pending'
 $$;
+
+--
+-- Name: ordered_head_deleted(); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.ordered_head_deleted() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+  PERFORM crier.release_key(OLD.subscription, OLD.ordering_key, OLD.id);
+  RETURN NULL;
+END $$;
 
 --
 -- Name: ordered_state_changed(); Type: FUNCTION; Schema: crier
@@ -2308,7 +2344,9 @@ CREATE TABLE crier.subscriptions (
     ordered boolean DEFAULT false NOT NULL,
     ordered_on_dead text DEFAULT 'block'::text NOT NULL,
     topic_heads text[] GENERATED ALWAYS AS (crier.topic_pattern_heads(topics)) STORED,
+    history text DEFAULT 'full'::text NOT NULL,
     CONSTRAINT subscriptions_backoff_valid CHECK (((backoff_base_ms >= 0) AND (backoff_max_ms >= backoff_base_ms))),
+    CONSTRAINT subscriptions_history_valid CHECK ((history = ANY (ARRAY['full'::text, 'failures'::text]))),
     CONSTRAINT subscriptions_lease_positive CHECK ((lease_ms >= 100)),
     CONSTRAINT subscriptions_max_attempts_positive CHECK ((max_attempts >= 1)),
     CONSTRAINT subscriptions_name_valid CHECK ((name ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$'::text)),
@@ -2396,7 +2434,8 @@ CREATE VIEW crier.subscription_stats AS
           WHERE ((w.status = 'live'::text) AND (s.name = ANY (w.subscriptions)))) AS live_workers,
     COALESCE(st.stuck, (0)::bigint) AS stuck,
     st.stuck_since,
-    (EXTRACT(epoch FROM (now() - st.stuck_since)))::double precision AS stuck_seconds
+    (EXTRACT(epoch FROM (now() - st.stuck_since)))::double precision AS stuck_seconds,
+    s.history
    FROM (((crier.subscriptions s
      LEFT JOIN ( SELECT d.subscription,
             count(*) FILTER (WHERE ((d.state = 'pending'::text) AND (d.attempts = 0))) AS pending,
@@ -2642,6 +2681,12 @@ CREATE TRIGGER catalog_topics_lock BEFORE INSERT OR DELETE OR UPDATE ON crier.ca
 CREATE TRIGGER catalog_topics_sync AFTER INSERT OR DELETE OR UPDATE OF validate ON crier.catalog_topics FOR EACH STATEMENT EXECUTE FUNCTION crier.sync_catalog_check();
 
 --
+-- Name: deliveries deliveries_ordered_delete; Type: TRIGGER; Schema: crier
+--
+
+CREATE TRIGGER deliveries_ordered_delete AFTER DELETE ON crier.deliveries FOR EACH ROW WHEN (((old.ordering_key IS NOT NULL) AND (old.state = ANY (ARRAY['pending'::text, 'running'::text])))) EXECUTE FUNCTION crier.ordered_head_deleted();
+
+--
 -- Name: deliveries deliveries_ordered_state; Type: TRIGGER; Schema: crier
 --
 
@@ -2747,10 +2792,10 @@ REVOKE ALL ON FUNCTION crier.complete(p_worker text, p_ids bigint[], p_attempts 
 REVOKE ALL ON FUNCTION crier.create_roles(p_prefix text) FROM PUBLIC;
 
 --
--- Name: FUNCTION create_subscription(p_name text, p_topics text[], p_max_attempts integer, p_backoff_base_ms integer, p_backoff_max_ms integer, p_lease_ms integer, p_ordered boolean, p_ordered_on_dead text); Type: ACL; Schema: crier
+-- Name: FUNCTION create_subscription(p_name text, p_topics text[], p_max_attempts integer, p_backoff_base_ms integer, p_backoff_max_ms integer, p_lease_ms integer, p_ordered boolean, p_ordered_on_dead text, p_history text); Type: ACL; Schema: crier
 --
 
-REVOKE ALL ON FUNCTION crier.create_subscription(p_name text, p_topics text[], p_max_attempts integer, p_backoff_base_ms integer, p_backoff_max_ms integer, p_lease_ms integer, p_ordered boolean, p_ordered_on_dead text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crier.create_subscription(p_name text, p_topics text[], p_max_attempts integer, p_backoff_base_ms integer, p_backoff_max_ms integer, p_lease_ms integer, p_ordered boolean, p_ordered_on_dead text, p_history text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION current_routes(p_topics text[], p_unrouted text[]); Type: ACL; Schema: crier
@@ -2871,6 +2916,12 @@ REVOKE ALL ON FUNCTION crier.mark_processed(p_subscription text, p_event_id bigi
 --
 
 REVOKE ALL ON FUNCTION crier.next_due_in(p_subscription text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION ordered_head_deleted(); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.ordered_head_deleted() FROM PUBLIC;
 
 --
 -- Name: FUNCTION ordered_state_changed(); Type: ACL; Schema: crier

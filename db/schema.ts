@@ -93,6 +93,12 @@ export const subscriptions = crier.table(
     topicHeads: text('topic_heads')
       .array()
       .generatedAlwaysAs(sql`crier.topic_pattern_heads(topics)`),
+    /**
+     * What a delivery leaves behind: 'full' keeps every delivery's row (done ones too, for audit);
+     * 'failures' deletes a delivery that succeeded at its first attempt when it is acked
+     * (crier.complete), and keeps the rest: retried, rescued, requeued and dead ones, with their errors.
+     */
+    history: text('history', { enum: ['full', 'failures'] }).notNull().default('full'),
   },
   (t) => [
     index('subscriptions_topic_heads_idx').using('gin', t.topicHeads),
@@ -101,6 +107,7 @@ export const subscriptions = crier.table(
     check('subscriptions_backoff_valid', sql`${t.backoffBaseMs} >= 0 and ${t.backoffMaxMs} >= ${t.backoffBaseMs}`),
     check('subscriptions_lease_positive', sql`${t.leaseMs} >= 100`),
     check('subscriptions_ordered_on_dead_valid', sql`${t.orderedOnDead} in ('block', 'skip')`),
+    check('subscriptions_history_valid', sql`${t.history} in ('full', 'failures')`),
   ],
 );
 

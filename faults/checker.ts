@@ -1,6 +1,12 @@
 // The checker: compares what producers were told was committed, what Postgres holds, and what
 // handlers recorded, and says what was lost, duplicated, invented or handled out of order.
 // Read-only; one query. The three subscriptions it judges are described in worker.ts.
+//
+// Outcomes come from the handlers' own records (handled, handled_tx, handled_ordered), never from
+// done rows: under history 'failures' (worker.ts HISTORY) a delivery that succeeded at its first
+// attempt leaves no row. What rows there are are checked against the records: a done row's
+// (worker, attempt) must have finished the handler, and a committed event without a row of a
+// 'failures' subscription must have a finished first attempt (the only attempt whose ack deletes).
 import type postgres from 'postgres';
 
 /** A range of sequence numbers a producer saw COMMIT succeed for. */
@@ -45,6 +51,18 @@ export interface Verdict {
   stuck: number;
   /** Done deliveries whose completing (worker, attempt) never finished the handler: a stale or forged ack won. Must be 0. */
   wrongWinner: number;
+  /**
+   * History 'failures': committed events a subscription kept no row of (deleted at the ack of a
+   * first-attempt success) whose first attempt never finished the handler: an ack deleted a
+   * delivery it should not have. Must be 0 (unless rows were pruned: soak.ts).
+   */
+  forgottenUnproven: number;
+  /** History 'failures': done rows of a first attempt with no error, which the ack should have deleted. Must be 0. */
+  keptClean: number;
+  /** How many of the three subscriptions run with history 'failures' (0 or 3). */
+  failuresSubscriptions: number;
+  /** History 'failures': (event, subscription) pairs left without a row, i.e. deleted first-attempt successes. */
+  forgotten: number;
 }
 
 const query = `
@@ -66,6 +84,8 @@ WITH acked AS (
   SELECT event_id, min(n) FILTER (WHERE phase = 'start') AS first_start, min(n) FILTER (WHERE phase = 'done') AS first_done,
          count(*) FILTER (WHERE phase = 'done') AS done
   FROM handled_ordered GROUP BY event_id
+), forgetful AS (
+  SELECT name FROM crier.subscriptions WHERE history = 'failures'
 ), chain AS (
   -- Each keyed event beside the one published just before it under the same key (publish order:
   -- the producer's transaction, then the position in it; a producer owns its keys).
@@ -97,7 +117,25 @@ SELECT
      WHEN 'faults' THEN EXISTS (SELECT 1 FROM handled x WHERE x.event_id = d.event_id AND x.worker = d.worker AND x.attempt = d.attempts)
      WHEN 'faults-tx' THEN EXISTS (SELECT 1 FROM handled_tx x WHERE x.event_id = d.event_id AND x.worker = d.worker AND x.attempt = d.attempts)
      ELSE EXISTS (SELECT 1 FROM handled_ordered x WHERE x.event_id = d.event_id AND x.worker = d.worker AND x.attempt = d.attempts AND x.phase = 'done')
-   END)::int AS wrong_winner`;
+   END)::int AS wrong_winner,
+  ((SELECT count(*) FROM ev WHERE 'faults' IN (SELECT name FROM forgetful)
+      AND NOT EXISTS (SELECT 1 FROM crier.deliveries d WHERE d.event_id = ev.id AND d.subscription = 'faults')
+      AND NOT EXISTS (SELECT 1 FROM handled x WHERE x.event_id = ev.id AND x.attempt = 1))
+   + (SELECT count(*) FROM ev WHERE 'faults-tx' IN (SELECT name FROM forgetful)
+      AND NOT EXISTS (SELECT 1 FROM crier.deliveries d WHERE d.event_id = ev.id AND d.subscription = 'faults-tx')
+      AND NOT EXISTS (SELECT 1 FROM handled_tx x WHERE x.event_id = ev.id AND x.attempt = 1))
+   + (SELECT count(*) FROM kev WHERE 'faults-ordered' IN (SELECT name FROM forgetful)
+      AND NOT EXISTS (SELECT 1 FROM crier.deliveries d WHERE d.event_id = kev.id AND d.subscription = 'faults-ordered')
+      AND NOT EXISTS (SELECT 1 FROM handled_ordered x WHERE x.event_id = kev.id AND x.attempt = 1 AND x.phase = 'done'))
+  )::int AS forgotten_unproven,
+  (SELECT count(*) FROM crier.deliveries d WHERE d.state = 'done' AND d.attempts = 1 AND d.errors = '[]'
+     AND d.subscription IN (SELECT name FROM forgetful))::int AS kept_clean,
+  (SELECT count(*) FROM forgetful WHERE name IN ('faults', 'faults-tx', 'faults-ordered'))::int AS failures_subscriptions,
+  ((SELECT count(*) FROM ev, forgetful f WHERE f.name IN ('faults', 'faults-tx')
+      AND NOT EXISTS (SELECT 1 FROM crier.deliveries d WHERE d.event_id = ev.id AND d.subscription = f.name))
+   + (SELECT count(*) FROM kev, forgetful f WHERE f.name = 'faults-ordered'
+      AND NOT EXISTS (SELECT 1 FROM crier.deliveries d WHERE d.event_id = kev.id AND d.subscription = f.name))
+  )::int AS forgotten`;
 
 export const handledTable = `
 CREATE TABLE handled (
@@ -116,7 +154,8 @@ CREATE TABLE handled_ordered (
   worker text NOT NULL,
   attempt integer NOT NULL,
   phase text NOT NULL CHECK (phase IN ('start', 'done')),
-  rollback boolean NOT NULL
+  rollback boolean NOT NULL,
+  at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX handled_ordered_event ON handled_ordered (event_id)`;
 
@@ -140,6 +179,10 @@ export async function check(sql: postgres.Sql, acked: AckedRange[], deadWorkers:
     notDone: row!.not_done,
     stuck: row!.stuck,
     wrongWinner: row!.wrong_winner,
+    forgottenUnproven: row!.forgotten_unproven,
+    keptClean: row!.kept_clean,
+    failuresSubscriptions: row!.failures_subscriptions,
+    forgotten: row!.forgotten,
   };
 }
 
@@ -155,6 +198,9 @@ export function violations(v: Verdict): string[] {
   if (v.notDone > 0) out.push(`${v.notDone} deliveries not done`);
   if (v.stuck > 0) out.push(`${v.stuck} deliveries still claimed by killed workers`);
   if (v.wrongWinner > 0) out.push(`${v.wrongWinner} deliveries completed by an attempt that did not finish`);
+  if (v.forgottenUnproven > 0) out.push(`${v.forgottenUnproven} deliveries deleted at their ack (history 'failures') whose first attempt did not finish`);
+  if (v.keptClean > 0) out.push(`${v.keptClean} first-attempt successes kept as done rows although their subscription keeps only failures`);
+  if (v.failuresSubscriptions > 0 && v.events > 0 && v.forgotten === 0) out.push("history 'failures' deleted no delivery: the deletion path was not tested");
   if (v.events === 0) out.push('no events were committed: the scenario proved nothing');
   if (v.keyed === 0) out.push('no keyed events were committed: ordering was not tested');
   return out;
@@ -197,7 +243,7 @@ export async function txDuplicateDetails(sql: postgres.Sql): Promise<string> {
   const rows = await sql`
     SELECT x.event_id, json_agg(json_build_object('worker', x.worker, 'attempt', x.attempt, 'at', x.at) ORDER BY x.at) AS handlings,
            d.state, d.worker, d.attempts, d.errors
-    FROM handled_tx x JOIN crier.deliveries d ON d.event_id = x.event_id AND d.subscription = 'faults-tx'
+    FROM handled_tx x LEFT JOIN crier.deliveries d ON d.event_id = x.event_id AND d.subscription = 'faults-tx'
     WHERE x.event_id IN (SELECT event_id FROM handled_tx GROUP BY event_id HAVING count(*) > 1)
     GROUP BY x.event_id, d.id LIMIT 5`;
   return rows.map((r) => JSON.stringify(r)).join('\n');

@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { migrate } from '../src/migrate.ts';
+import type { SubscriptionHistory } from '../src/subscriptions.ts';
 import { spawnTs, type Child } from '../test/support/processes.ts';
 import { StallProxy } from '../test/support/stall-proxy.ts';
 import { attemptErrors, check, handledTable, txDuplicateDetails, wrongWinnerDetails, type AckedRange, type Verdict } from './checker.ts';
@@ -24,6 +25,8 @@ export interface ScenarioSettings {
   windowSeconds?: number;
   /** The first this many workers reach Postgres through a StallProxy (run.proxy), the others directly. */
   proxiedWorkers?: number;
+  /** The three subscriptions' history (faults/worker.ts): 'full' (default) or 'failures'. */
+  history?: SubscriptionHistory;
 }
 
 /** A recovery point and, per worker, ms until it handled again (null: never). */
@@ -167,6 +170,7 @@ export class ScenarioRun {
     const child = spawnTs('../faults/worker.ts', {
       DATABASE_URL: this.url,
       WORKER_ID: id,
+      HISTORY: this.settings.history ?? 'full',
       ...(proxied ? { WORKER_DATABASE_URL: this.proxy!.url(this.url) } : {}),
       ...this.settings.workerEnv,
     });
@@ -273,6 +277,7 @@ export class ScenarioRun {
     if (verdict.wrongWinner > 0) this.log(`  done by an attempt that did not finish:\n${await retrying(() => wrongWinnerDetails(this.sql))}`);
     const failedTx = [...this.producerOutputs()].reduce((n, out) => n + (out.match(/^failed /gm)?.length ?? 0), 0);
     if (failedTx > 0) this.notes.push(`${failedTx} producer transactions failed`);
+    if (verdict.failuresSubscriptions > 0) this.notes.push(`history failures: ${verdict.forgotten} first-attempt successes left no row`);
     const errors = await retrying(() => attemptErrors(this.sql));
     if (errors) this.notes.push(`failed attempts: ${errors}`);
     const recoveries: Recovery[] = [];

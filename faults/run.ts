@@ -1,10 +1,13 @@
-// The fault-injection suite: `npm run test:faults [-- --only name,name] [-- --window 6] [-- --repeat N] [-- --driver 3]`.
+// The fault-injection suite: `npm run test:faults [-- --only name,name] [-- --window 6] [-- --repeat N] [-- --driver 3] [-- --history failures]`.
 // Starts its own embedded Postgres, runs each scenario (see scenarios.ts) on a fresh database,
 // prints one table row per scenario and exits non-zero if any invariant broke. With --repeat N it
 // runs the whole suite N times on the same server and ends with the count of green runs; every red
 // run names its scenario and the invariants that broke. --driver 3 runs the whole process tree on
-// postgres.js 3.x (faults/driver.mjs).
+// postgres.js 3.x (faults/driver.mjs). --history failures runs the three subscriptions with history
+// 'failures' (first-attempt successes leave no delivery row; the checker proves them from the
+// handlers' records), --history full (the default) as before.
 import { parseArgs } from 'node:util';
+import type { SubscriptionHistory } from '../src/subscriptions.ts';
 import { violations } from './checker.ts';
 import { Cluster } from './cluster.ts';
 import { killAll, loadedDriver, ScenarioRun, type Result } from './harness.ts';
@@ -18,6 +21,7 @@ const { values } = parseArgs({
     repeat: { type: 'string', default: '1' },
     verbose: { type: 'boolean', default: false },
     driver: { type: 'string' },
+    history: { type: 'string', default: 'full' },
   },
 });
 const driver = loadedDriver(values.driver);
@@ -28,6 +32,11 @@ if (!Number.isInteger(repeat) || repeat < 1) {
   console.error(`--repeat takes a whole number >= 1, not ${values.repeat}`);
   process.exit(2);
 }
+if (values.history !== 'full' && values.history !== 'failures') {
+  console.error(`--history takes full or failures, not ${values.history}`);
+  process.exit(2);
+}
+const history = values.history as SubscriptionHistory;
 const selected = values.only ? scenarios.filter((s) => values.only!.split(',').includes(s.name)) : scenarios;
 if (selected.length === 0) {
   console.error(`no scenario named ${values.only}; known: ${scenarios.map((s) => s.name).join(', ')}`);
@@ -47,13 +56,13 @@ const onSignal = () => {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 process.on('exit', () => cluster.stopSync());
-log(`embedded Postgres on port ${cluster.port}; ${driver} in this process and in every worker and producer`);
+log(`embedded Postgres on port ${cluster.port}; ${driver} in this process and in every worker and producer; history ${history}`);
 
 async function runSuite(): Promise<Row[]> {
   const rows: Row[] = [];
   for (const scenario of selected) {
     log(`\n${scenario.name}: ${scenario.what}`);
-    const run = new ScenarioRun(cluster, scenario, log);
+    const run = new ScenarioRun(cluster, { ...scenario, history }, log);
     await run.prepare();
     await scenario.setup?.(run);
     await run.startWorkers();
@@ -126,7 +135,7 @@ try {
   await cluster.stop();
 }
 
-console.log(`\n${selected.length} scenarios x ${runs.length} runs on ${driver} in ${((Date.now() - started) / 1000).toFixed(0)} s; events: committed, each handled by a plain and a transactional subscription; keyed: committed keyed events, for the ordered subscription; duplicates: extra handlings, plain/ordered (at-least-once: allowed); tx dup: extra handlings by the transactional subscription (must be 0); lost: committed events a subscription never handled; order violations: keyed events started before their predecessor was done; stuck: deliveries held by killed workers after the drain; crashes: processes that died by themselves (replaced; see the log above): workers (must be 0), workers killed by postgres.js's write on a closed connection (see harness.ts), producers; handles again: at each recovery point (Postgres accepting connections again, a network heal) the slowest worker's time to handle an event again, with its bound; drained: from the last fault (or the end of the window) until every delivery was done.`);
+console.log(`\n${selected.length} scenarios x ${runs.length} runs on ${driver}, history ${history}, in ${((Date.now() - started) / 1000).toFixed(0)} s; events: committed, each handled by a plain and a transactional subscription; keyed: committed keyed events, for the ordered subscription; duplicates: extra handlings, plain/ordered (at-least-once: allowed); tx dup: extra handlings by the transactional subscription (must be 0); lost: committed events a subscription never handled; order violations: keyed events started before their predecessor was done; stuck: deliveries held by killed workers after the drain; crashes: processes that died by themselves (replaced; see the log above): workers (must be 0), workers killed by postgres.js's write on a closed connection (see harness.ts), producers; handles again: at each recovery point (Postgres accepting connections again, a network heal) the slowest worker's time to handle an event again, with its bound; drained: from the last fault (or the end of the window) until every delivery was done.`);
 const green = runs.filter((rows) => rows.every((r) => r.problems.length === 0)).length;
 if (repeat > 1) {
   console.log(`\n${green} of ${runs.length} runs green`);

@@ -9,13 +9,15 @@
 //                   autocommit statement numbered by one sequence: the checker reads the order of
 //                   starts and completions per key from it (see checker.ts)
 //
-// Environment: DATABASE_URL, WORKER_ID, LEASE (duration), CONCURRENCY (per subscription),
+// Environment: DATABASE_URL, WORKER_ID, HISTORY (the subscriptions' history: full, the default, or
+// failures: a delivery that succeeds at its first attempt leaves no row, so the checker proves those
+// from the records above), LEASE (duration), CONCURRENCY (per subscription),
 // HANDLER_MS (max random handler time), HANDLER_TIMEOUT (duration), WORKER_DATABASE_URL (the
 // worker's own connection, e.g. through the suite's stall proxy; the handlers' records then go to
 // DATABASE_URL directly, so that what is measured is crier's recovery, not the test's). Events whose payload says
 // hang=true hang on their first attempt until the handler times out or the lease is lost.
 import postgres from 'postgres';
-import { createCrier, type Duration, type HandlerContext } from '../src/index.ts';
+import { createCrier, type Duration, type HandlerContext, type SubscriptionHistory } from '../src/index.ts';
 
 const env = process.env;
 const workerId = env.WORKER_ID ?? `w${process.pid}`;
@@ -44,6 +46,7 @@ async function work(payload: FaultPayload, ctx: Pick<HandlerContext, 'attempt' |
 }
 
 const common = {
+  history: (env.HISTORY ?? 'full') as SubscriptionHistory,
   lease: (env.LEASE ?? '1s') as Duration,
   maxAttempts: 1000,
   backoff: { base: '20ms', max: '500ms' },

@@ -13,7 +13,7 @@ export { eventChain, type ChainLink } from './causation.ts';
 
 // Consume: workers, subscriptions, handlers, and the errors a handler throws to steer its retries.
 export { Worker, type SubscriptionDefinition, type WorkerOptions } from './worker/worker.ts';
-export type { RetryPolicy, SubscriptionSpec } from './subscriptions.ts';
+export type { RetryPolicy, SubscriptionHistory, SubscriptionSpec } from './subscriptions.ts';
 export type { CrierEvent, Handler, HandlerContext } from './worker/event.ts';
 export { RetryLater } from './worker/failure.ts';
 export { consoleLogger, silentLogger, type Logger } from './logger.ts';

@@ -32,7 +32,17 @@ export interface SubscriptionSpec extends RetryPolicy {
    * 'block' it until requeued (default, listed in crier.blocked_keys) or 'skip' to the next event.
    */
   ordered?: boolean | { onDead?: 'block' | 'skip' };
+  /**
+   * What the subscription's deliveries leave behind (default 'full'). 'full': every delivery keeps
+   * its row, done ones too (the audit trail of each handling). 'failures': a delivery that succeeds
+   * at its first attempt is deleted when acked; one that failed an attempt, lost its lease, was
+   * requeued or ends dead keeps its row and its errors. The event stays in crier.events either way.
+   */
+  history?: SubscriptionHistory;
 }
+
+export type SubscriptionHistory = 'full' | 'failures';
+export const subscriptionHistories: readonly SubscriptionHistory[] = ['full', 'failures'];
 
 export interface SubscriptionRow {
   name: string;
@@ -43,6 +53,7 @@ export interface SubscriptionRow {
   leaseMs: number;
   ordered: boolean;
   orderedOnDead: 'block' | 'skip';
+  history: SubscriptionHistory;
   paused: boolean;
 }
 
@@ -75,9 +86,16 @@ export function toSubscriptionRow(spec: SubscriptionSpec): Omit<SubscriptionRow,
   if ((typeof ordered !== 'boolean' && typeof ordered !== 'object') || ordered === null || !['block', 'skip'].includes(orderedOnDead)) {
     throw new CrierError('CRIER_INVALID_OPTION', `subscription "${spec.name}": ordered must be true, false or { onDead: 'block' | 'skip' }`);
   }
+  const history = spec.history ?? 'full';
+  if (!subscriptionHistories.includes(history)) {
+    throw new CrierError(
+      'CRIER_INVALID_OPTION',
+      `subscription "${spec.name}": history must be 'full' (keep every delivery) or 'failures' (keep only deliveries that did not succeed at their first attempt), got ${quote(history)}`,
+    );
+  }
   return {
     name: spec.name, topics: [...spec.topics], maxAttempts, backoffBaseMs, backoffMaxMs, leaseMs,
-    ordered: ordered !== false, orderedOnDead,
+    ordered: ordered !== false, orderedOnDead, history,
   };
 }
 
@@ -117,18 +135,18 @@ export function scheduledDelayMs(schedule: readonly number[], attempt: number): 
 // existing subscription is never changed from a worker (only crier.create_subscription does that,
 // an operator's act), so a worker role cannot widen its topics to receive other events.
 const createMissing = `
-INSERT INTO crier.subscriptions (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead)
-SELECT x.name, x.topics, x.max_attempts, x.backoff_base_ms, x.backoff_max_ms, x.lease_ms, x.ordered, x.ordered_on_dead
+INSERT INTO crier.subscriptions (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead, history)
+SELECT x.name, x.topics, x.max_attempts, x.backoff_base_ms, x.backoff_max_ms, x.lease_ms, x.ordered, x.ordered_on_dead, x.history
 FROM jsonb_to_recordset($1::text::jsonb)
   AS x(name text, topics text[], max_attempts integer, backoff_base_ms integer, backoff_max_ms integer, lease_ms integer,
-       ordered boolean, ordered_on_dead text)
+       ordered boolean, ordered_on_dead text, history text)
 ON CONFLICT (name) DO NOTHING`;
 
 // As JSON text: a worker's pool does not fetch array types, so it could not read text[] itself.
 const readStored = `
 SELECT json_build_object('name', name, 'topics', topics, 'max_attempts', max_attempts, 'backoff_base_ms', backoff_base_ms,
        'backoff_max_ms', backoff_max_ms, 'lease_ms', lease_ms, 'ordered', ordered, 'ordered_on_dead', ordered_on_dead,
-       'paused', paused)::text AS row
+       'history', history, 'paused', paused)::text AS row
 FROM crier.subscriptions WHERE name IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
 
 /** A subscription as stored, and how the code that declared it differs (empty: not at all). */
@@ -138,7 +156,7 @@ export interface DeclaredSubscription {
   differences: { setting: string; stored: unknown; code: unknown }[];
 }
 
-const settings = ['topics', 'maxAttempts', 'backoffBaseMs', 'backoffMaxMs', 'leaseMs', 'ordered', 'orderedOnDead'] as const;
+const settings = ['topics', 'maxAttempts', 'backoffBaseMs', 'backoffMaxMs', 'leaseMs', 'ordered', 'orderedOnDead', 'history'] as const;
 
 /**
  * Creates the subscriptions that do not exist yet; existing ones (created by an operator with
@@ -161,6 +179,7 @@ export async function declareSubscriptions(
     lease_ms: r.leaseMs,
     ordered: r.ordered,
     ordered_on_dead: r.orderedOnDead,
+    history: r.history,
   }));
   try {
     await sql.unsafe(inSchema(createMissing, schema), [JSON.stringify(rows)]);
@@ -173,7 +192,8 @@ export async function declareSubscriptions(
       }
       const stored: SubscriptionRow = {
         name: r.name, topics: r.topics, maxAttempts: r.max_attempts, backoffBaseMs: r.backoff_base_ms,
-        backoffMaxMs: r.backoff_max_ms, leaseMs: r.lease_ms, ordered: r.ordered, orderedOnDead: r.ordered_on_dead, paused: r.paused,
+        backoffMaxMs: r.backoff_max_ms, leaseMs: r.lease_ms, ordered: r.ordered, orderedOnDead: r.ordered_on_dead, history: r.history,
+        paused: r.paused,
       };
       const differences = settings
         .filter((setting) => JSON.stringify(stored[setting]) !== JSON.stringify(code[setting]))

@@ -97,6 +97,7 @@ describe('views', () => {
       'lag_seconds', // 0002
       'waiting', 'blocked_keys', // 0008
       'live_workers', 'stuck', 'stuck_since', 'stuck_seconds', // workers (0002_workers)
+      'history', // 0004_history
     ]);
     await db.sql`INSERT INTO crier.subscriptions (name, topics, ordered) VALUES ('v-ordered', '{v.ordered}', true)`;
     const [first] = await publish('v.ordered', 2, 'k');

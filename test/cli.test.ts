@@ -149,7 +149,7 @@ describe('commands', () => {
     assert.match(table.stdout, /\ninventory +\d+ +0 +0 +0 +0 +0 +0 /);
     const json = JSON.parse((await crierCli(['status', '--json'])).stdout);
     assert.deepEqual(json.map((s: { subscription: string }) => s.subscription), ['billing', 'inventory']);
-    assert.deepEqual(Object.keys(json[0]).sort(), ['blockedKeys', 'dead', 'done', 'lagSeconds', 'liveWorkers', 'oldestPendingAt', 'paused', 'pending', 'retrying', 'running', 'stuck', 'stuckSeconds', 'stuckSince', 'subscription', 'topics', 'waiting']);
+    assert.deepEqual(Object.keys(json[0]).sort(), ['blockedKeys', 'dead', 'done', 'history', 'lagSeconds', 'liveWorkers', 'oldestPendingAt', 'paused', 'pending', 'retrying', 'running', 'stuck', 'stuckSeconds', 'stuckSince', 'subscription', 'topics', 'waiting']);
     assertFails(await crierCli(['status', '--subscription', 'invntory']), 1, /CRIER_UNKNOWN_SUBSCRIPTION: no subscription "invntory"; did you mean "inventory"\?/);
   });
 
@@ -317,7 +317,7 @@ describe('commands', () => {
     await db.sql`INSERT INTO crier.subscriptions (name, topics) VALUES ('audit-log', '{audit.#}')`;
     await crierCli(['publish', 'audit.login', '{"user": 1}']);
     const list = await crierCli(['subscriptions', 'list']);
-    assert.match(list.stdout, /^NAME +STATE +ATTEMPTS +BACKOFF +LEASE +TOPICS\naudit-log +active +5 +1s\.\.5m +30s +audit\.#\n/);
+    assert.match(list.stdout, /^NAME +STATE +ATTEMPTS +BACKOFF +LEASE +HISTORY +TOPICS\naudit-log +active +5 +1s\.\.5m +30s +full +audit\.#\n/);
     assert.equal((await crierCli(['subscriptions', 'pause', 'audit-log'])).stdout, 'paused audit-log\n');
     assert.equal((await crierCli(['subscriptions', 'pause', 'audit-log'])).stdout, 'audit-log was already paused\n');
     const paused = JSON.parse((await crierCli(['status', '--subscription', 'audit-log', '--json'])).stdout);

@@ -58,25 +58,28 @@ test('a worker whose slots are all busy keeps going when woken', async () => {
   await busy.exited;
 });
 
-test('a worker killed with SIGKILL mid-handler loses nothing: another completes it after the lease', async () => {
-  const doomed = worker({ SUBSCRIPTION: 'crashy', TOPICS: 'crash.#', WORKER_ID: 'doomed', HANG_TOPIC: 'crash.hang', LEASE: '1s' });
-  await doomed.waitFor(/ready/);
-  const [event] = await publish('crash.hang', 1);
-  await doomed.waitFor(/handling/);
-  doomed.process.kill('SIGKILL');
-  await doomed.exited;
-  const [running] = await db.sql`SELECT state, worker FROM crier.deliveries WHERE event_id = ${event!.id}`;
-  assert.deepEqual({ ...running }, { state: 'running', worker: 'doomed' });
+// Under history 'failures' too: a delivery that lost a lease keeps its row, with the error.
+for (const history of ['full', 'failures'] as const) {
+  test(`a worker killed with SIGKILL mid-handler loses nothing: another completes it after the lease (history ${history})`, async () => {
+    const doomed = worker({ SUBSCRIPTION: `crashy-${history}`, TOPICS: `crash-${history}.#`, WORKER_ID: `doomed-${history}`, HANG_TOPIC: `crash-${history}.hang`, LEASE: '1s', HISTORY: history });
+    await doomed.waitFor(/ready/);
+    const [event] = await publish(`crash-${history}.hang`, 1);
+    await doomed.waitFor(/handling/);
+    doomed.process.kill('SIGKILL');
+    await doomed.exited;
+    const [running] = await db.sql`SELECT state, worker FROM crier.deliveries WHERE event_id = ${event!.id}`;
+    assert.deepEqual({ ...running }, { state: 'running', worker: `doomed-${history}` });
 
-  const rescuer = worker({ SUBSCRIPTION: 'crashy', TOPICS: 'crash.#', WORKER_ID: 'rescuer', LEASE: '1s' });
-  await eventually(async () => (await deliveryStates(db.sql, 'crashy')).done === 1, 15_000, 'delivery done by the second worker');
-  const [row] = await db.sql`SELECT attempts, worker, errors->0->>'error' AS first_error FROM crier.deliveries WHERE event_id = ${event!.id}`;
-  assert.deepEqual({ ...row }, { attempts: 2, worker: 'rescuer', first_error: 'lease expired' });
-  const handled = await db.sql`SELECT worker, attempt FROM handled WHERE event_id = ${event!.id} ORDER BY attempt`;
-  assert.deepEqual(handled.map((h) => ({ ...h })), [{ worker: 'doomed', attempt: 1 }, { worker: 'rescuer', attempt: 2 }]);
-  rescuer.process.kill('SIGTERM');
-  await rescuer.exited;
-});
+    const rescuer = worker({ SUBSCRIPTION: `crashy-${history}`, TOPICS: `crash-${history}.#`, WORKER_ID: `rescuer-${history}`, LEASE: '1s', HISTORY: history });
+    await eventually(async () => (await deliveryStates(db.sql, `crashy-${history}`)).done === 1, 15_000, 'delivery done by the second worker, its row kept (it lost a lease)');
+    const [row] = await db.sql`SELECT attempts, worker, errors->0->>'error' AS first_error FROM crier.deliveries WHERE event_id = ${event!.id}`;
+    assert.deepEqual({ ...row }, { attempts: 2, worker: `rescuer-${history}`, first_error: 'lease expired' });
+    const handled = await db.sql`SELECT worker, attempt FROM handled WHERE event_id = ${event!.id} ORDER BY attempt`;
+    assert.deepEqual(handled.map((h) => ({ ...h })), [{ worker: `doomed-${history}`, attempt: 1 }, { worker: `rescuer-${history}`, attempt: 2 }]);
+    rescuer.process.kill('SIGTERM');
+    await rescuer.exited;
+  });
+}
 
 test('a worker survives pg_terminate_backend of all its connections and carries on', async () => {
   // The worker owns its pool here (a URL), as the README advises: postgres.js 3.4.9 can leave a

@@ -37,12 +37,12 @@ async function explained(run: () => Promise<unknown>): Promise<string> {
   return plans.join('\n');
 }
 
-async function drainRounds(rounds: number, worker: string) {
+async function drainRounds(rounds: number, worker: string, subscription = 's') {
   let done: { id: string; attempt: number }[] = [];
   for (let i = 0; i < rounds; i++) {
     const rows = await sql.unsafe<{ id: string; attempt: number }[]>(
-      `SELECT delivery_id::text AS id, attempt FROM crier.claim('s', $1, 200, $2::text::bigint[], $3::text::integer[])`,
-      [worker, pgArray(done.map((d) => d.id)), pgArray(done.map((d) => d.attempt))],
+      `SELECT delivery_id::text AS id, attempt FROM crier.claim($4, $1, 200, $2::text::bigint[], $3::text::integer[])`,
+      [worker, pgArray(done.map((d) => d.id)), pgArray(done.map((d) => d.attempt)), subscription],
     );
     assert.equal(rows.length, 200);
     done = rows;
@@ -91,4 +91,16 @@ test('with most of the table done, the same holds', async () => {
   await sql`VACUUM ANALYZE crier.deliveries`;
   const plan = await explained(() => drainRounds(8, 'w2'));
   assertIndexed(plan);
+});
+
+test("under history 'failures' acks delete by primary key too", async () => {
+  await sql`INSERT INTO crier.subscriptions (name, topics, lease_ms, history) VALUES ('f', '{planf.#}', 60000, 'failures')`;
+  await sql`INSERT INTO crier.events (topic, payload) SELECT 'planf.item', '{}' FROM generate_series(1, 5000)`;
+  await sql`VACUUM ANALYZE crier.deliveries`;
+  const plan = await explained(() => drainRounds(8, 'w3', 'f'));
+  assertIndexed(plan);
+  assert.match(plan, /Delete on deliveries/);
+  assert.match(plan, /Index Scan using deliveries_pkey on deliveries/, 'acks find rows by primary key');
+  const [left] = await sql`SELECT count(*)::int AS n FROM crier.deliveries WHERE subscription = 'f' AND state = 'done'`;
+  assert.equal(left!.n, 0, 'the acked first attempts left no row');
 });

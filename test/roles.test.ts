@@ -299,3 +299,19 @@ test('in a tenant schema, the default prefix is the schema name and grants stop 
     await db.sql.unsafe(`SELECT ${schema}.drop_roles()`);
   }
 });
+
+test("worker: acks of a history 'failures' subscription delete its own rows, and an ordered key moves on", async () => {
+  await db.sql`SELECT crier.create_subscription('forgetful', '{forget.#}', p_ordered => true, p_history => 'failures')`;
+  await db.sql.unsafe(`INSERT INTO crier.subscription_grants (role, subscription) VALUES ('${prefix}_worker', 'forgetful')`);
+  await db.sql`SELECT crier.publish('forget.x', '{"n": 1}', 'k'), crier.publish('forget.x', '{"n": 2}', 'k')`;
+  const sql = connectAs('worker');
+  const [claimed] = await sql`SELECT delivery_id::text AS id, attempt FROM crier.claim('forgetful', 'w', 10)`;
+  const done = await sql`SELECT id::text FROM crier.complete('w', ${`{${claimed!.id}}`}::bigint[], '{1}'::int[]) AS id`;
+  assert.deepEqual(done.map((r) => r.id), [claimed!.id]);
+  const rows = await db.sql`SELECT id::text, state FROM crier.deliveries WHERE subscription = 'forgetful'`;
+  assert.equal(rows.length, 1, 'the completed head was deleted');
+  assert.equal(rows[0]!.state, 'pending', 'the next delivery of its key was promoted');
+  // The DELETE right reaches only the rows of its granted subscriptions.
+  assert.equal((await sql`DELETE FROM crier.deliveries WHERE subscription = 'theirs'`).count, 0);
+  assert.ok((await db.sql`SELECT 1 FROM crier.deliveries WHERE subscription = 'theirs'`).length > 0);
+});

@@ -88,35 +88,38 @@ describe('transactional handlers', () => {
     }
   });
 
-  test('if the lease was lost meanwhile, the ack is refused and the handler’s writes roll back', async () => {
-    let release: () => void = () => {};
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let wrote = false;
-    const worker = await startWorker({
-      name: 'tx-lease',
-      topics: ['txl.#'],
-      transactional: true,
-      lease: '10s',
-      handler: async (event, ctx) => {
-        await ctx.tx`INSERT INTO effects (event_id, attempt) VALUES (${event.id}, ${ctx.attempt})`;
-        wrote = true;
-        await gate;
-      },
+  for (const history of ['full', 'failures'] as const) {
+    test(`if the lease was lost meanwhile, the ack is refused and the handler’s writes roll back (history ${history})`, async () => {
+      let release: () => void = () => {};
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let wrote = false;
+      const worker = await startWorker({
+        name: `tx-lease-${history}`,
+        topics: [`txl-${history}.#`],
+        transactional: true,
+        history,
+        lease: '10s',
+        handler: async (event, ctx) => {
+          await ctx.tx`INSERT INTO effects (event_id, attempt) VALUES (${event.id}, ${ctx.attempt})`;
+          wrote = true;
+          await gate;
+        },
+      });
+      try {
+        const event = await crier.publish(db.sql, `txl-${history}.order`, {});
+        await eventually(() => wrote, 10_000, 'handler wrote its row');
+        // Another attempt takes the delivery over (as after an expired lease and a rescue).
+        await db.sql`UPDATE crier.deliveries SET worker = 'thief', attempts = attempts + 1 WHERE event_id = ${event.id}`;
+        release();
+        await eventually(async () => worker['loops'][0]!.runner.inFlight.size === 0, 10_000, 'handler settled');
+        assert.deepEqual(await effectRows(event.id), [], 'no effect committed without the lease');
+        const [row] = await db.sql`SELECT state, worker FROM crier.deliveries WHERE event_id = ${event.id}`;
+        assert.deepEqual({ ...row }, { state: 'running', worker: 'thief' }, 'the other attempt still owns it');
+      } finally {
+        await worker.stop();
+      }
     });
-    try {
-      const event = await crier.publish(db.sql, 'txl.order', {});
-      await eventually(() => wrote, 10_000, 'handler wrote its row');
-      // Another attempt takes the delivery over (as after an expired lease and a rescue).
-      await db.sql`UPDATE crier.deliveries SET worker = 'thief', attempts = attempts + 1 WHERE event_id = ${event.id}`;
-      release();
-      await eventually(async () => worker['loops'][0]!.runner.inFlight.size === 0, 10_000, 'handler settled');
-      assert.deepEqual(await effectRows(event.id), [], 'no effect committed without the lease');
-      const [row] = await db.sql`SELECT state, worker FROM crier.deliveries WHERE event_id = ${event.id}`;
-      assert.deepEqual({ ...row }, { state: 'running', worker: 'thief' }, 'the other attempt still owns it');
-    } finally {
-      await worker.stop();
-    }
-  });
+  }
 
   test('a handler that outlives its transaction (timed out) cannot write through ctx.tx any more', async () => {
     // postgres.js would run such a late query outside any transaction: a write that must have

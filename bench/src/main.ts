@@ -1,7 +1,7 @@
 // `npm run bench`: every contestant through every scenario, each cell in its own process and fresh
 // database, contestants alternating from run to run; writes bench/results/<date>.{json,md,svg}.
 //   --quick            small counts (a smoke run of the harness, not figures to quote)
-//   --scenarios a,b    only these scenarios (publish-single, publish-batch, drain, latency, fan-out, growth)
+//   --scenarios a,b    only these scenarios (publish-single, publish-batch, drain, drain-failures, latency, fan-out, growth)
 //   --contestants a,b  only these contestants (crier, pgboss, graphile, raw, raw-nonotify)
 //   --runs N           runs per cell (default 2; the median is reported with min and max)
 //   --scale F          multiply the event counts (e.g. 0.2 for a shorter full run)

@@ -24,6 +24,11 @@ describe('bench smoke', () => {
     });
   }
 
+  test("crier: drain-failures drains with history 'failures' and keeps no delivery row", async () => {
+    const result = await runCell({ contestant: 'crier', scenario: 'drain-failures', serverUrl, scale: tiny, tuning: bestTuning('crier') }, 120_000);
+    assert.ok(result.metrics.eventsPerSecond! > 0);
+  });
+
   test('crier: fan-out delivers each event to all three subscriptions', async () => {
     const result = await runCell({ contestant: 'crier', scenario: 'fan-out', serverUrl, scale: tiny, tuning: {} }, 120_000);
     assert.ok(result.metrics.eventsPerSecond! > 0);

@@ -13,7 +13,8 @@ function summarize(deliveries: Record<string, number>): string {
   const parts = Object.entries(deliveries)
     .sort(([a], [b]) => summaryOrder.indexOf(a) - summaryOrder.indexOf(b))
     .map(([state, n]) => `${state} ${n}`);
-  return parts.length === 0 ? 'no subscriber' : parts.join(', ');
+  // No row: no subscription received the event, or none kept a row of it (history 'failures', prune).
+  return parts.length === 0 ? 'none kept' : parts.join(', ');
 }
 
 export const eventsListCommand: Command = {
@@ -59,6 +60,9 @@ export const eventsShowCommand: Command = {
   path: ['events', 'show'],
   summary: 'one event with every delivery (state, attempts, last error, times) and its causation chain',
   details:
+    'A subscription with history \'failures\' keeps no row of a delivery that succeeded at its first attempt:\n' +
+    'such subscriptions that match the event and kept no row of it are named after the deliveries (--json:\n' +
+    '"unrecorded").\n' +
     'When the event belongs to a causation chain (correlationId/causationId headers, set by ctx.publish in\n' +
     'handlers), the whole conversation follows the deliveries, read with crier.event_chain: root first,\n' +
     'each event indented under the event that caused it, this one marked with "*". --json has it as "chain".',
@@ -67,8 +71,8 @@ export const eventsShowCommand: Command = {
   options: {},
   examples: ['crier events show 1042', 'crier events show 3f8e1c8a-5f0e-4c59-9a52-1f7f6f0b7c2e --json'],
   async run({ admin, positionals, out }) {
-    const { event, deliveries, chain } = await admin().getEvent(positionals[0]!);
-    if (out.json) return printJson(out, { event, deliveries, chain });
+    const { event, deliveries, unrecorded, chain } = await admin().getEvent(positionals[0]!);
+    if (out.json) return printJson(out, { event, deliveries, unrecorded, chain });
     out.write(
       [
         `event ${event.id}  ${event.uuid}`,
@@ -80,8 +84,15 @@ export const eventsShowCommand: Command = {
         '',
       ].join('\n'),
     );
-    if (deliveries.length === 0) out.write('no deliveries: no subscription matched this topic when it was published\n');
-    else await printDeliveries(out, deliveries);
+    if (deliveries.length === 0 && unrecorded.length === 0) {
+      out.write('no deliveries: no subscription matched this topic when it was published (or their rows were pruned)\n');
+    } else if (deliveries.length > 0) await printDeliveries(out, deliveries);
+    if (unrecorded.length > 0) {
+      out.write(
+        `${deliveries.length > 0 ? '\n' : ''}no delivery row kept by ${unrecorded.join(', ')} (history 'failures': ` +
+          'a delivery that succeeds at its first attempt leaves none; or it was pruned)\n',
+      );
+    }
     if (chain.length > 0) {
       out.write(`\ncausation chain (correlation ${chain[0]!.correlationId}, ${plural(chain.length, 'event')})\n`);
       await printTable<ChainLink>(out, [

@@ -12,7 +12,9 @@ export const statusCommand: Command = {
     'lag: how long the oldest due delivery has been waiting; oldest: when the oldest pending one was queued;\n' +
     'stuck: running deliveries making no progress (their lease ran out, or their worker stopped beating),\n' +
     'with how long the oldest has been stuck; "crier workers" shows who holds them (stale: killed, hung or\n' +
-    'cut off; they come back when their lease runs out); workers: live workers serving the subscription.',
+    'cut off; they come back when their lease runs out); workers: live workers serving the subscription;\n' +
+    'done: the done deliveries kept; marked "*" for a subscription with history \'failures\', which keeps only\n' +
+    'those that failed or were requeued before they succeeded.',
   options: { subscription: { type: 'string', value: 'NAME', description: 'only this subscription' } },
   examples: ['crier status', 'crier status --subscription billing --json'],
   async run({ admin, values, out }) {
@@ -30,7 +32,7 @@ export const statusCommand: Command = {
       { header: 'STUCK', value: (s) => (s.stuck === 0 ? '0' : `${s.stuck} (${age(s.stuckSeconds)})`), align: 'right' },
       { header: 'RETRYING', value: (s) => String(s.retrying), align: 'right' },
       { header: 'DEAD', value: (s) => String(s.dead), align: 'right' },
-      { header: 'DONE', value: (s) => String(s.done), align: 'right' },
+      { header: 'DONE', value: (s) => `${s.done}${s.history === 'failures' ? '*' : ''}`, align: 'right' },
       { header: 'WAITING', value: (s) => String(s.waiting), align: 'right' },
       { header: 'BLOCKED', value: (s) => String(s.blockedKeys), align: 'right' },
       { header: 'LAG', value: (s) => age(s.lagSeconds), align: 'right' },
@@ -38,5 +40,8 @@ export const statusCommand: Command = {
       { header: 'WORKERS', value: (s) => String(s.liveWorkers), align: 'right' },
       { header: 'PAUSED', value: (s) => (s.paused ? 'paused' : '-') },
     ], stats);
+    if (stats.some((s) => s.history === 'failures')) {
+      out.note("* history 'failures': done counts only deliveries that failed before they succeeded; one that succeeded at its first attempt leaves no row");
+    }
   },
 };

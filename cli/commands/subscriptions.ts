@@ -20,6 +20,7 @@ export const subscriptionsListCommand: Command = {
       { header: 'ATTEMPTS', value: (s) => String(s.maxAttempts), align: 'right' },
       { header: 'BACKOFF', value: (s) => `${age(s.backoffBaseMs / 1000)}..${age(s.backoffMaxMs / 1000)}` },
       { header: 'LEASE', value: (s) => age(s.leaseMs / 1000) },
+      { header: 'HISTORY', value: (s) => s.history },
       { header: 'TOPICS', value: (s) => s.topics.join(' ') },
     ], subscriptions);
   },
@@ -33,9 +34,12 @@ export const subscriptionsCreateCommand: Command = {
   details:
     'Creates the subscription, or brings an existing one to these topics and options (options not given\n' +
     'keep their stored value; a new subscription gets the defaults: 5 attempts, backoff 1s..5m, lease 30s,\n' +
-    'unordered). Idempotent. Workers adopt the stored subscription and never change it: when their code\n' +
-    'says otherwise they log a warning with both values. --from also delivers the matching events\n' +
-    'published since then (through replay). The same from SQL: SELECT crier.create_subscription(...).',
+    'unordered, history full). --history failures keeps no row of a delivery that succeeds at its first\n' +
+    'attempt (retried, dead and requeued ones keep theirs; the events stay in the log); it applies from the\n' +
+    'next ack, and --history full switches back. Idempotent. Workers adopt the stored subscription and\n' +
+    'never change it: when their code says otherwise they log a warning with both values. --from also\n' +
+    'delivers the matching events published since then (through replay). The same from SQL:\n' +
+    'SELECT crier.create_subscription(...).',
   options: {
     topics: { type: 'string', multiple: true, value: 'PATTERN', description: 'a topic pattern (repeat for several; required)' },
     'max-attempts': { type: 'string', value: 'N', description: 'attempts before a delivery is dead' },
@@ -45,12 +49,14 @@ export const subscriptionsCreateCommand: Command = {
     ordered: { type: 'boolean', description: 'per-key FIFO: events of one key handled one at a time, in order' },
     unordered: { type: 'boolean', description: 'turn per-key ordering off' },
     'on-dead': { type: 'string', value: 'block|skip', description: 'ordered: what a dead delivery does to its key' },
+    history: { type: 'string', value: 'full|failures', description: 'keep every delivery (full) or only those that did not succeed at once (failures)' },
     from: { type: 'string', value: 'ID|TIME', description: 'backfill: also deliver matching events since this event id, ISO time or 7d / 24h ago' },
   },
   examples: [
     "crier subscriptions create billing --topics 'order.*'",
     "crier subscriptions create shipping --topics 'order.paid' --topics 'order.cancelled' --max-attempts 10 --ordered",
     "crier subscriptions create search-index --topics 'product.#' --from 7d",
+    "crier subscriptions create metrics-feed --topics 'order.#' --history failures",
   ],
   async run({ admin, positionals, values, out }) {
     const name = positionals[0]!;
@@ -59,6 +65,10 @@ export const subscriptionsCreateCommand: Command = {
     if (values.ordered === true && values.unordered === true) throw new UsageError('give --ordered or --unordered, not both');
     const onDead = stringOption(values, 'on-dead');
     if (onDead !== undefined && onDead !== 'block' && onDead !== 'skip') throw new UsageError(`--on-dead: ${JSON.stringify(onDead)} is not block or skip`);
+    const history = stringOption(values, 'history');
+    if (history !== undefined && history !== 'full' && history !== 'failures') {
+      throw new UsageError(`--history: ${JSON.stringify(history)} is not full or failures`);
+    }
     // Durations are checked by the admin call (CRIER_INVALID_OPTION naming the option).
     const base = stringOption(values, 'backoff-base') as Duration | undefined;
     const max = stringOption(values, 'backoff-max') as Duration | undefined;
@@ -72,6 +82,7 @@ export const subscriptionsCreateCommand: Command = {
       ...(base !== undefined || max !== undefined ? { backoff: { ...(base !== undefined ? { base } : {}), ...(max !== undefined ? { max } : {}) } } : {}),
       ...(lease !== undefined ? { lease } : {}),
       ...(onDead !== undefined ? { ordered: { onDead } } : ordered !== undefined ? { ordered } : {}),
+      ...(history !== undefined ? { history } : {}),
       ...(from !== undefined ? { from: isId(from) ? from : toTime(from, '--from') } : {}),
     };
     if (onDead !== undefined && ordered === false) throw new UsageError('--on-dead applies to ordered subscriptions; drop --unordered');

@@ -43,7 +43,7 @@ BEGIN
 END $$;
 
 -- Keeps the heads true whatever changes a delivery's state (complete, fail, rescue_expired, an
--- operator's requeue): a head that finishes hands its key on; a finished delivery brought back
+-- operator's requeue; a head deleted instead: below): a head that finishes hands its key on; a finished delivery brought back
 -- (requeue) queues behind the key's current head instead of overtaking it. Runs as its owner: the
 -- workers and operators whose updates fire it need no rights on crier.ordered_keys.
 CREATE OR REPLACE FUNCTION crier.ordered_state_changed() RETURNS trigger
@@ -79,6 +79,24 @@ EXECUTE FUNCTION crier.ordered_state_changed();
 -- An AFTER trigger, not BEFORE: a BEFORE UPDATE row trigger makes Postgres lock each row before the
 -- update whatever its WHEN says (one more WAL record per claim and per ack); an AFTER trigger's WHEN
 -- is checked first, so unordered deliveries (and claims, retries, releases) cost nothing here.
+
+-- A head deleted before it reached done or dead hands its key on too: crier.complete deletes,
+-- rather than marks done, a delivery of a subscription with history 'failures' that succeeded at its
+-- first attempt (deliveries/ack.sql), and the key's next delivery must become pending as after any
+-- finished head. (crier.remove_subscription deleting a running or pending head frees its key the
+-- same way.) A dead head that is deleted (crier.prune_deliveries with p_dead) keeps its key blocked,
+-- as it was while the row existed: crier.blocked_keys lists it as gone, crier.unblock_key frees it.
+CREATE OR REPLACE FUNCTION crier.ordered_head_deleted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM crier.release_key(OLD.subscription, OLD.ordering_key, OLD.id);
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER deliveries_ordered_delete AFTER DELETE ON crier.deliveries
+FOR EACH ROW
+WHEN (OLD.ordering_key IS NOT NULL AND OLD.state IN ('pending', 'running'))
+EXECUTE FUNCTION crier.ordered_head_deleted();
 
 -- Acks of many deliveries lock their keys in (subscription, key) order before touching any row,
 -- the order producers lock them in (crier.fan_out): otherwise a batched ack and a producer of the

@@ -100,10 +100,14 @@ BEGIN
   EXECUTE format('GRANT SELECT ON crier.events, crier.deliveries, crier.subscriptions, crier.subscription_grants TO %I', v_worker);
   EXECUTE format('GRANT UPDATE (%s) ON crier.deliveries TO %I',
                  crier.column_list('crier.deliveries', ARRAY['id', 'event_id', 'subscription', 'created_at']), v_worker);
+  -- DELETE: crier.complete deletes, rather than marks done, a delivery of a subscription with
+  -- history 'failures' that succeeded at its first attempt. Only rows of granted subscriptions (the
+  -- policy below), which the worker may already rewrite through UPDATE.
+  EXECUTE format('GRANT DELETE ON crier.deliveries TO %I', v_worker);
   -- A worker creates a granted subscription that does not exist yet (its first start), and never
   -- changes one: widening its topics would bring it every topic's events. Topics, policies and
   -- pausing are the operator's (crier.create_subscription, pause_subscription).
-  EXECUTE format('GRANT INSERT (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead) ON crier.subscriptions TO %I', v_worker);
+  EXECUTE format('GRANT INSERT (name, topics, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, ordered, ordered_on_dead, history) ON crier.subscriptions TO %I', v_worker);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crier.parked_workers TO %I', v_worker);
   EXECUTE format('GRANT SELECT, INSERT ON crier.processed TO %I', v_worker);
   -- A worker registers itself, is seen by its heartbeat, and prunes the rows of workers gone for a

@@ -3,7 +3,10 @@
 -- must DROP VIEW first (and crier.find_dead, which returns crier.dead_letters rows, with it).
 
 -- One row per event x delivery; an event no subscription received appears once, with NULL delivery
--- columns. status is state with "retrying" told apart from a first "pending".
+-- columns. status is state with "retrying" told apart from a first "pending". A subscription with
+-- history 'failures' keeps no row of a delivery that succeeded at its first attempt (crier.complete
+-- deletes it), so such an event has no row of that subscription here, or appears once with NULL
+-- delivery columns when no subscription kept one: the event itself is always here.
 CREATE OR REPLACE VIEW crier.event_history AS
 SELECT e.id AS event_id, e.uuid AS event_uuid, e.topic, e.key, e.payload, e.headers,
        e.created_at AS published_at,
@@ -67,7 +70,9 @@ WHERE d.locked_until IS NOT NULL AND d.state = 'running'
 -- The numbers `crier status` prints. pending and retrying are disjoint: pending deliveries have
 -- never been attempted (or were requeued), retrying ones wait for another attempt. lag is how long
 -- the oldest due delivery has been waiting (NULL when nothing is due): a retry scheduled for later
--- is not lag. done is counted by a scan of the subscription's deliveries: prune keeps it cheap.
+-- is not lag. done is counted by a scan of the subscription's deliveries: prune keeps it cheap. It
+-- counts the done rows kept: for a subscription with history 'failures' (column history), only the
+-- deliveries that failed, or were requeued, before they succeeded.
 --   waiting       deliveries of ordered subscriptions queued behind an earlier one of their key;
 --                 no worker claims them until that one finishes
 --   blocked_keys  keys whose head delivery is dead (policy 'block') or gone, so their waiting
@@ -89,7 +94,8 @@ SELECT s.name AS subscription, s.topics, s.paused,
        (SELECT count(*) FROM crier.workers w WHERE w.status = 'live' AND s.name = ANY (w.subscriptions)) AS live_workers,
        coalesce(st.stuck, 0) AS stuck,
        st.stuck_since,
-       extract(epoch FROM now() - st.stuck_since)::double precision AS stuck_seconds
+       extract(epoch FROM now() - st.stuck_since)::double precision AS stuck_seconds,
+       s.history
 FROM crier.subscriptions s
 LEFT JOIN (
   SELECT d.subscription,

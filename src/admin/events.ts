@@ -12,7 +12,11 @@ export interface EventSummary {
   topic: string;
   key: string | null;
   publishedAt: Date;
-  /** Number of deliveries of this event in each state ("pending", "retrying", "running", "done", "dead"). */
+  /**
+   * Number of delivery rows of this event in each state ("pending", "retrying", "running", "done",
+   * "dead"). A subscription with history 'failures' keeps no row of a delivery that succeeded at its
+   * first attempt, so it is not counted here.
+   */
   deliveries: Record<string, number>;
 }
 
@@ -99,7 +103,14 @@ function toSummary(row: Row): EventSummary {
 
 export interface EventDetail {
   event: EventRecord;
+  /** The delivery rows kept of this event. */
   deliveries: DeliveryRecord[];
+  /**
+   * Subscriptions with history 'failures' that keep no row of this event although they match its
+   * topic and existed when it was published: their delivery succeeded at its first attempt (such a
+   * delivery leaves no row), or its row was pruned. Read from the subscriptions as they are now.
+   */
+  unrecorded: string[];
   /**
    * The causation chain the event belongs to (crier.event_chain: root first, each event after its
    * cause), or [] when it belongs to none: no correlationId/causationId header, and no event names it.
@@ -118,10 +129,24 @@ export async function getEvent(db: AdminDb, ref: string | number): Promise<Event
   );
   if (!row) throw new CrierError('CRIER_UNKNOWN_EVENT', `no event ${key}`);
   const deliveries = await query(db, `${deliveryColumns} WHERE d.event_id = $1::bigint ORDER BY d.subscription, d.id`, [row.id]);
+  const unrecorded = await query(
+    db,
+    `SELECT s.name FROM crier.subscriptions s
+     WHERE s.history = 'failures' AND s.created_at <= $2::timestamptz
+       AND EXISTS (SELECT 1 FROM unnest(s.topics) p WHERE crier.topic_matches($3::text, p))
+       AND NOT EXISTS (SELECT 1 FROM crier.deliveries d WHERE d.event_id = $1::bigint AND d.subscription = s.name)
+     ORDER BY s.name`,
+    [row.id, row.created_at, row.topic],
+  );
   const event = toEventRecord(row);
   const chain = await eventChain(db.sql, event.id, { schema: db.schema });
   const linked = 'correlationId' in event.headers || 'causationId' in event.headers;
-  return { event, deliveries: deliveries.map(toDeliveryRecord), chain: linked || chain.length > 1 ? chain : [] };
+  return {
+    event,
+    deliveries: deliveries.map(toDeliveryRecord),
+    unrecorded: unrecorded.map((r) => r.name as string),
+    chain: linked || chain.length > 1 ? chain : [],
+  };
 }
 
 export const deliveryColumns = `

@@ -1,4 +1,5 @@
 // Per-subscription numbers: what `crier status` prints, read from the crier.subscription_stats view.
+import type { SubscriptionHistory } from '../subscriptions.ts';
 import { assertSubscription, query, toNumber, type AdminDb } from './db.ts';
 
 export interface SubscriptionStats {
@@ -11,7 +12,13 @@ export interface SubscriptionStats {
   /** Pending again after a failed attempt, waiting for the next one. */
   retrying: number;
   dead: number;
+  /**
+   * Done deliveries kept. With history 'failures' only those that failed (or were requeued) before
+   * they succeeded: a delivery that succeeds at its first attempt leaves no row to count.
+   */
   done: number;
+  /** What the subscription's deliveries leave behind: 'full' or 'failures'. */
+  history: SubscriptionHistory;
   /** When the oldest pending delivery was queued; null when nothing is pending. */
   oldestPendingAt: Date | null;
   /** Seconds the oldest due delivery has been waiting; null when nothing is due. */
@@ -36,7 +43,7 @@ export async function subscriptionStats(db: AdminDb, subscription?: string): Pro
   const rows = await query(
     db,
     `SELECT subscription, topics, paused, pending, running, retrying, dead, done, oldest_pending_at, lag_seconds,
-            waiting, blocked_keys, live_workers, stuck, stuck_since, stuck_seconds
+            waiting, blocked_keys, live_workers, stuck, stuck_since, stuck_seconds, history
      FROM crier.subscription_stats
      WHERE $1::text IS NULL OR subscription = $1::text
      ORDER BY subscription`,
@@ -51,6 +58,7 @@ export async function subscriptionStats(db: AdminDb, subscription?: string): Pro
     retrying: toNumber(r.retrying),
     dead: toNumber(r.dead),
     done: toNumber(r.done),
+    history: r.history,
     oldestPendingAt: r.oldest_pending_at,
     lagSeconds: r.lag_seconds == null ? null : Number(r.lag_seconds),
     waiting: toNumber(r.waiting),

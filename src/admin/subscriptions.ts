@@ -1,7 +1,7 @@
 // Operator actions on subscriptions: create (declare ahead of its workers), pause, resume, remove.
 // Each is one call of the SQL function of the same name (crier.create_subscription, ...), so SQL
 // users have the same operations.
-import { toSubscriptionRow, type SubscriptionSpec } from '../subscriptions.ts';
+import { toSubscriptionRow, type SubscriptionHistory, type SubscriptionSpec } from '../subscriptions.ts';
 import { query, toNumber, type AdminDb } from './db.ts';
 import { replay, type ReplayResult } from './replay.ts';
 
@@ -13,6 +13,8 @@ export interface SubscriptionInfo {
   backoffBaseMs: number;
   backoffMaxMs: number;
   leaseMs: number;
+  /** What its deliveries leave behind: 'full' (every row) or 'failures' (SubscriptionSpec.history). */
+  history: SubscriptionHistory;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -21,7 +23,7 @@ export interface SubscriptionInfo {
 export async function listSubscriptions(db: AdminDb): Promise<SubscriptionInfo[]> {
   const rows = await query(
     db,
-    `SELECT name, topics, paused, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, created_at, updated_at
+    `SELECT name, topics, paused, max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, history, created_at, updated_at
      FROM crier.subscriptions ORDER BY name`,
   );
   return rows.map((r) => ({
@@ -32,6 +34,7 @@ export async function listSubscriptions(db: AdminDb): Promise<SubscriptionInfo[]
     backoffBaseMs: r.backoff_base_ms,
     backoffMaxMs: r.backoff_max_ms,
     leaseMs: r.lease_ms,
+    history: r.history,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   }));
@@ -93,7 +96,7 @@ export async function createSubscription(db: AdminDb, options: CreateSubscriptio
   const [created] = await query(
     db,
     `SELECT crier.create_subscription($1::text, ARRAY(SELECT jsonb_array_elements_text($2::text::jsonb)), $3::integer, $4::integer, $5::integer, $6::integer,
-       $7::boolean, $8::text) AS outcome`,
+       $7::boolean, $8::text, $9::text) AS outcome`,
     [
       row.name,
       JSON.stringify(row.topics),
@@ -103,6 +106,7 @@ export async function createSubscription(db: AdminDb, options: CreateSubscriptio
       given(options.lease, row.leaseMs),
       given(options.ordered, row.ordered),
       typeof options.ordered === 'object' && options.ordered.onDead !== undefined ? row.orderedOnDead : null,
+      given(options.history, row.history),
     ],
   );
   const result: CreateSubscriptionResult = { subscription: row.name, outcome: created!.outcome };

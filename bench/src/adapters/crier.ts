@@ -1,10 +1,12 @@
 // crier through its public API, with its default settings unless `tuning` says otherwise.
 // Tuning keys: concurrency (handlers per subscription, crier's default 10), batchSize (deliveries
 // claimed per round trip, default = concurrency), pollInterval, telemetry (off by default; tracing:
-// OpenTelemetry tracing, metrics: the Prometheus worker metrics, on: both; see crier-telemetry.ts).
+// OpenTelemetry tracing, metrics: the Prometheus worker metrics, on: both; see crier-telemetry.ts),
+// history (the subscriptions' history: full, the default, or failures: a delivery that succeeds at
+// its first attempt is deleted at its ack instead of kept as done; e.g. --tuning crier.history=failures).
 import { context } from '@opentelemetry/api';
 import postgres from 'postgres';
-import { createCrier, silentLogger, type Duration } from '../../../src/index.ts';
+import { createCrier, silentLogger, type Duration, type SubscriptionHistory } from '../../../src/index.ts';
 import type { Adapter, Layout, Tuning } from '../adapter.ts';
 import { observe, telemetry } from './crier-telemetry.ts';
 
@@ -19,6 +21,7 @@ function subscriptions(layout: Layout, tuning: Tuning, handle: (payload: any) =>
     topics: [layout.topic],
     ...(tuning.concurrency === undefined ? {} : { concurrency: Number(tuning.concurrency) }),
     ...(tuning.batchSize === undefined ? {} : { batchSize: Number(tuning.batchSize) }),
+    ...(tuning.history === undefined ? {} : { history: tuning.history as SubscriptionHistory }),
     handler: (event: { payload: unknown }) => {
       handle(event.payload);
     },

@@ -1,12 +1,12 @@
 // Every scenario, in the order they run and are reported.
-import { drain } from './drain.ts';
+import { drain, drainFailures } from './drain.ts';
 import { fanOut } from './fan-out.ts';
 import { growth } from './growth.ts';
 import { latency } from './latency.ts';
 import { publishBatch, publishSingle } from './publish.ts';
 import type { Scenario } from './scenario.ts';
 
-export const scenarios: readonly Scenario[] = [publishSingle, publishBatch, drain, latency, fanOut, growth];
+export const scenarios: readonly Scenario[] = [publishSingle, publishBatch, drain, drainFailures, latency, fanOut, growth];
 
 export function scenarioByName(name: string): Scenario {
   const found = scenarios.find((s) => s.name === name);

@@ -54,6 +54,8 @@ LANGUAGE sql AS $$
 $$;
 
 -- Events published before p_before that no delivery refers to any more (prune deliveries first).
+-- Under history 'failures' an event every subscription handled at its first attempt has no delivery
+-- left as soon as it is handled: the log keeps it until this prunes it by age.
 CREATE OR REPLACE FUNCTION crier.prune_events(
   p_before timestamptz,
   p_after_id bigint DEFAULT 0,

@@ -3,7 +3,8 @@
 -- p_topic, when given). An event whose earlier delivery to this subscription is still waiting,
 -- pending or running is skipped, so it is never queued twice at once; an advisory lock makes
 -- concurrent replays of one subscription take turns. A replayed event gets a new delivery row, so
--- history keeps both; it is created by crier.enqueue (fan_out.sql) like any delivery, so an ordered
+-- history keeps both (a subscription with history 'failures' keeps neither when both succeeded at
+-- their first attempt: replay reads the log, never the deliveries kept); it is created by crier.enqueue (fan_out.sql) like any delivery, so an ordered
 -- subscription gets replayed events of one key one at a time, in event order, behind its live ones.
 -- Returns one row per event examined (queued = false: skipped), at most p_limit of them, in id order:
 -- callers with a large range loop from the last id returned.

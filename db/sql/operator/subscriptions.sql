@@ -26,8 +26,14 @@ END $$;
 -- for a new subscription); `paused` is never touched. Idempotent. Changing a subscription's topics
 -- and policies is an operator's act: workers create a missing subscription but never change one
 -- (src/subscriptions.ts), and a worker role has no UPDATE right on the table (roles.sql).
+-- p_history: 'full' keeps every delivery's row; 'failures' keeps only the deliveries that did not
+-- succeed at their first attempt (crier.complete, deliveries/ack.sql). Switching applies to the next
+-- acks: rows already kept stay until pruned.
 -- Returns 'created', 'updated' or 'unchanged'.
 --   select crier.create_subscription('billing', '{order.*}', p_max_attempts => 10);
+--   select crier.create_subscription('search-index', '{product.#}', p_history => 'failures');
+-- The signature gained p_history: drop the eight-argument form a database may still have.
+DROP FUNCTION IF EXISTS crier.create_subscription(text, text[], integer, integer, integer, integer, boolean, text);
 CREATE OR REPLACE FUNCTION crier.create_subscription(
   p_name text,
   p_topics text[],
@@ -36,7 +42,8 @@ CREATE OR REPLACE FUNCTION crier.create_subscription(
   p_backoff_max_ms integer DEFAULT NULL,
   p_lease_ms integer DEFAULT NULL,
   p_ordered boolean DEFAULT NULL,
-  p_ordered_on_dead text DEFAULT NULL
+  p_ordered_on_dead text DEFAULT NULL,
+  p_history text DEFAULT NULL
 ) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -68,6 +75,10 @@ BEGIN
     RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: ordered_on_dead is ''block'' or ''skip'', got %', quote_literal(p_name),
       quote_literal(p_ordered_on_dead) USING ERRCODE = '22023';
   END IF;
+  IF p_history NOT IN ('full', 'failures') THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: subscription %: history is ''full'' (keep every delivery) or ''failures'' (keep only deliveries that did not succeed at their first attempt), got %',
+      quote_literal(p_name), quote_literal(p_history) USING ERRCODE = '22023';
+  END IF;
 
   INSERT INTO crier.subscriptions (name, topics) VALUES (p_name, p_topics) ON CONFLICT (name) DO NOTHING;
   v_created := FOUND;
@@ -80,11 +91,13 @@ BEGIN
   UPDATE crier.subscriptions s
   SET topics = p_topics, max_attempts = coalesce(p_max_attempts, s.max_attempts), backoff_base_ms = v_base,
       backoff_max_ms = v_max, lease_ms = coalesce(p_lease_ms, s.lease_ms), ordered = coalesce(p_ordered, s.ordered),
-      ordered_on_dead = coalesce(p_ordered_on_dead, s.ordered_on_dead), updated_at = now()
+      ordered_on_dead = coalesce(p_ordered_on_dead, s.ordered_on_dead), history = coalesce(p_history, s.history),
+      updated_at = now()
   WHERE s.name = p_name
-    AND (s.topics, s.max_attempts, s.backoff_base_ms, s.backoff_max_ms, s.lease_ms, s.ordered, s.ordered_on_dead)
+    AND (s.topics, s.max_attempts, s.backoff_base_ms, s.backoff_max_ms, s.lease_ms, s.ordered, s.ordered_on_dead, s.history)
         IS DISTINCT FROM (p_topics, coalesce(p_max_attempts, s.max_attempts), v_base, v_max, coalesce(p_lease_ms, s.lease_ms),
-                          coalesce(p_ordered, s.ordered), coalesce(p_ordered_on_dead, s.ordered_on_dead));
+                          coalesce(p_ordered, s.ordered), coalesce(p_ordered_on_dead, s.ordered_on_dead),
+                          coalesce(p_history, s.history));
   RETURN CASE WHEN v_created THEN 'created' WHEN FOUND THEN 'updated' ELSE 'unchanged' END;
 END $$;
 

@@ -1,0 +1,2 @@
+ALTER TABLE "crier"."subscriptions" ADD COLUMN "history" text DEFAULT 'full' NOT NULL;--> statement-breakpoint
+ALTER TABLE "crier"."subscriptions" ADD CONSTRAINT "subscriptions_history_valid" CHECK ("crier"."subscriptions"."history" in ('full', 'failures'));
