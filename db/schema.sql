@@ -191,6 +191,7 @@ DECLARE
   v_running bigint[] := CASE WHEN NOT p_park THEN ARRAY(
     SELECT a.backend_xid::text::bigint FROM pg_stat_get_activity(NULL) a
     WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()
+      AND a.datid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
       AND (p_running IS NULL OR a.backend_xid::text::bigint = ANY (p_running))) END;
 BEGIN
   RETURN QUERY
@@ -704,7 +705,8 @@ DECLARE
     'claim', 'next_due_in', 'complete', 'fail', 'extend_leases', 'release', 'rescue_expired',
     'park', 'unpark', 'wake', 'topic_valid', 'topic_pattern_valid', 'topic_patterns_valid',
     'topic_pattern_regex', 'topic_matches', 'mark_processed', 'is_processed', 'lock_ordered_keys',
-    'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads', 'register_worker', 'worker_stopped'];
+    'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads', 'register_worker', 'worker_stopped',
+    'worker_poll'];
   v_admin_functions text[] := ARRAY['create_roles', 'grant_roles', 'drop_roles', 'role_prefixes',
                                      'refresh_grants', 'column_list'];
   -- Runs as its owner and inserts events: an operator, who may not publish, does not get it.
@@ -2028,6 +2030,28 @@ BEGIN
 END $$;
 
 --
+-- Name: worker_poll(text, text[]); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.worker_poll(p_worker text, p_parked text[]) RETURNS TABLE(rescued integer, subscription text, parked boolean, next_due_in double precision)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_rescued integer := crier.rescue_expired();
+BEGIN
+  UPDATE crier.parked_workers p SET since = now()
+  WHERE p.worker = p_worker AND p.subscription = ANY (p_parked) AND p.since < now() - interval '1 minute';
+  RETURN QUERY
+  SELECT v_rescued, s.name,
+         EXISTS (SELECT 1 FROM crier.parked_workers p WHERE p.worker = p_worker AND p.subscription = s.name),
+         crier.next_due_in(s.name)
+  FROM unnest(p_parked) AS s(name);
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT v_rescued, NULL::text, NULL::boolean, NULL::double precision;
+  END IF;
+END $$;
+
+--
 -- Name: worker_stopped(text); Type: FUNCTION; Schema: crier
 --
 
@@ -3093,6 +3117,12 @@ REVOKE ALL ON FUNCTION crier.wake(p_subscriptions text[]) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION crier.wake_parked(p_subscriptions text[]) FROM PUBLIC;
+
+--
+-- Name: FUNCTION worker_poll(p_worker text, p_parked text[]); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.worker_poll(p_worker text, p_parked text[]) FROM PUBLIC;
 
 --
 -- Name: FUNCTION worker_stopped(p_worker text); Type: ACL; Schema: crier

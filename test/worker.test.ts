@@ -182,13 +182,13 @@ describe('worker', () => {
   });
 
   test('an idle worker handles an event and is asleep again after three round trips', async () => {
-    // The loop's calls to Postgres (the timers' heartbeats and rescues aside) from one event's
+    // The loop's calls to Postgres (the timers' heartbeats and polls aside) from one event's
     // wake-up to sleeping again: the claim that gets it, the claim that carries its ack, comes back
     // empty and parks, and the re-check claim that also says when the next delivery is due.
     // Re-checks waiting for running transactions are not counted: they happen only while other transactions (other
     // test files' too) that were running when the worker parked have not ended.
     const calls: string[] = [];
-    const timers = new Set(['extendLeases', 'rescueExpired']);
+    const timers = new Set(['extendLeases', 'poll']);
     const run = (Protocol.prototype as any).run; // every statement the protocol sends, by name
     (Protocol.prototype as any).run = function (this: Protocol, name: string, params: unknown[], ...rest: unknown[]) {
       if (!timers.has(name) && !(name === 'claimOrIdle' && params[6] !== null)) calls.push(name);

@@ -1,5 +1,5 @@
 // The worker's side of the SQL protocol: one named call per step of a delivery's life. The SQL
-// itself (claim, complete, fail, extend_leases, release, rescue_expired, park, register_worker) lives
+// itself (claim, complete, fail, extend_leases, release, worker_poll, park, register_worker) lives
 // in db/sql (deliveries/claim.sql, deliveries/ack.sql, deliveries/leases.sql, wake.sql, workers.sql), reviewed as SQL and
 // callable by any language.
 import type postgres from 'postgres';
@@ -35,6 +35,15 @@ export interface ClaimOrIdle {
    * running.
    */
   running: string | null;
+}
+
+/** What the worker's poll says about a subscription it parked. */
+export interface PolledSubscription {
+  name: string;
+  /** Its parked row is still there (false: a producer woke it, and the NOTIFY may be lost). */
+  parked: boolean;
+  /** Ms until its next pending delivery is due (<= 0: due now); null: none pending. */
+  nextDueIn: number | null;
 }
 
 /** Attempts that finished: deliveryIds[i] at attempts[i]. */
@@ -101,7 +110,8 @@ const statements = {
          FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[], $7::text::integer[])`,
   extendLeases: `SELECT id::text FROM crier.extend_leases($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   release: `SELECT id::text FROM crier.release($1, $2::text::bigint[], $3::text::integer[]) AS id`,
-  rescueExpired: `SELECT crier.rescue_expired() AS rescued`,
+  // The worker's poll: rescue, and the state of its parked subscriptions (crier.worker_poll).
+  poll: `SELECT rescued, subscription, parked, next_due_in AS "nextDueIn" FROM crier.worker_poll($1, $2::text::text[])`,
   unpark: `SELECT crier.unpark($1, $2::text::text[])`,
   register: `SELECT crier.register_worker($1, $2, $3, $4, $5::text::text[], $6)`,
   stopped: `SELECT crier.worker_stopped($1)`,
@@ -201,9 +211,19 @@ export class Protocol {
     return new Set(rows.map((r) => r.id as string));
   }
 
-  async rescueExpired(): Promise<number> {
-    const [row] = await this.run('rescueExpired', []);
-    return Number(row?.rescued ?? 0);
+  /**
+   * The worker's periodic round trip: rescues expired leases (anyone's: how many) and, for each of
+   * `parked` (subscriptions this worker parked and sleeps on), whether it is still parked and in
+   * how many ms its next pending delivery is due (null: none pending).
+   */
+  async poll(parked: string[]): Promise<{ rescued: number; parked: PolledSubscription[] }> {
+    const rows = await this.run('poll', [this.workerId, pgArray(parked)]);
+    return {
+      rescued: Number(rows[0]?.rescued ?? 0),
+      parked: rows
+        .filter((r) => r.subscription !== null)
+        .map((r) => ({ name: r.subscription as string, parked: r.parked as boolean, nextDueIn: r.nextDueIn == null ? null : Number(r.nextDueIn) })),
+    };
   }
 
   /** Registers this worker in crier.registered_workers (seen by crier.workers and `crier workers`). */

@@ -1,0 +1,123 @@
+// One worker process serving 25 subscriptions: the connections it holds (counted by the server, by
+// the worker's application_name) and the transactions it commits while everything is idle (the
+// server's xact_commit for the test database). Neither is a wall-clock assertion: a loaded machine
+// only delays timers, which makes fewer round trips, never more.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import postgres from 'postgres';
+import { createCrier, type Worker } from '../src/index.ts';
+import { createTestDatabase, eventually, serverUrl, type TestDatabase } from './support/database.ts';
+
+const crier = createCrier();
+const subscriptions = 25;
+const names = Array.from({ length: subscriptions }, (_, i) => `many_${String(i).padStart(2, '0')}`);
+let db: TestDatabase;
+/** On the server's own database: its queries are not the test database's commits. */
+let server: postgres.Sql;
+
+before(async () => {
+  db = await createTestDatabase('many_subscriptions');
+  server = postgres(serverUrl, { max: 1, onnotice: () => {} });
+});
+after(async () => {
+  await server.end({ timeout: 1 });
+  await db.drop();
+});
+
+function startWorker(appName: string, options: { maxConnections?: number; handled?: Map<string, number> } = {}): Worker {
+  const url = new URL(db.url);
+  url.searchParams.set('application_name', appName);
+  return crier.worker({
+    connection: url.toString(),
+    handleSignals: false,
+    logger: false,
+    ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+    subscriptions: names.map((name) => ({
+      name,
+      topics: [`${name}.#`],
+      handler: async (event) => {
+        options.handled?.set(event.id, (options.handled.get(event.id) ?? 0) + 1);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      },
+    })),
+  });
+}
+
+async function connections(appName: string): Promise<number> {
+  const [row] = await server`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${db.name} AND application_name = ${appName}`;
+  return row!.n as number;
+}
+
+async function commits(): Promise<number> {
+  const [row] = await server`SELECT xact_commit::bigint AS n FROM pg_stat_database WHERE datname = ${db.name}`;
+  return Number(row!.n);
+}
+
+/** Every subscription of the worker parked: it found nothing to claim and waits for a NOTIFY. */
+async function allParked(workerId: string): Promise<boolean> {
+  const [row] = await db.sql`SELECT count(*)::int AS n FROM crier.parked_workers WHERE worker = ${workerId}`;
+  return row!.n === subscriptions;
+}
+
+describe('many subscriptions, few connections', () => {
+  test('25 subscriptions: at most 3 connections, busy or idle; idle, about one commit a second at most', async () => {
+    const appName = 'crier_many_default';
+    const handled = new Map<string, number>();
+    const worker = startWorker(appName, { handled });
+    await worker.start();
+    let most = 0;
+    try {
+      await eventually(() => allParked(worker.id), 30_000, 'every subscription parked');
+      most = Math.max(most, await connections(appName));
+
+      // Work for every subscription at once, in one transaction each, so they all claim together.
+      const sample = setInterval(() => void connections(appName).then((n) => (most = Math.max(most, n)), () => {}), 25);
+      try {
+        await Promise.all(
+          names.map((name) => db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: 20 }, (_, n) => ({ topic: `${name}.x`, payload: { n } }))))),
+        );
+        await eventually(() => handled.size === 20 * subscriptions, 60_000, `${20 * subscriptions} handled`);
+      } finally {
+        clearInterval(sample);
+      }
+      assert.deepEqual([...new Set(handled.values())], [1], 'each handled once');
+      most = Math.max(most, await connections(appName));
+      assert.ok(most <= 3, `a worker with 25 subscriptions held ${most} connections (at most 3 by default)`);
+      assert.ok(most >= 2, `counted ${most} connections: LISTEN and the worker's own`);
+
+      // Idle: the commits of a 10 s window once every subscription has parked again. The settling
+      // wait lets each connection's pending statistics reach the server (an idle backend reports
+      // them within 10 s), so the window counts its own commits only.
+      await eventually(() => allParked(worker.id), 30_000, 'every subscription parked again');
+      await new Promise((resolve) => setTimeout(resolve, 11_000));
+      const before = await commits();
+      await new Promise((resolve) => setTimeout(resolve, 10_000));
+      const idle = (await commits()) - before;
+      // Expected with the defaults: a poll every 2 s (5), a heartbeat and a LISTEN health check
+      // every 10 s (1 each); 15 leaves room for a statistics report landing late.
+      assert.ok(idle <= 15, `idle, 25 subscriptions committed ${idle} transactions in 10 s (at most 15)`);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  test('maxConnections sets the cap; below 2 is refused', async () => {
+    assert.throws(() => startWorker('crier_many_bad', { maxConnections: 1 }), /maxConnections must be an integer >= 2/);
+    const appName = 'crier_many_two';
+    const handled = new Map<string, number>();
+    const worker = startWorker(appName, { maxConnections: 2, handled });
+    await worker.start();
+    let most = 0;
+    const sample = setInterval(() => void connections(appName).then((n) => (most = Math.max(most, n)), () => {}), 25);
+    try {
+      await Promise.all(
+        names.map((name) => db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: 4 }, (_, n) => ({ topic: `${name}.y`, payload: { n } }))))),
+      );
+      await eventually(() => handled.size === 4 * subscriptions, 60_000, `${4 * subscriptions} handled`);
+    } finally {
+      clearInterval(sample);
+      await worker.stop();
+    }
+    assert.ok(most <= 2, `held ${most} connections with maxConnections: 2`);
+  });
+});
