@@ -14,9 +14,9 @@ const measured = (tuning: Tuning) => tuning.telemetry === 'on' || tuning.telemet
 const crierFor = (tuning: Tuning) => (traced(tuning) ? createCrier({ instrumentation: telemetry().instrumentation }) : plain);
 
 function subscriptions(layout: Layout, tuning: Tuning, handle: (payload: any) => void) {
-  return layout.queues.map((name) => ({
+  return layout.queues.map((name, i) => ({
     name,
-    topics: [layout.topic],
+    topics: [layout.topics?.[i] ?? layout.topic],
     ...(tuning.concurrency === undefined ? {} : { concurrency: Number(tuning.concurrency) }),
     ...(tuning.batchSize === undefined ? {} : { batchSize: Number(tuning.batchSize) }),
     handler: (event: { payload: unknown }) => {
@@ -47,12 +47,14 @@ export const adapter: Adapter = {
     const crier = crierFor(tuning);
     // Traced: publish inside the application's request span, where crier adds its own.
     const inRequest = traced(tuning) ? <T>(fn: () => Promise<T>) => context.with(telemetry().request, fn) : <T>(fn: () => Promise<T>) => fn();
+    const topicOf = (queue = 0) => layout.topics?.[queue] ?? layout.topic;
     return {
-      one: async (payload) => {
-        await inRequest(() => crier.publish(sql, layout.topic, payload));
+      one: async (payload, queue) => {
+        await inRequest(() => crier.publish(sql, topicOf(queue), payload));
       },
-      many: async (payloads) => {
-        await inRequest(() => crier.publishMany(sql, payloads.map((payload) => ({ topic: layout.topic, payload }))));
+      many: async (payloads, queue) => {
+        const topic = topicOf(queue);
+        await inRequest(() => crier.publishMany(sql, payloads.map((payload) => ({ topic, payload }))));
       },
       close: () => sql.end({ timeout: 5 }),
     };
