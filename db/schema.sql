@@ -179,6 +179,29 @@ BEGIN
 END $$;
 
 --
+-- Name: claim_many(text, text[], integer[], boolean[], text[], bigint[], integer[]); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.claim_many(p_worker text, p_subscriptions text[], p_limits integer[], p_park boolean[], p_running text[], p_done_ids bigint[], p_done_attempts integer[]) RETURNS TABLE(request integer, delivery_id bigint, attempt integer, locked_until timestamp with time zone, event_id bigint, event_uuid uuid, topic text, key text, payload jsonb, headers jsonb, created_at timestamp with time zone, next_due_in double precision, running bigint[])
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  IF cardinality(p_done_ids) > 0 THEN
+    PERFORM crier.complete(p_worker, p_done_ids, p_done_attempts);
+  END IF;
+  FOR i IN 1 .. coalesce(cardinality(p_subscriptions), 0) LOOP
+    IF p_park[i] IS NULL THEN
+      RETURN QUERY SELECT i, c.*, NULL::double precision, NULL::bigint[]
+                   FROM crier.claim(p_subscriptions[i], p_worker, p_limits[i]) c;
+    ELSE
+      RETURN QUERY SELECT i, c.*
+                   FROM crier.claim_or_idle(p_subscriptions[i], p_worker, p_limits[i], '{}', '{}', p_park[i],
+                                            p_running[i]::bigint[]) c;
+    END IF;
+  END LOOP;
+END $$;
+
+--
 -- Name: claim_or_idle(text, text, integer, bigint[], integer[], boolean, bigint[]); Type: FUNCTION; Schema: crier
 --
 
@@ -706,7 +729,7 @@ DECLARE
     'park', 'unpark', 'wake', 'topic_valid', 'topic_pattern_valid', 'topic_patterns_valid',
     'topic_pattern_regex', 'topic_matches', 'mark_processed', 'is_processed', 'lock_ordered_keys',
     'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads', 'register_worker', 'worker_stopped',
-    'worker_poll'];
+    'worker_poll', 'claim_many'];
   v_admin_functions text[] := ARRAY['create_roles', 'grant_roles', 'drop_roles', 'role_prefixes',
                                      'refresh_grants', 'column_list'];
   -- Runs as its owner and inserts events: an operator, who may not publish, does not get it.
@@ -2745,6 +2768,12 @@ REVOKE ALL ON FUNCTION crier.check_catalog() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION crier.claim(p_subscription text, p_worker text, p_limit integer, p_done_ids bigint[], p_done_attempts integer[]) FROM PUBLIC;
+
+--
+-- Name: FUNCTION claim_many(p_worker text, p_subscriptions text[], p_limits integer[], p_park boolean[], p_running text[], p_done_ids bigint[], p_done_attempts integer[]); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.claim_many(p_worker text, p_subscriptions text[], p_limits integer[], p_park boolean[], p_running text[], p_done_ids bigint[], p_done_attempts integer[]) FROM PUBLIC;
 
 --
 -- Name: FUNCTION claim_or_idle(p_subscription text, p_worker text, p_limit integer, p_done_ids bigint[], p_done_attempts integer[], p_park boolean, p_running bigint[]); Type: ACL; Schema: crier

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import postgres from 'postgres';
 import { createCrier, type Worker } from '../src/index.ts';
+import { Protocol } from '../src/worker/protocol.ts';
 import { createTestDatabase, eventually, serverUrl, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
@@ -60,26 +61,35 @@ async function allParked(workerId: string): Promise<boolean> {
 }
 
 describe('many subscriptions, few connections', () => {
-  test('25 subscriptions: at most 3 connections, busy or idle; idle, about one commit a second at most', async () => {
+  test('25 subscriptions: at most 3 connections, busy or idle; claims of several in one round trip; idle, about one commit a second at most', async () => {
     const appName = 'crier_many_default';
     const handled = new Map<string, number>();
+    // The subscriptions each round trip of claims carried (one for crier.claim and claim_or_idle).
+    const claimed: number[] = [];
+    const run = (Protocol.prototype as any).run;
+    (Protocol.prototype as any).run = function (this: Protocol, name: string, params: unknown[], ...rest: unknown[]) {
+      if (name === 'claimMany') claimed.push(String(params[1]).split(',').length);
+      else if (name === 'claim' || name === 'claimOrIdle') claimed.push(1);
+      return run.call(this, name, params, ...rest);
+    };
     const worker = startWorker(appName, { handled });
-    await worker.start();
     let most = 0;
     try {
+      await worker.start();
       await eventually(() => allParked(worker.id), 30_000, 'every subscription parked');
       most = Math.max(most, await connections(appName));
 
-      // Work for every subscription at once, in one transaction each, so they all claim together.
+      // Work for every subscription in one transaction: its one NOTIFY wakes them all at once, and
+      // the claims beyond the two connections' go together.
       const sample = setInterval(() => void connections(appName).then((n) => (most = Math.max(most, n)), () => {}), 25);
       try {
-        await Promise.all(
-          names.map((name) => db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: 20 }, (_, n) => ({ topic: `${name}.x`, payload: { n } }))))),
-        );
+        await db.sql.begin((tx) => crier.publishMany(tx, names.flatMap((name) => Array.from({ length: 20 }, (_, n) => ({ topic: `${name}.x`, payload: { n } })))));
         await eventually(() => handled.size === 20 * subscriptions, 60_000, `${20 * subscriptions} handled`);
       } finally {
         clearInterval(sample);
+        (Protocol.prototype as any).run = run;
       }
+      assert.ok(Math.max(...claimed) >= 10, `claims of several subscriptions went in one round trip (most in one: ${Math.max(...claimed)})`);
       assert.deepEqual([...new Set(handled.values())], [1], 'each handled once');
       most = Math.max(most, await connections(appName));
       assert.ok(most <= 3, `a worker with 25 subscriptions held ${most} connections (at most 3 by default)`);
@@ -99,6 +109,40 @@ describe('many subscriptions, few connections', () => {
     } finally {
       await worker.stop();
     }
+  });
+
+  test('claims that wait go together: each gets its own subscription\'s deliveries; an unknown subscription fails alone', async () => {
+    // Subscriptions exist once a worker declared them (the first test's); publish to three.
+    const [a, b, c] = names as [string, string, string];
+    await db.sql.begin((tx) => crier.publishMany(tx, [a, b, c].flatMap((name) => Array.from({ length: 3 }, (_, n) => ({ topic: `${name}.z`, payload: { name, n } })))));
+    // One claim on its way at a time: the first goes alone, the four that come meanwhile go together.
+    const protocol = new Protocol(db.sql, 'crier', 'w-together', 1);
+    const sent: string[] = [];
+    const run = (protocol as any).run.bind(protocol);
+    (protocol as any).run = (name: string, params: unknown[]) => (sent.push(name), run(name, params));
+    const [first, ofA, ofB, unknown, ofC] = await Promise.allSettled([
+      protocol.claim(a, 1),
+      protocol.claim(a, 10),
+      protocol.claimOrIdle(b, 10, { ids: [], attempts: [] }, true),
+      protocol.claim('no_such_subscription', 10),
+      protocol.claimOrIdle(c, 1, { ids: [], attempts: [] }, false),
+    ]);
+    assert.deepEqual(sent.slice(0, 2), ['claim', 'claimMany'], `the waiting claims went in one round trip (${sent.join(', ')})`);
+    const payloads = (r: PromiseSettledResult<any>) => {
+      assert.equal(r.status, 'fulfilled', String((r as PromiseRejectedResult).reason));
+      const value = (r as PromiseFulfilledResult<any>).value;
+      return (Array.isArray(value) ? value : value.deliveries).map((d: { payload: { name: string } }) => d.payload.name);
+    };
+    assert.deepEqual(payloads(first), [a]);
+    assert.deepEqual(payloads(ofA), [a, a]);
+    assert.deepEqual(payloads(ofB), [b, b, b]);
+    assert.deepEqual(payloads(ofC), [c]);
+    assert.equal(unknown.status, 'rejected');
+    assert.match(String((unknown as PromiseRejectedResult).reason), /CRIER_UNKNOWN_SUBSCRIPTION/);
+    // The others were sent again one by one after the call failed for the unknown one.
+    assert.ok(sent.length >= 5, sent.join(', '));
+    // Out of the way of the test that follows (it counts what its worker handles).
+    await db.sql`DELETE FROM crier.deliveries WHERE subscription IN (${a}, ${b}, ${c}) AND state <> 'done'`;
   });
 
   test('maxConnections sets the cap; below 2 is refused', async () => {

@@ -6,6 +6,7 @@ import type postgres from 'postgres';
 import { denseRows } from '../dense-rows.ts';
 import { inSchema } from '../schema-name.ts';
 import { pgArray } from '../sql-helpers.ts';
+import { ClaimBatcher, type ClaimRequest } from './claim-batch.ts';
 import { ReplaceableClient } from './client.ts';
 
 export interface ClaimedDelivery {
@@ -103,6 +104,10 @@ const statements = {
   // without a delivery.
   claimOrIdle: `SELECT ${claimedColumns}, c.next_due_in AS "nextDueIn", c.running::text
                 FROM ${asyncCommit}, crier.claim_or_idle($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean, $7::text::bigint[]) c`,
+  // Requests of several subscriptions that came together (claim-batch.ts): each row says whose.
+  claimMany: `SELECT c.request, ${claimedColumns}, c.next_due_in AS "nextDueIn", c.running::text
+              FROM ${asyncCommit}, crier.claim_many($1, $2::text::text[], $3::text::integer[], $4::text::boolean[],
+                                                    $5::text::text[], $6::text::bigint[], $7::text::integer[]) c`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   // due_in: ms until the retry falls due, by the database's clock (now() is the time crier.fail
   // counted its backoff from), so a worker's own clock may be off without making it late.
@@ -121,13 +126,17 @@ export class Protocol {
   private readonly text: Record<keyof typeof statements, string>;
   /** Every call goes through it: under the worker's deadline, on a client replaced when it fails. */
   readonly client: ReplaceableClient;
+  private readonly claims: ClaimBatcher<postgres.Row[]>;
 
+  /** `claimsInFlight`: claims on their way at once before the next ones wait and go together (claim-batch.ts). */
   constructor(
     sql: postgres.Sql<any> | ReplaceableClient,
     readonly schema: string,
     readonly workerId: string,
+    claimsInFlight = Infinity,
   ) {
     this.client = sql instanceof ReplaceableClient ? sql : new ReplaceableClient(sql);
+    this.claims = new ClaimBatcher(claimsInFlight, (request) => this.claimAlone(request), (requests) => this.claimTogether(requests));
     this.text = Object.fromEntries(
       Object.entries(statements).map(([name, text]) => [name, inSchema(text, schema)]),
     ) as Record<keyof typeof statements, string>;
@@ -155,8 +164,7 @@ export class Protocol {
    * claims up to `limit` deliveries, in one round trip and one transaction.
    */
   async claim(subscription: string, limit: number, done: Completions = noCompletions): Promise<ClaimedDelivery[]> {
-    const rows = await this.run('claim', [subscription, this.workerId, limit, pgIntegerArray(done.ids), pgIntegerArray(done.attempts)]);
-    return ownRows(rows);
+    return ownRows(await this.claims.claim({ subscription, limit, done, park: null, running: null }));
   }
 
   /**
@@ -166,19 +174,34 @@ export class Protocol {
    * One round trip.
    */
   async claimOrIdle(subscription: string, limit: number, done: Completions, park: boolean, running: string | null = null): Promise<ClaimOrIdle> {
-    const rows = await this.run('claimOrIdle', [
-      subscription,
-      this.workerId,
-      limit,
-      pgIntegerArray(done.ids),
-      pgIntegerArray(done.attempts),
-      park,
-      running,
-    ]);
+    const rows = await this.claims.claim({ subscription, limit, done, park, running });
     const first = rows[0];
     if (first === undefined || first.deliveryId !== null) return { deliveries: ownRows(rows), parked: false, nextDueIn: null, running: null };
     const nextDueIn = first.nextDueIn == null ? null : Number(first.nextDueIn);
     return { deliveries: [], parked: park, nextDueIn, running: first.running ?? null };
+  }
+
+  /** One claim request, in a round trip of its own: crier.claim, or crier.claim_or_idle. */
+  private claimAlone({ subscription, limit, done, park, running }: ClaimRequest): Promise<postgres.Row[]> {
+    const common = [subscription, this.workerId, limit, pgIntegerArray(done.ids), pgIntegerArray(done.attempts)];
+    return park === null ? this.run('claim', common) : this.run('claimOrIdle', [...common, park, running]);
+  }
+
+  /** Requests that came together, in one round trip (crier.claim_many): each one's rows, in order. */
+  private async claimTogether(requests: ClaimRequest[]): Promise<postgres.Row[][]> {
+    const rows = await this.run('claimMany', [
+      this.workerId,
+      pgArray(requests.map((r) => r.subscription)),
+      pgIntegerArray(requests.map((r) => r.limit)),
+      pgArray(requests.map((r) => r.park)),
+      pgArray(requests.map((r) => r.running)),
+      pgIntegerArray(requests.flatMap((r) => r.done.ids)),
+      pgIntegerArray(requests.flatMap((r) => r.done.attempts)),
+    ]);
+    const replies = requests.map((): postgres.Row[] => []);
+    for (const row of rows) replies[(row.request as number) - 1]!.push(row);
+    rows.length = 0;
+    return replies;
   }
 
   /** Returns the ids that were completed; the others had lost their lease. `tx`: a handler's transaction. */

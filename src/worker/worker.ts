@@ -186,7 +186,8 @@ export class Worker {
         this.loops.forEach((loop) => loop.scheduler.wake());
       },
     });
-    this.protocol = new Protocol(this.client, this.schema, this.id);
+    // Claims beyond the round-trip connections wait and go together, in one round trip.
+    this.protocol = new Protocol(this.client, this.schema, this.id, maxConnections - 1);
     this.acks = new AckBuffer(this.protocol, this.logger, (ids) => this.onAckRefused(ids));
     this.loops = options.subscriptions.map((definition, i) => this.openSubscription(definition, rows[i]!.maxAttempts));
     this.listener = new Listener(

@@ -1,6 +1,7 @@
 // crier through its public API, with its default settings unless `tuning` says otherwise.
 // Tuning keys: concurrency (handlers per subscription, crier's default 10), batchSize (deliveries
-// claimed per round trip, default = concurrency), pollInterval, telemetry (off by default; tracing:
+// claimed per round trip, default = concurrency), pollInterval, maxConnections (the worker's, LISTEN
+// included; default 3), telemetry (off by default; tracing:
 // OpenTelemetry tracing, metrics: the Prometheus worker metrics, on: both; see crier-telemetry.ts).
 import { context } from '@opentelemetry/api';
 import postgres from 'postgres';
@@ -66,6 +67,7 @@ export const adapter: Adapter = {
       logger: silentLogger,
       handleSignals: false,
       ...(tuning.pollInterval === undefined ? {} : { pollInterval: tuning.pollInterval as Duration }),
+      ...(tuning.maxConnections === undefined ? {} : { maxConnections: Number(tuning.maxConnections) }),
       subscriptions: subscriptions(layout, tuning, handle),
     });
     if (measured(tuning)) observe(worker);

@@ -8,7 +8,9 @@
 //           200/s, 2 at 75/s, 4 at 20/s, 8 at 5/s, 10 at 1/s: 480 events/s in all): ms from commit
 //           to handler start, p50 and p99;
 //   burst   as many events again, 100 per transaction (each batch to one queue, drawn with the
-//           same weights), 8 in flight: events/s from the first publish until all are completed.
+//           same weights), 8 in flight: events/s from the first publish until all are completed,
+//           and the transactions committed per event meanwhile (the worker's round trips, and the
+//           publisher's one per 100 events; read as drain reads them).
 // Connections are the worker's own backends, told apart by application_name (the worker process
 // runs with PGAPPNAME set), sampled every 100 ms: the most seen in any phase.
 import postgres from 'postgres';
@@ -56,6 +58,7 @@ export const manySubscriptions: Scenario = {
     { metric: 'connectionsIdle', unit: 'connections, idle' },
     { metric: 'connectionsPeak', unit: 'connections, most' },
     { metric: 'idleCommitsPerSecond', unit: 'commits/s, idle' },
+    { metric: 'burstCommitsPerEvent', unit: 'commits per event (burst)' },
   ],
   server: 'shared',
   appliesTo: () => true,
@@ -84,6 +87,7 @@ export const manySubscriptions: Scenario = {
       const publisher = await adapter.publisher(url, layout, 8, tuning);
       const committed = new Array<number>(count);
       let eventsPerSecond: number;
+      let burstCommitsPerEvent: number;
       try {
         const startedAt = now();
         const pending: Promise<void>[] = [];
@@ -96,6 +100,7 @@ export const manySubscriptions: Scenario = {
         await worker.waitHandled(count, 120_000);
 
         log(`mixed rates handled; a burst of ${count} events`);
+        const commitsBefore = await commits();
         const burstAt = now();
         // publishBatches sends every batch to queue 0; here each batch goes to a weighted queue.
         const weighted = { ...publisher, many: (payloads: object[]) => publisher.many(payloads, weightedQueue((payloads[0] as { i: number }).i)) };
@@ -103,6 +108,7 @@ export const manySubscriptions: Scenario = {
         await worker.waitHandled(2 * count, 300_000);
         await waitDrained(adapter, url, 120_000);
         eventsPerSecond = rate(count, burstAt);
+        burstCommitsPerEvent = ((await commits()) - commitsBefore) / count;
       } finally {
         await publisher.close();
       }
@@ -118,6 +124,7 @@ export const manySubscriptions: Scenario = {
           connectionsIdle,
           connectionsPeak,
           idleCommitsPerSecond,
+          burstCommitsPerEvent,
         },
         workerPeakRssMiB: report.peakRssMiB,
       };

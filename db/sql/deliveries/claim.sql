@@ -138,6 +138,40 @@ BEGIN
          CASE WHEN cardinality(v_running) > 0 THEN v_running END;
 END $$;
 
+-- Claims of several subscriptions of one worker in one round trip and one transaction: what
+-- p_subscriptions[i] asks is a plain crier.claim when p_park[i] is NULL, else crier.claim_or_idle
+-- with p_park[i] and p_running[i] (the text of its bigint[]), with the same meaning as one call
+-- of it (one request's park and its re-check are never in the same call: the worker sends the
+-- re-check after the park has committed). p_done (this worker's finished attempts) is completed
+-- first. Rows carry the request's index (1-based) and are what that call would have returned. A
+-- worker sends one request alone through crier.claim or crier.claim_or_idle; this is for requests
+-- that came together.
+CREATE OR REPLACE FUNCTION crier.claim_many(
+  p_worker text, p_subscriptions text[], p_limits integer[], p_park boolean[], p_running text[],
+  p_done_ids bigint[], p_done_attempts integer[]
+)
+RETURNS TABLE (
+  request integer, delivery_id bigint, attempt integer, locked_until timestamptz,
+  event_id bigint, event_uuid uuid, topic text, key text, payload jsonb, headers jsonb,
+  created_at timestamptz, next_due_in double precision, running bigint[]
+)
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF cardinality(p_done_ids) > 0 THEN
+    PERFORM crier.complete(p_worker, p_done_ids, p_done_attempts);
+  END IF;
+  FOR i IN 1 .. coalesce(cardinality(p_subscriptions), 0) LOOP
+    IF p_park[i] IS NULL THEN
+      RETURN QUERY SELECT i, c.*, NULL::double precision, NULL::bigint[]
+                   FROM crier.claim(p_subscriptions[i], p_worker, p_limits[i]) c;
+    ELSE
+      RETURN QUERY SELECT i, c.*
+                   FROM crier.claim_or_idle(p_subscriptions[i], p_worker, p_limits[i], '{}', '{}', p_park[i],
+                                            p_running[i]::bigint[]) c;
+    END IF;
+  END LOOP;
+END $$;
+
 -- The worker's periodic round trip (every pollInterval, idle or busy; one per worker process, not
 -- one per subscription): rescues expired leases (crier.rescue_expired, anyone's), and for the
 -- subscriptions it has parked (p_parked) says whether its parked row is still there (a producer
