@@ -164,4 +164,53 @@ describe('many subscriptions, few connections', () => {
     }
     assert.ok(most <= 2, `held ${most} connections with maxConnections: 2`);
   });
+
+  test('transactional handlers hold slots of their own: with all of them stuck, the round trips (claims, acks, heartbeats) go on', async () => {
+    const appName = 'crier_many_tx';
+    const url = new URL(db.url);
+    url.searchParams.set('application_name', appName);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let stuck = 0;
+    const plain: string[] = [];
+    const worker = crier.worker({
+      connection: url.toString(),
+      handleSignals: false,
+      logger: false,
+      maxConnections: 2,
+      heartbeatInterval: '100ms',
+      subscriptions: [
+        {
+          name: 'many_tx',
+          topics: ['many_tx.#'],
+          transactional: true,
+          concurrency: 3,
+          handler: async (_event, ctx) => {
+            await ctx.tx`SELECT 1`;
+            stuck++;
+            await gate;
+          },
+        },
+        { name: 'many_plain', topics: ['many_plain.#'], handler: (event) => void plain.push(event.id) },
+      ],
+    });
+    await worker.start();
+    let most = 0;
+    const sample = setInterval(() => void connections(appName).then((n) => (most = Math.max(most, n)), () => {}), 25);
+    try {
+      await db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: 3 }, (_, n) => ({ topic: 'many_tx.x', payload: { n } }))));
+      await eventually(() => stuck === 3, 30_000, 'three transactional handlers holding their transactions');
+      const [{ seen }] = await db.sql`SELECT last_seen_at AS seen FROM crier.registered_workers WHERE id = ${worker.id}` as unknown as [{ seen: Date }];
+      await db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: 20 }, (_, n) => ({ topic: 'many_plain.x', payload: { n } }))));
+      await eventually(async () => plain.length === 20 && ((await db.sql`SELECT count(*)::int AS n FROM crier.deliveries WHERE subscription = 'many_plain' AND state = 'done'`)[0]!.n === 20), 30_000, 'the other subscription handled and acked meanwhile');
+      await eventually(async () => (await db.sql`SELECT last_seen_at > ${seen} AS beat FROM crier.registered_workers WHERE id = ${worker.id}`)[0]!.beat, 30_000, 'a heartbeat meanwhile');
+      assert.equal(stuck, 3);
+    } finally {
+      release();
+      clearInterval(sample);
+      await worker.stop();
+    }
+    assert.ok(most <= 2 + 3, `held ${most} connections: maxConnections 2 and 3 transactional slots at most`);
+    assert.ok(most >= 4, `counted ${most}: LISTEN, the round trips' and the stuck handlers' transactions`);
+  });
 });
