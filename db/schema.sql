@@ -1193,8 +1193,9 @@ END $$;
 CREATE FUNCTION crier.next_due_in(p_subscription text) RETURNS double precision
     LANGUAGE sql STABLE
     AS $$
-  SELECT extract(epoch FROM min(available_at) - now()) * 1000 FROM crier.deliveries
-  WHERE subscription = p_subscription AND state = 'pending'
+  SELECT extract(epoch FROM min(d.available_at) - now()) * 1000 FROM crier.deliveries d
+  WHERE d.subscription = p_subscription AND d.state = 'pending'
+    AND NOT (SELECT s.paused FROM crier.subscriptions s WHERE s.name = p_subscription)
 $$;
 
 --

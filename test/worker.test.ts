@@ -251,6 +251,38 @@ describe('worker', () => {
     }
   });
 
+  test('a paused subscription with deliveries due sleeps until resumed, instead of claiming nothing over and over', async () => {
+    let claims = 0;
+    const run = (Protocol.prototype as any).run;
+    (Protocol.prototype as any).run = function (this: Protocol, name: string, ...rest: unknown[]) {
+      if (name.startsWith('claim')) claims++;
+      return run.call(this, name, ...rest);
+    };
+    let handled = 0;
+    const worker = crier.worker({
+      connection: db.url,
+      handleSignals: false,
+      logger: false,
+      subscriptions: [{ name: 'paused-idle', topics: ['paused-idle.#'], handler: () => void handled++ }],
+    });
+    try {
+      await worker.start();
+      await db.sql`SELECT crier.pause_subscription('paused-idle')`;
+      await crier.publish(db.sql, 'paused-idle.x', {});
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the NOTIFY's claim, the park, the re-check
+      const before = claims;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      // Before, each claim reported the delivery due now and the loop claimed again: 10-27 a second.
+      assert.ok(claims - before <= 3, `${claims - before} claims in 2 s while paused`);
+      assert.equal(handled, 0);
+      await db.sql`SELECT crier.resume_subscription('paused-idle')`;
+      await eventually(() => handled === 1, 10_000, 'handled once resumed');
+    } finally {
+      (Protocol.prototype as any).run = run;
+      await worker.stop();
+    }
+  });
+
   test('a handler that throws synchronously fails its attempt like one that rejects', async () => {
     const worker = crier.worker({
       connection: db.url,

@@ -68,12 +68,15 @@ BEGIN
 END $$;
 
 -- Milliseconds until the next pending delivery of a subscription falls due (<= 0: due now; NULL:
--- nothing pending), measured on the database clock so that worker clocks never matter. An idle
--- worker sleeps exactly that long.
+-- nothing pending, or the subscription is paused), measured on the database clock so that worker
+-- clocks never matter. An idle worker sleeps exactly that long; a paused subscription's sleeps until
+-- crier.resume_subscription wakes it (or the worker's poll sees it due), rather than claiming
+-- nothing over and over.
 CREATE OR REPLACE FUNCTION crier.next_due_in(p_subscription text) RETURNS double precision
 LANGUAGE sql STABLE AS $$
-  SELECT extract(epoch FROM min(available_at) - now()) * 1000 FROM crier.deliveries
-  WHERE subscription = p_subscription AND state = 'pending'
+  SELECT extract(epoch FROM min(d.available_at) - now()) * 1000 FROM crier.deliveries d
+  WHERE d.subscription = p_subscription AND d.state = 'pending'
+    AND NOT (SELECT s.paused FROM crier.subscriptions s WHERE s.name = p_subscription)
 $$;
 
 -- A claim, and what an empty claim leads to, in one round trip: an idle worker's cycle is three
