@@ -179,6 +179,29 @@ BEGIN
 END $$;
 
 --
+-- Name: claim_many(text, text[], integer[], boolean[], text[], bigint[], integer[]); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.claim_many(p_worker text, p_subscriptions text[], p_limits integer[], p_park boolean[], p_running text[], p_done_ids bigint[], p_done_attempts integer[]) RETURNS TABLE(request integer, delivery_id bigint, attempt integer, locked_until timestamp with time zone, event_id bigint, event_uuid uuid, topic text, key text, payload jsonb, headers jsonb, created_at timestamp with time zone, next_due_in double precision, running bigint[])
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  IF cardinality(p_done_ids) > 0 THEN
+    PERFORM crier.complete(p_worker, p_done_ids, p_done_attempts);
+  END IF;
+  FOR i IN 1 .. coalesce(cardinality(p_subscriptions), 0) LOOP
+    IF p_park[i] IS NULL THEN
+      RETURN QUERY SELECT i, c.*, NULL::double precision, NULL::bigint[]
+                   FROM crier.claim(p_subscriptions[i], p_worker, p_limits[i]) c;
+    ELSE
+      RETURN QUERY SELECT i, c.*
+                   FROM crier.claim_or_idle(p_subscriptions[i], p_worker, p_limits[i], '{}', '{}', p_park[i],
+                                            p_running[i]::bigint[]) c;
+    END IF;
+  END LOOP;
+END $$;
+
+--
 -- Name: claim_or_idle(text, text, integer, bigint[], integer[], boolean, bigint[]); Type: FUNCTION; Schema: crier
 --
 
@@ -191,6 +214,7 @@ DECLARE
   v_running bigint[] := CASE WHEN NOT p_park THEN ARRAY(
     SELECT a.backend_xid::text::bigint FROM pg_stat_get_activity(NULL) a
     WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()
+      AND a.datid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
       AND (p_running IS NULL OR a.backend_xid::text::bigint = ANY (p_running))) END;
 BEGIN
   RETURN QUERY
@@ -723,7 +747,8 @@ DECLARE
     'claim', 'next_due_in', 'complete', 'fail', 'extend_leases', 'release', 'rescue_expired',
     'park', 'unpark', 'wake', 'topic_valid', 'topic_pattern_valid', 'topic_patterns_valid',
     'topic_pattern_regex', 'topic_matches', 'mark_processed', 'is_processed', 'lock_ordered_keys',
-    'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads', 'register_worker', 'worker_stopped'];
+    'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads', 'register_worker', 'worker_stopped',
+    'worker_poll', 'claim_many'];
   v_admin_functions text[] := ARRAY['create_roles', 'grant_roles', 'drop_roles', 'role_prefixes',
                                      'refresh_grants', 'column_list'];
   -- Runs as its owner and inserts events: an operator, who may not publish, does not get it.
@@ -1191,8 +1216,9 @@ END $$;
 CREATE FUNCTION crier.next_due_in(p_subscription text) RETURNS double precision
     LANGUAGE sql STABLE
     AS $$
-  SELECT extract(epoch FROM min(available_at) - now()) * 1000 FROM crier.deliveries
-  WHERE subscription = p_subscription AND state = 'pending'
+  SELECT extract(epoch FROM min(d.available_at) - now()) * 1000 FROM crier.deliveries d
+  WHERE d.subscription = p_subscription AND d.state = 'pending'
+    AND NOT (SELECT s.paused FROM crier.subscriptions s WHERE s.name = p_subscription)
 $$;
 
 --
@@ -2064,6 +2090,28 @@ BEGIN
 END $$;
 
 --
+-- Name: worker_poll(text, text[]); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.worker_poll(p_worker text, p_parked text[]) RETURNS TABLE(rescued integer, subscription text, parked boolean, next_due_in double precision)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_rescued integer := crier.rescue_expired();
+BEGIN
+  UPDATE crier.parked_workers p SET since = now()
+  WHERE p.worker = p_worker AND p.subscription = ANY (p_parked) AND p.since < now() - interval '1 minute';
+  RETURN QUERY
+  SELECT v_rescued, s.name,
+         EXISTS (SELECT 1 FROM crier.parked_workers p WHERE p.worker = p_worker AND p.subscription = s.name),
+         crier.next_due_in(s.name)
+  FROM unnest(p_parked) AS s(name);
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT v_rescued, NULL::text, NULL::boolean, NULL::double precision;
+  END IF;
+END $$;
+
+--
 -- Name: worker_stopped(text); Type: FUNCTION; Schema: crier
 --
 
@@ -2768,6 +2816,12 @@ REVOKE ALL ON FUNCTION crier.check_catalog() FROM PUBLIC;
 REVOKE ALL ON FUNCTION crier.claim(p_subscription text, p_worker text, p_limit integer, p_done_ids bigint[], p_done_attempts integer[]) FROM PUBLIC;
 
 --
+-- Name: FUNCTION claim_many(p_worker text, p_subscriptions text[], p_limits integer[], p_park boolean[], p_running text[], p_done_ids bigint[], p_done_attempts integer[]); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.claim_many(p_worker text, p_subscriptions text[], p_limits integer[], p_park boolean[], p_running text[], p_done_ids bigint[], p_done_attempts integer[]) FROM PUBLIC;
+
+--
 -- Name: FUNCTION claim_or_idle(p_subscription text, p_worker text, p_limit integer, p_done_ids bigint[], p_done_attempts integer[], p_park boolean, p_running bigint[]); Type: ACL; Schema: crier
 --
 
@@ -3144,6 +3198,12 @@ REVOKE ALL ON FUNCTION crier.wake(p_subscriptions text[]) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION crier.wake_parked(p_subscriptions text[]) FROM PUBLIC;
+
+--
+-- Name: FUNCTION worker_poll(p_worker text, p_parked text[]); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.worker_poll(p_worker text, p_parked text[]) FROM PUBLIC;
 
 --
 -- Name: FUNCTION worker_stopped(p_worker text); Type: ACL; Schema: crier

@@ -182,13 +182,13 @@ describe('worker', () => {
   });
 
   test('an idle worker handles an event and is asleep again after three round trips', async () => {
-    // The loop's calls to Postgres (the timers' heartbeats and rescues aside) from one event's
+    // The loop's calls to Postgres (the timers' heartbeats and polls aside) from one event's
     // wake-up to sleeping again: the claim that gets it, the claim that carries its ack, comes back
     // empty and parks, and the re-check claim that also says when the next delivery is due.
     // Re-checks waiting for running transactions are not counted: they happen only while other transactions (other
     // test files' too) that were running when the worker parked have not ended.
     const calls: string[] = [];
-    const timers = new Set(['extendLeases', 'rescueExpired']);
+    const timers = new Set(['extendLeases', 'poll']);
     const run = (Protocol.prototype as any).run; // every statement the protocol sends, by name
     (Protocol.prototype as any).run = function (this: Protocol, name: string, params: unknown[], ...rest: unknown[]) {
       if (!timers.has(name) && !(name === 'claimOrIdle' && params[6] !== null)) calls.push(name);
@@ -248,6 +248,38 @@ describe('worker', () => {
       commit?.();
       await worker.stop();
       await producer.end({ timeout: 1 });
+    }
+  });
+
+  test('a paused subscription with deliveries due sleeps until resumed, instead of claiming nothing over and over', async () => {
+    let claims = 0;
+    const run = (Protocol.prototype as any).run;
+    (Protocol.prototype as any).run = function (this: Protocol, name: string, ...rest: unknown[]) {
+      if (name.startsWith('claim')) claims++;
+      return run.call(this, name, ...rest);
+    };
+    let handled = 0;
+    const worker = crier.worker({
+      connection: db.url,
+      handleSignals: false,
+      logger: false,
+      subscriptions: [{ name: 'paused-idle', topics: ['paused-idle.#'], handler: () => void handled++ }],
+    });
+    try {
+      await worker.start();
+      await db.sql`SELECT crier.pause_subscription('paused-idle')`;
+      await crier.publish(db.sql, 'paused-idle.x', {});
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the NOTIFY's claim, the park, the re-check
+      const before = claims;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      // Before, each claim reported the delivery due now and the loop claimed again: 10-27 a second.
+      assert.ok(claims - before <= 3, `${claims - before} claims in 2 s while paused`);
+      assert.equal(handled, 0);
+      await db.sql`SELECT crier.resume_subscription('paused-idle')`;
+      await eventually(() => handled === 1, 10_000, 'handled once resumed');
+    } finally {
+      (Protocol.prototype as any).run = run;
+      await worker.stop();
     }
   });
 

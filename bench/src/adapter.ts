@@ -4,17 +4,21 @@
 export type ContestantName = 'crier' | 'pgboss' | 'graphile' | 'raw' | 'raw-nonotify';
 export const contestants: readonly ContestantName[] = ['crier', 'pgboss', 'graphile', 'raw', 'raw-nonotify'];
 
-/** The queues (crier: subscriptions) a scenario uses. Fan-out uses several on one topic. */
+/**
+ * The queues (crier: subscriptions) a scenario uses. Fan-out uses several on one topic; with
+ * `topics`, queue i takes topics[i] alone (many-subscriptions: no fan-out).
+ */
 export interface Layout {
   topic: string;
   queues: string[];
+  topics?: string[];
 }
 
 export interface Publisher {
-  /** One event in its own transaction. */
-  one(payload: object): Promise<void>;
-  /** Many events in one transaction. */
-  many(payloads: object[]): Promise<void>;
+  /** One event in its own transaction (to layout.topics[queue] when the layout has them). */
+  one(payload: object, queue?: number): Promise<void>;
+  /** Many events in one transaction (likewise). */
+  many(payloads: object[], queue?: number): Promise<void>;
   close(): Promise<void>;
 }
 

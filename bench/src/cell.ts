@@ -26,6 +26,7 @@ try {
       contestant: job.contestant,
       adapter,
       url,
+      serverUrl: job.serverUrl,
       scale: job.scale,
       tuning: job.tuning,
       log: (message) => console.log(`    ${job.contestant}/${job.scenario}: ${message}`),

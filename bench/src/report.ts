@@ -25,6 +25,7 @@ export interface ResultsFile {
 export interface ScenarioInfo {
   name: string;
   headline: { metric: string; unit: string; higherIsBetter: boolean };
+  rows?: { metric: string; unit: string }[];
 }
 
 const fmt = (n: number) =>
@@ -60,10 +61,8 @@ export function markdownReport(file: ResultsFile, scenarios: readonly ScenarioIn
   if (main.length > 0) {
     lines.push(`| scenario | unit | ${contestants.join(' | ')} |`, `| --- | --- | ${contestants.map(() => '---:').join(' | ')} |`);
     for (const scenario of main) {
-      const metrics = scenario.name === 'latency' ? ['p50Ms', 'p95Ms', 'p99Ms', 'maxMs'] : [scenario.headline.metric];
-      for (const metric of metrics) {
+      for (const { metric, unit } of scenario.rows ?? [scenario.headline]) {
         const summaries = metricSummaries(file, scenario.name, metric);
-        const unit = scenario.name === 'latency' ? `ms ${metric.replace('Ms', '')}` : scenario.headline.unit;
         const cells = contestants.map((c) => {
           const s = summaries.get(c);
           const failed = file.cells.some((x) => x.scenario === scenario.name && x.contestant === c && x.error);

@@ -10,7 +10,7 @@ import type { Scale } from './scenarios/scenario.ts';
 import { bestTuning } from './tuning.ts';
 import { serverUrl } from '../../test/support/database.ts';
 
-const tiny: Scale = { single: 20, batch: 200, drain: 100, latency: 20, fanOut: 20, history: 100 };
+const tiny: Scale = { single: 20, batch: 200, drain: 100, latency: 20, fanOut: 20, history: 100, manySubscriptions: 100, idleSeconds: 2 };
 
 describe('bench smoke', () => {
   for (const contestant of contestants) {
@@ -27,6 +27,13 @@ describe('bench smoke', () => {
   test("crier: drain-failures drains with history 'failures' and keeps no delivery row", async () => {
     const result = await runCell({ contestant: 'crier', scenario: 'drain-failures', serverUrl, scale: tiny, tuning: bestTuning('crier') }, 120_000);
     assert.ok(result.metrics.eventsPerSecond! > 0);
+  });
+
+  test('crier: many-subscriptions counts the worker\'s connections and idle commits, and handles every event', async () => {
+    const result = await runCell({ contestant: 'crier', scenario: 'many-subscriptions', serverUrl, scale: tiny, tuning: {} }, 180_000);
+    assert.ok(result.metrics.eventsPerSecond! > 0);
+    assert.ok(result.metrics.connectionsPeak! >= 2, `counted the worker's connections: ${JSON.stringify(result.metrics)}`);
+    assert.ok(Number.isFinite(result.metrics.idleCommitsPerSecond));
   });
 
   test('crier: fan-out delivers each event to all three subscriptions', async () => {

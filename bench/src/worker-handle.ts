@@ -18,12 +18,13 @@ export class WorkerHandle {
   private readonly messages: Record<string, (message: any) => void> = {};
   private isLoaded = false;
 
-  constructor() {
+  /** `appName`: the application_name of the worker's connections (PGAPPNAME: postgres.js and pg both read it), to count them. */
+  constructor({ appName }: { appName?: string } = {}) {
     this.child = fork(fileURLToPath(new URL('./worker-process.ts', import.meta.url)), {
       // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each worker process there (for profiling).
       execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, NODE_TEST_CONTEXT: undefined },
+      env: { ...process.env, NODE_TEST_CONTEXT: undefined, ...(appName === undefined ? {} : { PGAPPNAME: appName }) },
     });
     this.child.on('message', (message: any) => {
       if (message.type === 'progress') this.handled = message.handled;

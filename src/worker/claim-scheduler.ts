@@ -18,7 +18,9 @@
 //                                          but while producer transactions that were running
 //                                          when it parked may still commit (they saw no park,
 //                                          so will not NOTIFY), sleep 2 ms, doubling, and
-//                                          re-check until they have ended (0012)
+//                                          re-check until they have ended, or until the next
+//                                          re-check would be a poll interval away: the worker's
+//                                          poll covers it from there (deliveries/claim.sql)
 //   So an event that wakes an idle loop costs three round trips: the claim that gets it, the claim
 //   that carries its ack and parks, and the re-check (and more re-checks while other transactions
 //   that were running when it parked have not ended).
@@ -32,8 +34,11 @@
 //             process handles the last one. The first claim that comes back short ends it: the
 //             loop waits for the other claim, then goes on one claim at a time (CLAIMING, PARK,
 //             IDLE).
-//   IDLE      sleep until a NOTIFY names this subscription, the next delayed delivery falls due,
-//             or the poll interval passes (NOTIFY is a hint; the poll is the safety net).
+//   IDLE      sleep until a NOTIFY names this subscription or the next delayed delivery falls
+//             due. No timer of its own beyond that: the worker polls once for all its idle
+//             subscriptions (polled(): one round trip per poll interval, whatever their number),
+//             and wakes this loop when its delivery is due after all (a lost NOTIFY) or when its
+//             parked row is gone (it parks again). NOTIFY is a hint; the poll is the safety net.
 //             A retry this loop's own failure ack scheduled wakes it too, by a timer: the ack can
 //             land after the loop's last claim reported what is due, and a retry sends no NOTIFY.
 //   BACKOFF   a claim failed (connection lost, database restarting): wait, with growing delays.
@@ -92,10 +97,13 @@ export class ClaimScheduler {
   private stopping = false;
   /** A wake-up arrived since the last claim began: one token, consumed by the next sleep. */
   private woken = false;
+  /** Sleeping in IDLE (parked, nothing due): the worker's poll speaks for this loop. */
+  private idling = false;
   private sleeper: { wakeable: boolean; interrupt: () => void } | undefined;
   /**
-   * Wakes the loop when the earliest retry its failure acks scheduled falls due. One timer is
-   * enough: the claim that wake-up leads to reports when the next pending delivery is due.
+   * Wakes the loop when the earliest retry its failure acks scheduled, or the delivery the worker's
+   * poll reported, falls due. One timer is enough: the claim that wake-up leads to reports when the
+   * next pending delivery is due.
    */
   private retryTimer: { at: number; timer: NodeJS.Timeout } | undefined;
   private loop: Promise<void> | undefined;
@@ -128,6 +136,26 @@ export class ClaimScheduler {
     this.parked = false;
     this.notifications++;
     this.wake();
+  }
+
+  /** Parked and asleep with nothing due now: the worker's poll asks about this subscription. */
+  get idleParked(): boolean {
+    return this.idling && this.parked && !this.stopping;
+  }
+
+  /**
+   * What the worker's poll found for this subscription while it slept parked: its parked row is gone
+   * (a producer woke it and the NOTIFY never came: park again, with a re-check), or its next
+   * delivery is due now or at a known time.
+   */
+  polled(parked: boolean, nextDueIn: number | null): void {
+    if (!this.idleParked) return; // it moved on while the poll was on its way
+    if (!parked) {
+      this.parked = false;
+      this.wake();
+    } else if (nextDueIn !== null) {
+      this.retryDue(nextDueIn);
+    }
   }
 
   /** Stops claiming; resolves once the loop has left its current claim and the claims on their way are back (handed to the target). */
@@ -219,14 +247,17 @@ export class ClaimScheduler {
       // producers skip the NOTIFY (it has no parked row).
     } else if (outcome.parked || !this.parked) {
       // Just parked (or a NOTIFY came meanwhile): claim again, the re-check.
-    } else if (outcome.running !== null) {
-      const delayMs = this.recheck ? Math.min(2 * this.recheck.delayMs, this.settings.pollIntervalMs) : firstRecheckMs;
+    } else if (outcome.running !== null && (this.recheck?.delayMs ?? 0) * 2 < this.settings.pollIntervalMs) {
+      const delayMs = this.recheck ? 2 * this.recheck.delayMs : firstRecheckMs;
       this.recheck = { running: outcome.running, delayMs };
       await this.sleep(outcome.nextDueIn === null ? delayMs : Math.max(0, Math.min(delayMs, Math.ceil(outcome.nextDueIn))));
+      return;
     } else {
+      // Nothing running that could commit unseen, or re-checks a poll interval apart: the
+      // worker's poll re-checks from here (crier.worker_poll reports a due delivery).
       await this.idle(outcome.nextDueIn);
     }
-    if (outcome.running === null) this.recheck = undefined;
+    this.recheck = undefined;
   }
 
   /**
@@ -285,13 +316,15 @@ export class ClaimScheduler {
     }
   }
 
-  /** Sleeps until the next delivery is due (`dueIn` ms), a wake-up, or the poll interval. */
+  /** Sleeps until the next delivery is due (`dueIn` ms) or a wake-up (a NOTIFY, the worker's poll). */
   private async idle(dueIn: number | null): Promise<void> {
-    let wait = this.settings.pollIntervalMs;
-    if (dueIn !== null) wait = Math.max(0, Math.min(wait, Math.ceil(dueIn)));
-    const wokenEarly = await this.sleep(wait);
-    // A full poll interval without a wake-up: park again, which also refreshes the parked row.
-    if (!wokenEarly && wait === this.settings.pollIntervalMs) this.parked = false;
+    this.idling = true;
+    try {
+      // A far-off due time just re-arms (setTimeout fires at once past 2^31 - 1 ms).
+      await this.sleep(dueIn === null ? Infinity : Math.min(maxTimerDelayMs, Math.max(0, Math.ceil(dueIn))));
+    } finally {
+      this.idling = false;
+    }
   }
 
   /**

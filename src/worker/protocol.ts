@@ -1,11 +1,12 @@
 // The worker's side of the SQL protocol: one named call per step of a delivery's life. The SQL
-// itself (claim, complete, fail, extend_leases, release, rescue_expired, park, register_worker) lives
+// itself (claim, complete, fail, extend_leases, release, worker_poll, park, register_worker) lives
 // in db/sql (deliveries/claim.sql, deliveries/ack.sql, deliveries/leases.sql, wake.sql, workers.sql), reviewed as SQL and
 // callable by any language.
 import type postgres from 'postgres';
 import { denseRows } from '../dense-rows.ts';
 import { inSchema } from '../schema-name.ts';
 import { pgArray } from '../sql-helpers.ts';
+import { ClaimBatcher, type ClaimRequest } from './claim-batch.ts';
 import { ReplaceableClient } from './client.ts';
 
 export interface ClaimedDelivery {
@@ -35,6 +36,15 @@ export interface ClaimOrIdle {
    * running.
    */
   running: string | null;
+}
+
+/** What the worker's poll says about a subscription it parked. */
+export interface PolledSubscription {
+  name: string;
+  /** Its parked row is still there (false: a producer woke it, and the NOTIFY may be lost). */
+  parked: boolean;
+  /** Ms until its next pending delivery is due (<= 0: due now); null: none pending. */
+  nextDueIn: number | null;
 }
 
 /** Attempts that finished: deliveryIds[i] at attempts[i]. */
@@ -94,6 +104,10 @@ const statements = {
   // without a delivery.
   claimOrIdle: `SELECT ${claimedColumns}, c.next_due_in AS "nextDueIn", c.running::text
                 FROM ${asyncCommit}, crier.claim_or_idle($1, $2, $3, $4::text::bigint[], $5::text::integer[], $6::boolean, $7::text::bigint[]) c`,
+  // Requests of several subscriptions that came together (claim-batch.ts): each row says whose.
+  claimMany: `SELECT c.request, ${claimedColumns}, c.next_due_in AS "nextDueIn", c.running::text
+              FROM ${asyncCommit}, crier.claim_many($1, $2::text::text[], $3::text::integer[], $4::text::boolean[],
+                                                    $5::text::text[], $6::text::bigint[], $7::text::integer[]) c`,
   complete: `SELECT id::text FROM crier.complete($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   // due_in: ms until the retry falls due, by the database's clock (now() is the time crier.fail
   // counted its backoff from), so a worker's own clock may be off without making it late.
@@ -101,7 +115,8 @@ const statements = {
          FROM crier.fail($1, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::text[], $6::text::boolean[], $7::text::integer[])`,
   extendLeases: `SELECT id::text FROM crier.extend_leases($1, $2::text::bigint[], $3::text::integer[]) AS id`,
   release: `SELECT id::text FROM crier.release($1, $2::text::bigint[], $3::text::integer[]) AS id`,
-  rescueExpired: `SELECT crier.rescue_expired() AS rescued`,
+  // The worker's poll: rescue, and the state of its parked subscriptions (crier.worker_poll).
+  poll: `SELECT rescued, subscription, parked, next_due_in AS "nextDueIn" FROM crier.worker_poll($1, $2::text::text[])`,
   unpark: `SELECT crier.unpark($1, $2::text::text[])`,
   register: `SELECT crier.register_worker($1, $2, $3, $4, $5::text::text[], $6)`,
   stopped: `SELECT crier.worker_stopped($1)`,
@@ -111,13 +126,17 @@ export class Protocol {
   private readonly text: Record<keyof typeof statements, string>;
   /** Every call goes through it: under the worker's deadline, on a client replaced when it fails. */
   readonly client: ReplaceableClient;
+  private readonly claims: ClaimBatcher<postgres.Row[]>;
 
+  /** `claimsInFlight`: claims on their way at once before the next ones wait and go together (claim-batch.ts). */
   constructor(
     sql: postgres.Sql<any> | ReplaceableClient,
     readonly schema: string,
     readonly workerId: string,
+    claimsInFlight = Infinity,
   ) {
     this.client = sql instanceof ReplaceableClient ? sql : new ReplaceableClient(sql);
+    this.claims = new ClaimBatcher(claimsInFlight, (request) => this.claimAlone(request), (requests) => this.claimTogether(requests));
     this.text = Object.fromEntries(
       Object.entries(statements).map(([name, text]) => [name, inSchema(text, schema)]),
     ) as Record<keyof typeof statements, string>;
@@ -145,8 +164,7 @@ export class Protocol {
    * claims up to `limit` deliveries, in one round trip and one transaction.
    */
   async claim(subscription: string, limit: number, done: Completions = noCompletions): Promise<ClaimedDelivery[]> {
-    const rows = await this.run('claim', [subscription, this.workerId, limit, pgIntegerArray(done.ids), pgIntegerArray(done.attempts)]);
-    return ownRows(rows);
+    return ownRows(await this.claims.claim({ subscription, limit, done, park: null, running: null }));
   }
 
   /**
@@ -156,19 +174,34 @@ export class Protocol {
    * One round trip.
    */
   async claimOrIdle(subscription: string, limit: number, done: Completions, park: boolean, running: string | null = null): Promise<ClaimOrIdle> {
-    const rows = await this.run('claimOrIdle', [
-      subscription,
-      this.workerId,
-      limit,
-      pgIntegerArray(done.ids),
-      pgIntegerArray(done.attempts),
-      park,
-      running,
-    ]);
+    const rows = await this.claims.claim({ subscription, limit, done, park, running });
     const first = rows[0];
     if (first === undefined || first.deliveryId !== null) return { deliveries: ownRows(rows), parked: false, nextDueIn: null, running: null };
     const nextDueIn = first.nextDueIn == null ? null : Number(first.nextDueIn);
     return { deliveries: [], parked: park, nextDueIn, running: first.running ?? null };
+  }
+
+  /** One claim request, in a round trip of its own: crier.claim, or crier.claim_or_idle. */
+  private claimAlone({ subscription, limit, done, park, running }: ClaimRequest): Promise<postgres.Row[]> {
+    const common = [subscription, this.workerId, limit, pgIntegerArray(done.ids), pgIntegerArray(done.attempts)];
+    return park === null ? this.run('claim', common) : this.run('claimOrIdle', [...common, park, running]);
+  }
+
+  /** Requests that came together, in one round trip (crier.claim_many): each one's rows, in order. */
+  private async claimTogether(requests: ClaimRequest[]): Promise<postgres.Row[][]> {
+    const rows = await this.run('claimMany', [
+      this.workerId,
+      pgArray(requests.map((r) => r.subscription)),
+      pgIntegerArray(requests.map((r) => r.limit)),
+      pgArray(requests.map((r) => r.park)),
+      pgArray(requests.map((r) => r.running)),
+      pgIntegerArray(requests.flatMap((r) => r.done.ids)),
+      pgIntegerArray(requests.flatMap((r) => r.done.attempts)),
+    ]);
+    const replies = requests.map((): postgres.Row[] => []);
+    for (const row of rows) replies[(row.request as number) - 1]!.push(row);
+    rows.length = 0;
+    return replies;
   }
 
   /** Returns the ids that were completed; the others had lost their lease. `tx`: a handler's transaction. */
@@ -201,9 +234,19 @@ export class Protocol {
     return new Set(rows.map((r) => r.id as string));
   }
 
-  async rescueExpired(): Promise<number> {
-    const [row] = await this.run('rescueExpired', []);
-    return Number(row?.rescued ?? 0);
+  /**
+   * The worker's periodic round trip: rescues expired leases (anyone's: how many) and, for each of
+   * `parked` (subscriptions this worker parked and sleeps on), whether it is still parked and in
+   * how many ms its next pending delivery is due (null: none pending).
+   */
+  async poll(parked: string[]): Promise<{ rescued: number; parked: PolledSubscription[] }> {
+    const rows = await this.run('poll', [this.workerId, pgArray(parked)]);
+    return {
+      rescued: Number(rows[0]?.rescued ?? 0),
+      parked: rows
+        .filter((r) => r.subscription !== null)
+        .map((r) => ({ name: r.subscription as string, parked: r.parked as boolean, nextDueIn: r.nextDueIn == null ? null : Number(r.nextDueIn) })),
+    };
   }
 
   /** Registers this worker in crier.registered_workers (seen by crier.workers and `crier workers`). */

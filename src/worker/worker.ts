@@ -1,6 +1,7 @@
 // A worker process's runtime: declares its subscriptions (creates the missing ones, adopts the
-// stored ones), runs one claim loop per subscription, one LISTEN connection for wake-ups,
-// heartbeats for the leases it holds, a rescuer for leases others let expire, and a graceful
+// stored ones), runs one claim loop per subscription over one small shared pool (maxConnections,
+// LISTEN included), one LISTEN connection for wake-ups, heartbeats for the leases it holds, one
+// poll for all its idle subscriptions that also rescues leases others let expire, and a graceful
 // shutdown. All state that matters lives in Postgres rows; what is kept
 // here (in-flight handlers, queued acks) is rebuilt from the rows if this process dies.
 import { hostname } from 'node:os';
@@ -58,8 +59,22 @@ export interface WorkerOptions {
   subscriptions: readonly SubscriptionDefinition[];
   /** Identifies this worker in crier.deliveries.worker (default host:pid:random). */
   workerId?: string;
-  /** Safety-net poll when no NOTIFY arrives (default 2s). */
+  /**
+   * The worker's poll (default 2s): one round trip for all its subscriptions, idle or busy, that
+   * rescues deliveries whose lease expired and, for the idle ones, finds work a lost NOTIFY did not
+   * announce (the safety net: NOTIFY is a hint).
+   */
   pollInterval?: Duration;
+  /**
+   * Database connections this worker opens for itself, its LISTEN connection included (default 3,
+   * at least 2): LISTEN, and `maxConnections - 1` for the round trips of all its subscriptions
+   * (claims, acks, heartbeats, polls), which share them whatever their number. Transactional
+   * subscriptions add their `concurrency` on top: each running handler holds a connection for its
+   * transaction, and those slots are its own, so handlers never make the round trips wait (nor
+   * the heartbeats that keep their leases). Applies to clients crier opens (a URL as `connection`,
+   * and replacements); a client passed as `connection` keeps its own pool size.
+   */
+  maxConnections?: number;
   /**
    * Deadline of every round trip the worker makes (claim, ack, heartbeat, rescue, park, the LISTEN
    * health check; default 10s). A client that misses it is ended and replaced by a fresh one, as is
@@ -107,6 +122,8 @@ export class Worker {
   private readonly listener: Listener;
   private readonly pollIntervalMs: number;
   private readonly shutdownTimeoutMs: number;
+  /** The poll on its way, if any: polls never overlap. */
+  private polling: Promise<void> | undefined;
   /** A third of the shortest lease of its subscriptions as stored (set again once they are declared). */
   private heartbeatMs: number;
   private timers: NodeJS.Timeout[] = [];
@@ -137,12 +154,17 @@ export class Worker {
     this.heartbeatMs = this.heartbeatFor(rows.map((r) => r.leaseMs));
 
     const { connection } = options;
-    // Transactional handlers each hold a connection while they run; claims and acks need their own.
+    const maxConnections = options.maxConnections ?? 3;
+    if (!Number.isInteger(maxConnections) || maxConnections < 2) {
+      throw new CrierError('CRIER_INVALID_OPTION', `maxConnections must be an integer >= 2 (LISTEN and at least one for the round trips), got ${String(options.maxConnections)}`);
+    }
+    // Transactional handlers each hold a connection while they run: slots of their own on top of
+    // the round trips', so a busy handler never holds up an ack, a claim or a heartbeat.
     const heldByHandlers = options.subscriptions.reduce((n, s) => n + (s.transactional ? (s.concurrency ?? 10) : 0), 0);
     const open = () =>
       openClient(connection, {
         // A replacement for the caller's client keeps its pool size.
-        ...(typeof connection === 'string' ? { max: Math.min(20, options.subscriptions.length + 3) + heldByHandlers } : {}),
+        ...(typeof connection === 'string' ? { max: maxConnections - 1 + heldByHandlers } : {}),
         connect_timeout: Math.max(1, Math.ceil(queryTimeoutMs / 1000)),
         // Reconnect within a second once the server is back: postgres.js's default backoff grows
         // to 20 s after a few failed attempts (a restart), and claims would wait for it.
@@ -164,7 +186,8 @@ export class Worker {
         this.loops.forEach((loop) => loop.scheduler.wake());
       },
     });
-    this.protocol = new Protocol(this.client, this.schema, this.id);
+    // Claims beyond the round-trip connections wait and go together, in one round trip.
+    this.protocol = new Protocol(this.client, this.schema, this.id, maxConnections - 1);
     this.acks = new AckBuffer(this.protocol, this.logger, (ids) => this.onAckRefused(ids));
     this.loops = options.subscriptions.map((definition, i) => this.openSubscription(definition, rows[i]!.maxAttempts));
     this.listener = new Listener(
@@ -261,8 +284,8 @@ export class Worker {
     }
     for (const loop of this.loops) loop.scheduler.start();
     this.timers.push(setInterval(() => void this.heartbeat(), this.heartbeatMs));
-    this.timers.push(setInterval(() => void this.rescue(), this.pollIntervalMs));
-    void this.rescue();
+    this.timers.push(setInterval(() => void this.poll(), this.pollIntervalMs));
+    void this.poll();
     if (this.options.handleSignals ?? true) this.installSignalHandlers();
     this.logger.info(
       { workerId: this.id, subscriptions: this.loops.map(({ runner }) => runner.settings.name) },
@@ -408,14 +431,24 @@ export class Worker {
     return this.loops.find(({ runner }) => runner.inFlight.get(entry.delivery.deliveryId) === entry)?.runner.settings.name;
   }
 
-  private async rescue(): Promise<void> {
-    if (this.state !== 'running') return;
-    try {
-      const rescued = await this.protocol.rescueExpired();
-      if (rescued > 0) this.logger.warn({ rescued }, `rescued ${rescued} deliveries whose lease had expired`);
-    } catch {
+  /**
+   * Every pollInterval, one round trip for the whole worker: rescues expired leases, and tells each
+   * subscription asleep on its parked row what the database says about it (crier.worker_poll), so
+   * that no idle subscription polls on its own.
+   */
+  private poll(): Promise<void> {
+    if (this.state !== 'running' || this.polling) return this.polling ?? Promise.resolve();
+    const parked = this.loops.filter(({ scheduler }) => scheduler.idleParked);
+    this.polling = this.protocol.poll(parked.map(({ scheduler }) => scheduler.settings.name)).then(
+      (report) => {
+        if (report.rescued > 0) this.logger.warn({ rescued: report.rescued }, `rescued ${report.rescued} deliveries whose lease had expired`);
+        const byName = new Map(parked.map(({ scheduler }) => [scheduler.settings.name, scheduler]));
+        for (const polled of report.parked) byName.get(polled.name)?.polled(polled.parked, polled.nextDueIn);
+      },
       // Claims report connection trouble; the next tick tries again.
-    }
+      () => {},
+    ).finally(() => (this.polling = undefined));
+    return this.polling;
   }
 
   private onAckRefused(ids: string[]): void {

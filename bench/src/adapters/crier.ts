@@ -1,9 +1,10 @@
 // crier through its public API, with its default settings unless `tuning` says otherwise.
 // Tuning keys: concurrency (handlers per subscription, crier's default 10), batchSize (deliveries
-// claimed per round trip, default = concurrency), pollInterval, telemetry (off by default; tracing:
-// OpenTelemetry tracing, metrics: the Prometheus worker metrics, on: both; see crier-telemetry.ts),
-// history (the subscriptions' history: full, the default, or failures: a delivery that succeeds at
-// its first attempt is deleted at its ack instead of kept as done; e.g. --tuning crier.history=failures).
+// claimed per round trip, default = concurrency), pollInterval, maxConnections (the worker's, LISTEN
+// included; default 3), telemetry (off by default; tracing: OpenTelemetry tracing, metrics: the
+// Prometheus worker metrics, on: both; see crier-telemetry.ts), history (the subscriptions' history:
+// full, the default, or failures: a delivery that succeeds at its first attempt is deleted at its ack
+// instead of kept as done; e.g. --tuning crier.history=failures).
 import { context } from '@opentelemetry/api';
 import postgres from 'postgres';
 import { createCrier, silentLogger, type Duration, type SubscriptionHistory } from '../../../src/index.ts';
@@ -16,9 +17,9 @@ const measured = (tuning: Tuning) => tuning.telemetry === 'on' || tuning.telemet
 const crierFor = (tuning: Tuning) => (traced(tuning) ? createCrier({ instrumentation: telemetry().instrumentation }) : plain);
 
 function subscriptions(layout: Layout, tuning: Tuning, handle: (payload: any) => void) {
-  return layout.queues.map((name) => ({
+  return layout.queues.map((name, i) => ({
     name,
-    topics: [layout.topic],
+    topics: [layout.topics?.[i] ?? layout.topic],
     ...(tuning.concurrency === undefined ? {} : { concurrency: Number(tuning.concurrency) }),
     ...(tuning.batchSize === undefined ? {} : { batchSize: Number(tuning.batchSize) }),
     ...(tuning.history === undefined ? {} : { history: tuning.history as SubscriptionHistory }),
@@ -50,12 +51,14 @@ export const adapter: Adapter = {
     const crier = crierFor(tuning);
     // Traced: publish inside the application's request span, where crier adds its own.
     const inRequest = traced(tuning) ? <T>(fn: () => Promise<T>) => context.with(telemetry().request, fn) : <T>(fn: () => Promise<T>) => fn();
+    const topicOf = (queue = 0) => layout.topics?.[queue] ?? layout.topic;
     return {
-      one: async (payload) => {
-        await inRequest(() => crier.publish(sql, layout.topic, payload));
+      one: async (payload, queue) => {
+        await inRequest(() => crier.publish(sql, topicOf(queue), payload));
       },
-      many: async (payloads) => {
-        await inRequest(() => crier.publishMany(sql, payloads.map((payload) => ({ topic: layout.topic, payload }))));
+      many: async (payloads, queue) => {
+        const topic = topicOf(queue);
+        await inRequest(() => crier.publishMany(sql, payloads.map((payload) => ({ topic, payload }))));
       },
       close: () => sql.end({ timeout: 5 }),
     };
@@ -67,6 +70,7 @@ export const adapter: Adapter = {
       logger: silentLogger,
       handleSignals: false,
       ...(tuning.pollInterval === undefined ? {} : { pollInterval: tuning.pollInterval as Duration }),
+      ...(tuning.maxConnections === undefined ? {} : { maxConnections: Number(tuning.maxConnections) }),
       subscriptions: subscriptions(layout, tuning, handle),
     });
     if (measured(tuning)) observe(worker);

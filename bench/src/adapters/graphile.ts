@@ -31,12 +31,12 @@ export const adapter: Adapter = {
     const pgPool = new pg.Pool({ connectionString: url, max: connections });
     quietPool(pgPool);
     const utils = await makeWorkerUtils({ pgPool, ...silent });
-    const task = layout.queues[0]!;
     return {
-      one: async (payload) => {
-        await utils.addJob(task, payload);
+      one: async (payload, queue = 0) => {
+        await utils.addJob(layout.queues[queue]!, payload);
       },
-      many: async (payloads) => {
+      many: async (payloads, queue = 0) => {
+        const task = layout.queues[queue]!;
         await utils.addJobs(payloads.map((payload) => ({ identifier: task, payload })));
       },
       close: async () => {

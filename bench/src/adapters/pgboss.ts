@@ -14,7 +14,7 @@ const quiet = (boss: PgBoss) => {
   boss.on('warning' as any, () => {});
   return boss;
 };
-const fanned = (layout: Layout) => layout.queues.length > 1;
+const fanned = (layout: Layout) => layout.queues.length > 1 && layout.topics === undefined;
 
 export const adapter: Adapter = {
   name: 'pgboss',
@@ -35,15 +35,14 @@ export const adapter: Adapter = {
       new PgBoss({ connectionString: url, max: connections, supervise: false, schedule: false, migrate: false }),
     );
     await boss.start();
-    const queue = layout.queues[0]!;
     void tuning;
     return {
-      one: async (payload) => {
+      one: async (payload, queue = 0) => {
         if (fanned(layout)) await boss.publish(layout.topic, payload);
-        else await boss.send(queue, payload);
+        else await boss.send(layout.queues[queue]!, payload);
       },
-      many: async (payloads) => {
-        await boss.insert(queue, payloads.map((data) => ({ data })));
+      many: async (payloads, queue = 0) => {
+        await boss.insert(layout.queues[queue]!, payloads.map((data) => ({ data })));
       },
       close: () => boss.stop({ graceful: false, close: true }),
     };
@@ -52,7 +51,8 @@ export const adapter: Adapter = {
   async worker(url, layout, handle, tuning) {
     const s = settings(tuning);
     const boss = quiet(
-      new PgBoss({ connectionString: url, max: 10, useListenNotify: Boolean(s.notify), schedule: false }),
+      // pg-boss names its connections itself: take the bench's name for the worker when it gives one.
+      new PgBoss({ connectionString: url, max: 10, useListenNotify: Boolean(s.notify), schedule: false, ...(process.env.PGAPPNAME ? { application_name: process.env.PGAPPNAME } : {}) }),
     );
     await boss.start();
     for (const queue of layout.queues) {

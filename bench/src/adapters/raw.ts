@@ -42,16 +42,19 @@ export function rawAdapter(notify: boolean): Adapter {
 
     async publisher(url, layout: Layout, connections) {
       const sql = postgres(url, { max: connections, onnotice: () => {} });
-      const queues = layout.queues;
+      // With per-queue topics an event goes to one queue; otherwise to every queue (fan-out).
+      const queuesOf = (queue: number | undefined) => (layout.topics ? [layout.queues[queue ?? 0]!] : layout.queues);
       return {
-        one: async (payload) => {
+        one: async (payload, queue) => {
+          const queues = queuesOf(queue);
           if (queues.length === 1) {
             await sql`INSERT INTO raw_jobs (queue, payload) VALUES (${queues[0]!}, ${sql.json(payload as any)})`;
           } else {
             await sql`INSERT INTO raw_jobs (queue, payload) SELECT q, ${sql.json(payload as any)} FROM unnest(${queues}::text[]) q`;
           }
         },
-        many: async (payloads) => {
+        many: async (payloads, queue) => {
+          const queues = queuesOf(queue);
           await sql`
             INSERT INTO raw_jobs (queue, payload)
             SELECT q, p FROM jsonb_array_elements(${JSON.stringify(payloads)}::text::jsonb) p, unnest(${queues}::text[]) q`;

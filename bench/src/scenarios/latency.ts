@@ -7,13 +7,14 @@ import { singleQueue, type Scenario } from './scenario.ts';
 
 const perSecond = 100;
 
-function percentile(sorted: number[], p: number): number {
+export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 export const latency: Scenario = {
   name: 'latency',
   headline: { metric: 'p99Ms', unit: 'ms (p99)', higherIsBetter: false },
+  rows: ['p50', 'p95', 'p99', 'max'].map((p) => ({ metric: `${p}Ms`, unit: `ms ${p}` })),
   server: 'shared',
   appliesTo: () => true,
   async run({ adapter, url, tuning, contestant, scale }) {

@@ -11,16 +11,26 @@ export interface Scale {
   latency: number;
   fanOut: number;
   history: number;
+  /** many-subscriptions: events published at mixed rates, then again as a burst. */
+  manySubscriptions: number;
+  /** many-subscriptions: seconds of the idle window whose commits are counted. */
+  idleSeconds: number;
 }
 
-export const fullScale: Scale = { single: 20_000, batch: 100_000, drain: 100_000, latency: 500, fanOut: 5_000, history: 1_000_000 };
-export const quickScale: Scale = { single: 1_000, batch: 5_000, drain: 5_000, latency: 100, fanOut: 300, history: 20_000 };
+export const fullScale: Scale = {
+  single: 20_000, batch: 100_000, drain: 100_000, latency: 500, fanOut: 5_000, history: 1_000_000, manySubscriptions: 10_000, idleSeconds: 30,
+};
+export const quickScale: Scale = {
+  single: 1_000, batch: 5_000, drain: 5_000, latency: 100, fanOut: 300, history: 20_000, manySubscriptions: 1_000, idleSeconds: 10,
+};
 
 export interface ScenarioContext {
   contestant: ContestantName;
   adapter: Adapter;
   /** The fresh database of this cell. */
   url: string;
+  /** The server's own database (BENCH_DATABASE_URL): for reading statistics without adding to the cell's. */
+  serverUrl: string;
   scale: Scale;
   tuning: Tuning;
   log(message: string): void;
@@ -37,6 +47,8 @@ export interface Scenario {
   name: string;
   /** The figure tables and the chart show. */
   headline: { metric: string; unit: string; higherIsBetter: boolean };
+  /** The figures the results table shows, one row each (default: the headline). */
+  rows?: { metric: string; unit: string }[];
   /** 'embedded': needs a Postgres with default settings (autovacuum on) that the bench starts. */
   server: 'shared' | 'embedded';
   appliesTo(adapter: Adapter): boolean;

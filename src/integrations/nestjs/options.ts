@@ -20,7 +20,7 @@ export interface CrierModuleOptions {
    * process that only publishes (an API beside separate worker processes).
    */
   workers?: boolean;
-  /** Worker settings: pollInterval, shutdownTimeout, listenConnection, workerId. */
+  /** Worker settings: pollInterval, maxConnections, shutdownTimeout, listenConnection, workerId. */
   worker?: Omit<WorkerOptions, 'connection' | 'schema' | 'subscriptions' | 'handleSignals' | 'logger' | 'instrumentation'>;
   /** Where workers log (default: Nest's Logger with the context "Crier"); false for silence. */
   logger?: Logger | false;
