@@ -56,13 +56,19 @@ export interface PublishedEvent {
 }
 
 const delayedAt = `coalesce(x.deliver_at, statement_timestamp() + x.delay_ms * interval '1 millisecond')`;
-const inputColumns = `uuid uuid, topic text, key text, payload jsonb, headers jsonb, idempotency_key text, deliver_at timestamptz, delay_ms double precision, version integer`;
+const inputColumns = `uuid uuid, topic text, key text, payload jsonb, headers jsonb, deliver_at timestamptz, delay_ms double precision, version integer`;
 
+// One row back, however many events: their ids in the batch's order (one statement draws them from
+// one sequence in the order it inserts the rows, which is the batch's) and the transaction's
+// created_at; the client knows the rest (it drew the uuids). Absent fields take their defaults: the
+// client sends only what differs from them (docs/benchmarks.md, "Where crier loses time", item 5).
 const insertEvents = `
-INSERT INTO crier.events (uuid, topic, key, payload, headers, deliver_at, version)
-SELECT x.uuid, x.topic, x.key, x.payload, x.headers, ${delayedAt}, x.version
-FROM jsonb_to_recordset($1::text::jsonb) AS x(${inputColumns})
-RETURNING id::text AS id, uuid::text AS uuid, topic, version, created_at`;
+WITH inserted AS (
+  INSERT INTO crier.events (uuid, topic, key, payload, headers, deliver_at, version)
+  SELECT x.uuid, x.topic, x.key, x.payload, coalesce(x.headers, '{}'), ${delayedAt}, coalesce(x.version, 1)
+  FROM jsonb_to_recordset($1::text::jsonb) AS x(${inputColumns})
+  RETURNING id, created_at)
+SELECT string_agg(id::text, ',' ORDER BY id) AS ids, min(created_at) AS created_at FROM inserted`;
 
 // With idempotency keys: crier.publish_idempotent (db/sql/publish.sql) claims the keys and inserts
 // the events whose key it claimed, as its owner: publishers have no rights on crier.idempotency_keys.
@@ -79,18 +85,33 @@ export async function publishEvents(
   instrumentation?: Instrumentation,
 ): Promise<PublishedEvent[]> {
   if (events.length === 0) return [];
-  const encoded: string[] = [];
-  for (let i = 0; i < events.length; i++) encoded.push(encodeEvent(events[i]!, i, instrumentation));
-  const batch = `[${encoded.join(',')}]`;
-  const idempotent = events.some((e) => e.idempotencyKey != null);
+  const encoded: Encoded[] = [];
+  let idempotent = false;
+  for (let i = 0; i < events.length; i++) {
+    encoded.push(encodeEvent(events[i]!, i, instrumentation));
+    idempotent ||= events[i]!.idempotencyKey != null;
+  }
+  let batch = '[';
+  for (let i = 0; i < encoded.length; i++) batch += (i === 0 ? '' : ',') + encoded[i]!.json;
+  batch += ']';
+  let rows: Record<string, unknown>[];
   try {
-    const rows = await runQuery(executor, inSchema(idempotent ? insertIdempotentEvents : insertEvents, schema), [
-      textParameter(executor, batch),
-    ]);
-    return rows.map(toPublished);
+    rows = await runQuery(executor, inSchema(idempotent ? insertIdempotentEvents : insertEvents, schema), [textParameter(executor, batch)]);
   } catch (error) {
     throw fromDatabaseError(error);
   }
+  if (idempotent) return rows.map(toPublished);
+  const ids = String(rows[0]?.ids ?? '').split(',');
+  if (ids.length !== encoded.length) {
+    // Only a BEFORE trigger of someone else's on crier.events that drops rows could do this.
+    throw new Error(`crier: a batch of ${encoded.length} events inserted ${rows[0]?.ids == null ? 0 : ids.length} (does a trigger on crier.events skip rows?)`);
+  }
+  const createdAt = toDate(rows[0]!.created_at).getTime();
+  return encoded.map((e, i) => ({ id: ids[i]!, uuid: e.uuid, topic: e.topic, version: e.version, createdAt: new Date(createdAt), duplicate: false }));
+}
+
+function toDate(value: unknown): Date {
+  return value instanceof Date ? value : new Date(value as string);
 }
 
 function toPublished(row: Record<string, unknown>): PublishedEvent {
@@ -99,96 +120,120 @@ function toPublished(row: Record<string, unknown>): PublishedEvent {
     uuid: row.uuid as string,
     topic: row.topic as string,
     version: row.version as number,
-    createdAt: row.created_at instanceof Date ? row.created_at : new Date(row.created_at as string),
+    createdAt: toDate(row.created_at),
     duplicate: row.duplicate === true,
   };
 }
 
+interface Encoded {
+  /** The JSON object jsonb_to_recordset reads: only the fields that differ from their defaults. */
+  json: string;
+  uuid: string;
+  topic: string;
+  version: number;
+}
+
+/** "event 3 ("order.created"): what": where a problem is, for error messages. */
+function at(index: number, event: EventInput, what: string): string {
+  return `event ${index} (${quote(event?.topic)}): ${what}`;
+}
+
 /** Validates one event and encodes it as the JSON row jsonb_to_recordset reads. */
-function encodeEvent(event: EventInput, index: number, instrumentation: Instrumentation | undefined): string {
-  const where = (what: string) => `event ${index} (${quote(event?.topic)}): ${what}`;
+function encodeEvent(event: EventInput, index: number, instrumentation: Instrumentation | undefined): Encoded {
   if (event === null || typeof event !== 'object') {
     throw new CrierError('CRIER_INVALID_PAYLOAD', `event ${index} is not an object with topic and payload`);
   }
   assertTopic(event.topic);
   const key = event.key ?? null;
   if (key !== null && typeof key !== 'string') {
-    throw new CrierError('CRIER_INVALID_KEY', where(`key must be a string of at most ${MAX_KEY_BYTES} bytes or null, got ${typeof key}`));
+    throw new CrierError('CRIER_INVALID_KEY', at(index, event, `key must be a string of at most ${MAX_KEY_BYTES} bytes or null, got ${typeof key}`));
   }
   // Limits in bytes (src/limits.ts): past them Postgres would fail the statement on an index.
   const keyTooLong = key === null ? undefined : overLimit(key, MAX_KEY_BYTES);
-  if (keyTooLong) throw new CrierError('CRIER_KEY_TOO_LONG', where(`the key ${keyTooLong}`));
+  if (keyTooLong) throw new CrierError('CRIER_KEY_TOO_LONG', at(index, event, `the key ${keyTooLong}`));
   // Like payloads, keys reach Postgres inside the batch's JSON, where they could fail the whole statement.
-  const keyProblem = key === null ? undefined : unstorable(JSON.stringify(key));
-  if (keyProblem) throw new CrierError('CRIER_INVALID_KEY', where(`key contains ${keyProblem}`));
+  const keyJson = key === null ? undefined : JSON.stringify(key);
+  const keyProblem = keyJson === undefined ? undefined : unstorable(keyJson);
+  if (keyProblem) throw new CrierError('CRIER_INVALID_KEY', at(index, event, `key contains ${keyProblem}`));
   if (event.headers != null && (typeof event.headers !== 'object' || Array.isArray(event.headers))) {
-    throw new CrierError('CRIER_INVALID_HEADERS', where('headers must be a plain object'));
+    throw new CrierError('CRIER_INVALID_HEADERS', at(index, event, 'headers must be a plain object'));
   }
-  const headers = withCausation(withPublishHeaders(event.headers ?? {}, event.topic, instrumentation), event.causedBy, where);
+  const headers = withCausation(withPublishHeaders(event.headers ?? {}, event.topic, instrumentation), event, index);
   const idempotencyKey = event.idempotencyKey ?? null;
   if (idempotencyKey !== null && (typeof idempotencyKey !== 'string' || idempotencyKey === '' || unstorable(JSON.stringify(idempotencyKey)))) {
-    throw new CrierError('CRIER_INVALID_IDEMPOTENCY_KEY', where(`idempotencyKey must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_BYTES} bytes`));
+    throw new CrierError('CRIER_INVALID_IDEMPOTENCY_KEY', at(index, event, `idempotencyKey must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_BYTES} bytes`));
   }
   const idempotencyKeyTooLong = idempotencyKey === null ? undefined : overLimit(idempotencyKey, MAX_IDEMPOTENCY_KEY_BYTES);
-  if (idempotencyKeyTooLong) throw new CrierError('CRIER_IDEMPOTENCY_KEY_TOO_LONG', where(`the idempotency key ${idempotencyKeyTooLong}`));
-  const { deliverAt, delayMs } = deliveryTime(event, where);
+  if (idempotencyKeyTooLong) throw new CrierError('CRIER_IDEMPOTENCY_KEY_TOO_LONG', at(index, event, `the idempotency key ${idempotencyKeyTooLong}`));
+  const delivery = deliveryTime(event, index);
   for (const name of ['correlationId', 'causationId'] as const) {
     if (headers[name] !== undefined && typeof headers[name] !== 'string') {
-      throw new CrierError('CRIER_INVALID_HEADERS', where(`headers.${name} must be a string`));
+      throw new CrierError('CRIER_INVALID_HEADERS', at(index, event, `headers.${name} must be a string`));
     }
     const tooLong = headers[name] === undefined ? undefined : overLimit(headers[name] as string, MAX_HEADER_ID_BYTES);
-    if (tooLong) throw new CrierError('CRIER_HEADER_TOO_LONG', where(`headers.${name} ${tooLong}`));
+    if (tooLong) throw new CrierError('CRIER_HEADER_TOO_LONG', at(index, event, `headers.${name} ${tooLong}`));
   }
   const version = event.version ?? 1;
   if (!Number.isInteger(version) || version < 1 || version > 2_147_483_647) {
-    throw new CrierError('CRIER_INVALID_PAYLOAD', where(`version must be an integer >= 1, got ${JSON.stringify(version)}`));
+    throw new CrierError('CRIER_INVALID_PAYLOAD', at(index, event, `version must be an integer >= 1, got ${JSON.stringify(version)}`));
   }
-  const payload = toJson(event.payload, where, 'CRIER_INVALID_PAYLOAD', 'payload');
-  const headersJson = toJson(headers, where, 'CRIER_INVALID_HEADERS', 'headers');
-  return `{"uuid":"${uuidV7()}","topic":${JSON.stringify(event.topic)},"key":${JSON.stringify(key)},"payload":${payload},"headers":${headersJson},"idempotency_key":${JSON.stringify(idempotencyKey)},"deliver_at":${JSON.stringify(deliverAt)},"delay_ms":${JSON.stringify(delayMs)},"version":${version}}`;
+  const payload = toJson(event.payload, event, index, 'CRIER_INVALID_PAYLOAD', 'payload');
+  const headersJson = toJson(headers, event, index, 'CRIER_INVALID_HEADERS', 'headers');
+  const uuid = uuidV7();
+  // Only what differs from the defaults the statements apply (no key, no headers, at once, version 1).
+  let json = `{"uuid":"${uuid}","topic":${JSON.stringify(event.topic)},"payload":${payload}`;
+  if (keyJson !== undefined) json += `,"key":${keyJson}`;
+  if (headersJson !== '{}') json += `,"headers":${headersJson}`;
+  if (idempotencyKey !== null) json += `,"idempotency_key":${JSON.stringify(idempotencyKey)}`;
+  if (delivery !== undefined) json += typeof delivery === 'string' ? `,"deliver_at":"${delivery}"` : `,"delay_ms":${JSON.stringify(delivery)}`;
+  if (version !== 1) json += `,"version":${version}`;
+  return { json: `${json}}`, uuid, topic: event.topic, version };
 }
 
 /** The causing event's correlation and id, unless the caller set these headers explicitly. */
-function withCausation(headers: EventHeaders, causedBy: PublishOptions['causedBy'], where: (what: string) => string): EventHeaders {
+function withCausation(headers: EventHeaders, event: EventInput, index: number): EventHeaders {
+  const causedBy = event.causedBy;
   if (causedBy == null) return headers;
   if (typeof causedBy.uuid !== 'string' || typeof causedBy.correlationId !== 'string') {
-    throw new CrierError('CRIER_INVALID_HEADERS', where('causedBy must be the event being handled (with uuid and correlationId)'));
+    throw new CrierError('CRIER_INVALID_HEADERS', at(index, event, 'causedBy must be the event being handled (with uuid and correlationId)'));
   }
   return { correlationId: causedBy.correlationId, causationId: causedBy.uuid, ...headers };
 }
 
-function deliveryTime(event: EventInput, where: (what: string) => string): { deliverAt: string | null; delayMs: number | null } {
+/** When the event's deliveries become claimable: an ISO time (deliverAt), milliseconds from now (delay), or at once (undefined). */
+function deliveryTime(event: EventInput, index: number): string | number | undefined {
   if (event.deliverAt != null && event.delay != null) {
-    throw new CrierError('CRIER_INVALID_OPTION', where('give deliverAt or delay, not both'));
+    throw new CrierError('CRIER_INVALID_OPTION', at(index, event, 'give deliverAt or delay, not both'));
   }
   if (event.deliverAt != null) {
     if (!(event.deliverAt instanceof Date) || Number.isNaN(event.deliverAt.getTime())) {
-      throw new CrierError('CRIER_INVALID_OPTION', where('deliverAt must be a valid Date'));
+      throw new CrierError('CRIER_INVALID_OPTION', at(index, event, 'deliverAt must be a valid Date'));
     }
-    return { deliverAt: event.deliverAt.toISOString(), delayMs: null };
+    return event.deliverAt.toISOString();
   }
-  if (event.delay != null) return { deliverAt: null, delayMs: toMilliseconds(event.delay, where('delay')) };
-  return { deliverAt: null, delayMs: null };
+  if (event.delay != null) return toMilliseconds(event.delay, at(index, event, 'delay'));
+  return undefined;
 }
 
 function toJson(
   value: unknown,
-  where: (what: string) => string,
+  event: EventInput,
+  index: number,
   code: 'CRIER_INVALID_PAYLOAD' | 'CRIER_INVALID_HEADERS',
   what: string,
 ): string {
   if (value === undefined || value === null) {
-    throw new CrierError(code, where(`${what} is ${value}; publish an object (or {} for none)`));
+    throw new CrierError(code, at(index, event, `${what} is ${value}; publish an object (or {} for none)`));
   }
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
   } catch (error) {
-    throw new CrierError(code, where(`${what} is not JSON-serializable: ${(error as Error).message}`), { cause: error });
+    throw new CrierError(code, at(index, event, `${what} is not JSON-serializable: ${(error as Error).message}`), { cause: error });
   }
-  if (json === undefined) throw new CrierError(code, where(`${what} is not JSON-serializable (a ${typeof value})`));
+  if (json === undefined) throw new CrierError(code, at(index, event, `${what} is not JSON-serializable (a ${typeof value})`));
   const problem = unstorable(json);
-  if (problem) throw new CrierError(code, where(`${what} contains ${problem}`));
+  if (problem) throw new CrierError(code, at(index, event, `${what} contains ${problem}`));
   return json;
 }
 
@@ -199,6 +244,8 @@ const escapedNul = /(^|[^\\])(\\\\)*\\u0000/;
 const escapedLoneSurrogate = /(^|[^\\])(\\\\)*\\ud[89a-f][0-9a-f]{2}/;
 
 function unstorable(json: string): string | undefined {
+  // JSON.stringify writes both only as \u escapes: most JSON has none, and is not scanned twice.
+  if (!json.includes('\\u')) return undefined;
   if (escapedNul.test(json)) return 'the NUL character (\\u0000), which Postgres cannot store';
   if (escapedLoneSurrogate.test(json)) {
     return 'half of a UTF-16 surrogate pair (a string cut inside a character?), which Postgres cannot store';

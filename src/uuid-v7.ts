@@ -14,16 +14,16 @@ export function uuidV7(now: number = Date.now()): string {
     randomFillSync(random);
     used = 0;
   }
-  const b = random.subarray(used, (used += 16));
+  const b = random;
+  const i = used;
+  used += 16;
   const high = Math.floor(now / 0x10000); // the upper 32 of the 48 timestamp bits
-  b[0] = high >>> 24;
-  b[1] = (high >>> 16) & 0xff;
-  b[2] = (high >>> 8) & 0xff;
-  b[3] = high & 0xff;
-  b[4] = (now >>> 8) & 0xff;
-  b[5] = now & 0xff;
-  b[6] = 0x70 | (b[6]! & 0x0f); // version 7
-  b[8] = 0x80 | (b[8]! & 0x3f); // variant 10
-  const h = (i: number) => hex[b[i]!]!;
-  return `${h(0)}${h(1)}${h(2)}${h(3)}-${h(4)}${h(5)}-${h(6)}${h(7)}-${h(8)}${h(9)}-${h(10)}${h(11)}${h(12)}${h(13)}${h(14)}${h(15)}`;
+  // Written out rather than through a helper: this runs for every published event.
+  return (
+    hex[high >>> 24]! + hex[(high >>> 16) & 0xff]! + hex[(high >>> 8) & 0xff]! + hex[high & 0xff]! + '-' +
+    hex[(now >>> 8) & 0xff]! + hex[now & 0xff]! + '-' +
+    hex[0x70 | (b[i + 6]! & 0x0f)]! + hex[b[i + 7]!]! + '-' + // version 7
+    hex[0x80 | (b[i + 8]! & 0x3f)]! + hex[b[i + 9]!]! + '-' + // variant 10
+    hex[b[i + 10]!]! + hex[b[i + 11]!]! + hex[b[i + 12]!]! + hex[b[i + 13]!]! + hex[b[i + 14]!]! + hex[b[i + 15]!]!
+  );
 }

@@ -231,6 +231,38 @@ describe('fan-out', () => {
     assert.deepEqual(await db.sql.begin((tx) => crier.publishMany(tx, [])), [], 'an empty batch is a no-op');
   });
 
+  // The client sends only the fields that differ from their defaults and gets back one row of ids:
+  // what it returns must still be, event for event, what was stored.
+  test('publishMany returns what was stored, event for event, whichever fields each event sets', async () => {
+    const later = new Date(Date.now() + 3_600_000);
+    const inputs = [
+      { topic: 'returns.a', payload: { n: 0 } },
+      { topic: 'returns.b', payload: { n: 1 }, key: 'k-1', headers: { tenant: 'acme' } },
+      { topic: 'returns.a', payload: { n: 2 }, version: 3, deliverAt: later },
+      { topic: 'returns.c', payload: [], key: '', headers: {}, delay: '1h' as const },
+      { topic: 'returns.b', payload: { n: 4 }, headers: { correlationId: 'c-4' }, version: 1 },
+    ];
+    const published = await db.sql.begin((tx) => crier.publishMany(tx, inputs));
+    const rows = await db.sql`
+      SELECT id::text, uuid::text, topic, version, created_at, key, payload, headers, deliver_at
+      FROM crier.events WHERE id = ANY (${published.map((e) => e.id)}::bigint[]) ORDER BY id`;
+    assert.deepEqual(
+      published,
+      rows.map((r) => ({ id: r.id, uuid: r.uuid, topic: r.topic, version: r.version, createdAt: r.created_at, duplicate: false })),
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.key, r.payload, r.headers, r.deliver_at === null ? null : r.deliver_at > new Date(Date.now() + 3_000_000)]),
+      [
+        [null, { n: 0 }, {}, null],
+        ['k-1', { n: 1 }, { tenant: 'acme' }, null],
+        [null, { n: 2 }, {}, true],
+        ['', [], {}, true],
+        [null, { n: 4 }, { correlationId: 'c-4' }, null],
+      ],
+    );
+    assert.equal(rows[2]!.deliver_at.getTime(), later.getTime());
+  });
+
   test('a subscription receives only events published after it exists, and follows topic changes', async () => {
     const before = await db.sql.begin((tx) => crier.publish(tx, 'late.thing', { n: 1 }));
     await subscribe('late', ['late.#']);

@@ -1,7 +1,7 @@
 // `npm run bench:sweep`: the peers' settings that matter, tried side by side, so that the settings
 // `npm run bench` gives them (adapters/*-settings.ts) are their best, with the figures to show it.
 //   pg-boss: batchSize with burstWhenBatchFull, localConcurrency, notify (queue + useListenNotify)
-//   graphile-worker: concurrency, localQueue size, completeJobBatchDelay
+//   graphile-worker: concurrency, localQueue size, completeJobBatchDelay and failJobBatchDelay
 //   crier: concurrency per subscription (its default is 10)
 // Options: --quick, --runs N (default 1), --scale F, --contestants a,b, --scenarios a,b.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -22,11 +22,13 @@ const variants: Record<string, { label: string; tuning: Tuning }[]> = {
     { label: 'batchSize 100, burst, no notify, localConcurrency 2', tuning: { batchSize: 100, burstWhenBatchFull: true, localConcurrency: 2, notify: false, pollingIntervalSeconds: 0.5 } },
   ],
   graphile: [
-    { label: 'defaults (concurrency 1, no localQueue)', tuning: { concurrency: 1, localQueueSize: -1, completeJobBatchDelay: -1 } },
-    { label: 'concurrency 10, no localQueue', tuning: { concurrency: 10, localQueueSize: -1, completeJobBatchDelay: -1 } },
+    { label: 'defaults (concurrency 1, no localQueue)', tuning: { concurrency: 1, localQueueSize: -1, completeJobBatchDelay: -1, failJobBatchDelay: -1 } },
+    { label: 'concurrency 10, no localQueue', tuning: { concurrency: 10, localQueueSize: -1, completeJobBatchDelay: -1, failJobBatchDelay: -1 } },
     { label: 'concurrency 10, localQueue 100, completeJobBatchDelay 0', tuning: { concurrency: 10, localQueueSize: 100, completeJobBatchDelay: 0 } },
     { label: 'concurrency 10, localQueue 500, completeJobBatchDelay 0', tuning: { concurrency: 10, localQueueSize: 500, completeJobBatchDelay: 0 } },
     { label: 'concurrency 20, localQueue 500, completeJobBatchDelay 0', tuning: { concurrency: 20, localQueueSize: 500, completeJobBatchDelay: 0 } },
+    // Its performance page's configuration (website/docs/performance.md, "With batching").
+    { label: 'concurrency 24, localQueue 500, complete/failJobBatchDelay 0', tuning: { concurrency: 24, localQueueSize: 500, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
   ],
   crier: [
     { label: 'defaults (concurrency 10)', tuning: {} },

@@ -1,5 +1,6 @@
 // graphile-worker (current release) through its public API. Its best settings come from the sweep;
-// `tuning` overrides them: concurrency, localQueueSize (-1 = off), completeJobBatchDelay, pollInterval.
+// `tuning` overrides them: concurrency, localQueueSize (-1 = off), completeJobBatchDelay, failJobBatchDelay
+// (-1 = off), pollInterval.
 // No fan-out: one job goes to one task.
 import { makeWorkerUtils, run, runMigrations, type Logger } from 'graphile-worker';
 import pg from 'pg';
@@ -62,6 +63,7 @@ export const adapter: Adapter = {
         worker: {
           ...(localQueueSize > 1 ? { localQueue: { size: localQueueSize } } : {}),
           completeJobBatchDelay: Number(s.completeJobBatchDelay),
+          failJobBatchDelay: Number(s.failJobBatchDelay),
         },
       },
       taskList: Object.fromEntries(layout.queues.map((q) => [q, async (payload: unknown) => void handle(payload)])),
