@@ -7,6 +7,36 @@
 CREATE SCHEMA crier;
 
 --
+-- Name: add_partition(regclass, text, text); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.add_partition(p_parent regclass, p_suffix text, p_bounds text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  v_table text := p_parent::text || '_' || p_suffix;
+  v_base text := (SELECT c.relname FROM pg_class c WHERE c.oid = p_parent);
+  v_index record;
+BEGIN
+  EXECUTE format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', v_table, p_parent);
+  -- The primary key as a constraint (ATTACH takes only a constraint's index for the parent's).
+  FOR v_index IN SELECT c.conname AS name, pg_get_constraintdef(c.oid) AS def FROM pg_constraint c
+                 WHERE c.conrelid = p_parent AND c.contype IN ('p', 'u') LOOP
+    EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', v_table,
+                   v_base || '_' || p_suffix || substr(v_index.name, length(v_base) + 1), v_index.def);
+  END LOOP;
+  FOR v_index IN SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS def
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                 WHERE i.indrelid = p_parent AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid) LOOP
+    EXECUTE replace(replace(v_index.def, format(' ON ONLY %s ', p_parent), format(' ON %s ', v_table)),
+                    format(' INDEX %s ', v_index.name),
+                    format(' INDEX %I ', v_base || '_' || p_suffix || substr(v_index.name, length(v_base) + 1)));
+  END LOOP;
+  EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s %s', p_parent, v_table, p_bounds);
+END $$;
+
+--
 -- Name: assert_pattern(text); Type: FUNCTION; Schema: crier
 --
 
@@ -559,6 +589,43 @@ CREATE FUNCTION crier.extend_leases(p_worker text, p_ids bigint[], p_attempts in
 $$;
 
 --
+-- Name: extend_partitions(); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.extend_partitions() RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '1s'
+    AS $_$
+DECLARE
+  v_rows bigint := (SELECT p.rows_per_partition FROM crier.partitioning p);
+  v_parent regclass;
+  v_next bigint;
+  v_upper bigint;
+  v_added integer := 0;
+BEGIN
+  FOREACH v_parent IN ARRAY ARRAY['crier.events'::regclass, 'crier.deliveries'::regclass] LOOP
+    v_next := crier.next_id(v_parent);
+    SELECT max(p.upper) INTO v_upper FROM crier.partitions(v_parent) p;
+    CONTINUE WHEN v_upper - v_next >= v_rows;
+    IF NOT pg_try_advisory_xact_lock(hashtext('crier.extend_partitions')) THEN
+      RETURN v_added;
+    END IF;
+    -- Rows the default partition caught (ids past every range) stay there: start above them.
+    EXECUTE format('SELECT greatest($1, $2, (SELECT max(id) + 1 FROM %s_default))', v_parent)
+      INTO v_upper USING v_upper, v_next;
+    WHILE v_upper - v_next < v_rows LOOP
+      PERFORM crier.add_partition(v_parent, 'p' || v_upper, format('FOR VALUES FROM (%s) TO (%s)', v_upper, v_upper + v_rows));
+      v_upper := v_upper + v_rows;
+      v_added := v_added + 1;
+    END LOOP;
+  END LOOP;
+  RETURN v_added;
+EXCEPTION WHEN lock_not_available THEN
+  RETURN 0;
+END $_$;
+
+--
 -- Name: fail(text, bigint[], integer[], text[], text[], boolean[], integer[]); Type: FUNCTION; Schema: crier
 --
 
@@ -662,7 +729,8 @@ CREATE TABLE crier.deliveries (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     ordering_key text,
     CONSTRAINT deliveries_state_valid CHECK ((state = ANY (ARRAY['pending'::text, 'running'::text, 'done'::text, 'dead'::text, 'waiting'::text])))
-);
+)
+PARTITION BY RANGE (id);
 
 --
 -- Name: events; Type: TABLE; Schema: crier
@@ -681,7 +749,8 @@ CREATE TABLE crier.events (
     CONSTRAINT events_headers_object CHECK ((jsonb_typeof(headers) = 'object'::text)),
     CONSTRAINT events_topic_valid CHECK (((length(topic) <= 255) AND (topic ~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'::text))),
     CONSTRAINT events_version_positive CHECK ((version >= 1))
-);
+)
+PARTITION BY RANGE (id);
 
 --
 -- Name: dead_letters; Type: VIEW; Schema: crier
@@ -748,7 +817,7 @@ DECLARE
     'park', 'unpark', 'wake', 'topic_valid', 'topic_pattern_valid', 'topic_patterns_valid',
     'topic_pattern_regex', 'topic_matches', 'mark_processed', 'is_processed', 'lock_ordered_keys',
     'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads', 'register_worker', 'worker_stopped',
-    'worker_poll', 'claim_many'];
+    'worker_poll', 'claim_many', 'extend_partitions'];
   v_admin_functions text[] := ARRAY['create_roles', 'grant_roles', 'drop_roles', 'role_prefixes',
                                      'refresh_grants', 'column_list'];
   -- Runs as its owner and inserts events: an operator, who may not publish, does not get it.
@@ -1222,6 +1291,17 @@ CREATE FUNCTION crier.next_due_in(p_subscription text) RETURNS double precision
 $$;
 
 --
+-- Name: next_id(regclass); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.next_id(p_parent regclass) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT coalesce(pg_sequence_last_value(s.seqrelid) + s.seqincrement, s.seqstart)
+  FROM pg_sequence s WHERE s.seqrelid = pg_get_serial_sequence(p_parent::text, 'id')::regclass
+$$;
+
+--
 -- Name: ordered_head_deleted(); Type: FUNCTION; Schema: crier
 --
 
@@ -1279,6 +1359,22 @@ CREATE FUNCTION crier.park(p_worker text, p_subscriptions text[]) RETURNS void
 $$;
 
 --
+-- Name: partitions(regclass); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.partitions(p_parent regclass) RETURNS TABLE(partition regclass, lower bigint, upper bigint)
+    LANGUAGE sql STABLE
+    AS $_$
+  SELECT i.inhrelid::regclass, b.m[1]::bigint, b.m[2]::bigint
+  FROM pg_inherits i
+  JOIN pg_class c ON c.oid = i.inhrelid
+  CROSS JOIN LATERAL (SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                          '^FOR VALUES FROM \((?:MINVALUE|''(-?\d+)'')\) TO \(''(-?\d+)''\)$') AS m) b
+  WHERE i.inhparent = p_parent AND b.m IS NOT NULL
+  ORDER BY b.m[2]::bigint
+$_$;
+
+--
 -- Name: pause_subscription(text); Type: FUNCTION; Schema: crier
 --
 
@@ -1301,15 +1397,30 @@ CREATE PROCEDURE crier.prune(IN p_older_than interval, IN p_dead boolean DEFAULT
     AS $$
 DECLARE
   v_before timestamptz := now() - p_older_than;
-  v_after bigint := 0;
+  v_after bigint;
   v_deleted bigint;
 BEGIN
   deleted_deliveries := 0;
   deleted_events := 0;
+  v_after := NULL;
+  LOOP
+    SELECT p.deleted, p.last_id INTO v_deleted, v_after FROM crier.prune_partitions('deliveries', v_before, p_dead, v_after) p;
+    deleted_deliveries := deleted_deliveries + v_deleted;
+    COMMIT;
+    EXIT WHEN v_after IS NULL;
+  END LOOP;
+  v_after := 0;
   LOOP
     SELECT p.deleted, p.last_id INTO v_deleted, v_after
     FROM crier.prune_deliveries(v_before, p_dead, v_after, p_batch) p;
     deleted_deliveries := deleted_deliveries + v_deleted;
+    COMMIT;
+    EXIT WHEN v_after IS NULL;
+  END LOOP;
+  v_after := NULL;
+  WHILE p_events LOOP
+    SELECT p.deleted, p.last_id INTO v_deleted, v_after FROM crier.prune_partitions('events', v_before, false, v_after) p;
+    deleted_events := deleted_events + v_deleted;
     COMMIT;
     EXIT WHEN v_after IS NULL;
   END LOOP;
@@ -1357,6 +1468,72 @@ CREATE FUNCTION crier.prune_idempotency_keys(p_older_than interval DEFAULT '7 da
   WITH gone AS (DELETE FROM crier.idempotency_keys WHERE created_at < now() - p_older_than RETURNING 1)
   SELECT count(*)::integer FROM gone
 $$;
+
+--
+-- Name: prune_partitions(text, timestamp with time zone, boolean, bigint, boolean); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.prune_partitions(p_table text, p_before timestamp with time zone, p_dead boolean DEFAULT false, p_after bigint DEFAULT NULL::bigint, p_dry_run boolean DEFAULT false) RETURNS TABLE(dropped integer, deleted bigint, last_id bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '1s'
+    AS $_$
+DECLARE
+  v_parent regclass;
+  v_next bigint;
+  v_part record;
+  v_rows bigint;
+  v_keep boolean;
+BEGIN
+  IF p_table IS NULL OR p_table NOT IN ('deliveries', 'events') OR p_before IS NULL THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: prune_partitions takes ''deliveries'' or ''events'' and a cutoff time, got %',
+      coalesce(quote_literal(p_table), 'NULL') USING ERRCODE = '22023';
+  END IF;
+  v_parent := ('crier.' || p_table)::regclass;
+  v_next := crier.next_id(v_parent);
+  dropped := 0;
+  deleted := 0;
+  FOR v_part IN SELECT p.* FROM crier.partitions(v_parent) p
+                WHERE p.upper <= v_next AND p.upper > coalesce(p_after, p.upper - 1) LOOP
+    IF p_table = 'deliveries' THEN
+      EXECUTE format('SELECT count(*), coalesce(bool_or(NOT ((t.state = ''done'' OR ($2 AND t.state = ''dead'')) AND t.finished_at < $1)), false) FROM %s t',
+                     v_part.partition) INTO v_rows, v_keep USING p_before, p_dead;
+      CONTINUE WHEN v_keep;
+    ELSE
+      EXECUTE format('SELECT count(*), coalesce(bool_or(t.created_at >= $1), false) FROM %s t', v_part.partition)
+        INTO v_rows, v_keep USING p_before;
+      EXIT WHEN v_keep; -- the later partitions hold later events
+    END IF;
+    BEGIN
+      IF NOT p_dry_run THEN
+        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_parent);
+      END IF;
+      IF p_table = 'deliveries' THEN
+        EXECUTE format('SELECT EXISTS (SELECT FROM %1$s t WHERE t.state = ''pending'') OR EXISTS (SELECT FROM %1$s t WHERE t.state = ''waiting'')
+                          OR EXISTS (SELECT FROM %1$s t WHERE t.locked_until IS NOT NULL)
+                          OR EXISTS (SELECT FROM %1$s t WHERE t.state = ''dead'' AND NOT ($2 AND t.finished_at < $1))', v_part.partition)
+          INTO v_keep USING p_before, p_dead;
+      ELSE
+        SELECT EXISTS (SELECT FROM crier.deliveries d
+                       WHERE d.event_id >= coalesce(v_part.lower, d.event_id) AND d.event_id < v_part.upper)
+          INTO v_keep;
+      END IF;
+      CONTINUE WHEN v_keep;
+      dropped := dropped + 1;
+      deleted := deleted + v_rows;
+      IF NOT p_dry_run THEN
+        EXECUTE format('DROP TABLE %s', v_part.partition);
+        last_id := v_part.upper;
+        RETURN NEXT;
+        RETURN;
+      END IF;
+    EXCEPTION WHEN lock_not_available THEN
+      RAISE NOTICE 'crier.prune_partitions: % is in use (its lock waited 1 s): partition % is left to the batched prune',
+        v_parent, v_part.partition;
+    END;
+  END LOOP;
+  RETURN NEXT;
+END $_$;
 
 --
 -- Name: prune_processed(interval); Type: FUNCTION; Schema: crier
@@ -1922,6 +2099,35 @@ CREATE FUNCTION crier.set_reject_unknown_topics(p_reject boolean) RETURNS void
 $$;
 
 --
+-- Name: set_rows_per_partition(bigint); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.set_rows_per_partition(p_rows bigint) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '5s'
+    AS $$
+DECLARE
+  v_parent regclass;
+  v_next bigint;
+  v_part record;
+BEGIN
+  IF p_rows IS NULL OR p_rows < 1000 THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: rows per partition must be at least 1000, got %', coalesce(p_rows::text, 'NULL')
+      USING ERRCODE = '22023';
+  END IF;
+  UPDATE crier.partitioning SET rows_per_partition = p_rows;
+  FOREACH v_parent IN ARRAY ARRAY['crier.events'::regclass, 'crier.deliveries'::regclass] LOOP
+    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_parent);
+    v_next := crier.next_id(v_parent);
+    FOR v_part IN SELECT p.* FROM crier.partitions(v_parent) p WHERE p.lower >= v_next LOOP
+      EXECUTE format('DROP TABLE %s', v_part.partition);
+    END LOOP;
+  END LOOP;
+  RETURN crier.extend_partitions();
+END $$;
+
+--
 -- Name: sync_catalog_check(); Type: FUNCTION; Schema: crier
 --
 
@@ -2099,6 +2305,7 @@ CREATE FUNCTION crier.worker_poll(p_worker text, p_parked text[]) RETURNS TABLE(
 DECLARE
   v_rescued integer := crier.rescue_expired();
 BEGIN
+  PERFORM crier.extend_partitions();
   UPDATE crier.parked_workers p SET since = now()
   WHERE p.worker = p_worker AND p.subscription = ANY (p_parked) AND p.since < now() - interval '1 minute';
   RETURN QUERY
@@ -2206,6 +2413,30 @@ CREATE TABLE crier.catalog_versions (
 );
 
 --
+-- Name: deliveries_default; Type: TABLE; Schema: crier
+--
+
+CREATE TABLE crier.deliveries_default (
+    id bigint NOT NULL,
+    event_id bigint NOT NULL,
+    subscription text NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    available_at timestamp with time zone DEFAULT now() NOT NULL,
+    worker text,
+    locked_until timestamp with time zone,
+    last_error text,
+    last_error_stack text,
+    errors jsonb DEFAULT '[]'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    ordering_key text,
+    CONSTRAINT deliveries_state_valid CHECK ((state = ANY (ARRAY['pending'::text, 'running'::text, 'done'::text, 'dead'::text, 'waiting'::text])))
+);
+
+--
 -- Name: deliveries_id_seq; Type: SEQUENCE; Schema: crier
 --
 
@@ -2216,6 +2447,30 @@ ALTER TABLE crier.deliveries ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+--
+-- Name: deliveries_p1; Type: TABLE; Schema: crier
+--
+
+CREATE TABLE crier.deliveries_p1 (
+    id bigint NOT NULL,
+    event_id bigint NOT NULL,
+    subscription text NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    available_at timestamp with time zone DEFAULT now() NOT NULL,
+    worker text,
+    locked_until timestamp with time zone,
+    last_error text,
+    last_error_stack text,
+    errors jsonb DEFAULT '[]'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    ordering_key text,
+    CONSTRAINT deliveries_state_valid CHECK ((state = ANY (ARRAY['pending'::text, 'running'::text, 'done'::text, 'dead'::text, 'waiting'::text])))
 );
 
 --
@@ -2252,6 +2507,26 @@ CREATE VIEW crier.event_history AS
      LEFT JOIN crier.deliveries d ON ((d.event_id = e.id)));
 
 --
+-- Name: events_default; Type: TABLE; Schema: crier
+--
+
+CREATE TABLE crier.events_default (
+    id bigint NOT NULL,
+    uuid uuid DEFAULT gen_random_uuid() NOT NULL,
+    topic text NOT NULL,
+    key text,
+    payload jsonb NOT NULL,
+    headers jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    version integer DEFAULT 1 NOT NULL,
+    deliver_at timestamp with time zone,
+    CONSTRAINT events_byte_limits CHECK ((((octet_length(topic) <= 255) AND (COALESCE(octet_length(key), 0) <= 1024) AND (COALESCE(octet_length((headers ->> 'correlationId'::text)), 0) <= 1024) AND (COALESCE(octet_length((headers ->> 'causationId'::text)), 0) <= 1024)) OR crier.event_within_limits(topic, key, headers))),
+    CONSTRAINT events_headers_object CHECK ((jsonb_typeof(headers) = 'object'::text)),
+    CONSTRAINT events_topic_valid CHECK (((length(topic) <= 255) AND (topic ~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'::text))),
+    CONSTRAINT events_version_positive CHECK ((version >= 1))
+);
+
+--
 -- Name: events_id_seq; Type: SEQUENCE; Schema: crier
 --
 
@@ -2262,6 +2537,26 @@ ALTER TABLE crier.events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+--
+-- Name: events_p1; Type: TABLE; Schema: crier
+--
+
+CREATE TABLE crier.events_p1 (
+    id bigint NOT NULL,
+    uuid uuid DEFAULT gen_random_uuid() NOT NULL,
+    topic text NOT NULL,
+    key text,
+    payload jsonb NOT NULL,
+    headers jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    version integer DEFAULT 1 NOT NULL,
+    deliver_at timestamp with time zone,
+    CONSTRAINT events_byte_limits CHECK ((((octet_length(topic) <= 255) AND (COALESCE(octet_length(key), 0) <= 1024) AND (COALESCE(octet_length((headers ->> 'correlationId'::text)), 0) <= 1024) AND (COALESCE(octet_length((headers ->> 'causationId'::text)), 0) <= 1024)) OR crier.event_within_limits(topic, key, headers))),
+    CONSTRAINT events_headers_object CHECK ((jsonb_typeof(headers) = 'object'::text)),
+    CONSTRAINT events_topic_valid CHECK (((length(topic) <= 255) AND (topic ~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'::text))),
+    CONSTRAINT events_version_positive CHECK ((version >= 1))
 );
 
 --
@@ -2284,6 +2579,17 @@ CREATE UNLOGGED TABLE crier.parked_workers (
     subscription text NOT NULL,
     worker text NOT NULL,
     since timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: partitioning; Type: TABLE; Schema: crier
+--
+
+CREATE TABLE crier.partitioning (
+    singleton boolean DEFAULT true NOT NULL,
+    rows_per_partition bigint DEFAULT 1000000 NOT NULL,
+    CONSTRAINT partitioning_rows_valid CHECK ((rows_per_partition >= 1000)),
+    CONSTRAINT partitioning_singleton CHECK (singleton)
 );
 
 --
@@ -2332,6 +2638,24 @@ CREATE TABLE crier.route_epoch (
     epoch bigint DEFAULT 1 NOT NULL,
     CONSTRAINT route_epoch_singleton CHECK (singleton)
 );
+
+--
+-- Name: storage; Type: VIEW; Schema: crier
+--
+
+CREATE VIEW crier.storage AS
+ SELECT p.name AS table_name,
+    (count(*))::integer AS partitions,
+    (sum(pg_table_size(t.relid)))::bigint AS table_bytes,
+    (sum(pg_indexes_size(t.relid)))::bigint AS index_bytes,
+    (sum(s.n_live_tup))::bigint AS live_rows,
+    (sum(s.n_dead_tup))::bigint AS dead_rows,
+    (sum(s.autovacuum_count))::bigint AS autovacuums
+   FROM ((unnest(ARRAY['events'::text, 'deliveries'::text]) p(name)
+     CROSS JOIN LATERAL pg_partition_tree((('crier.'::text || p.name))::regclass) t(relid, parentrelid, isleaf, level))
+     LEFT JOIN pg_stat_user_tables s ON ((s.relid = (t.relid)::oid)))
+  WHERE t.isleaf
+  GROUP BY p.name;
 
 --
 -- Name: workers; Type: VIEW; Schema: crier
@@ -2517,6 +2841,30 @@ CREATE TABLE crier.topic_routes (
 );
 
 --
+-- Name: deliveries_default; Type: TABLE ATTACH; Schema: crier
+--
+
+ALTER TABLE ONLY crier.deliveries ATTACH PARTITION crier.deliveries_default DEFAULT;
+
+--
+-- Name: deliveries_p1; Type: TABLE ATTACH; Schema: crier
+--
+
+ALTER TABLE ONLY crier.deliveries ATTACH PARTITION crier.deliveries_p1 FOR VALUES FROM ('1') TO ('1000001');
+
+--
+-- Name: events_default; Type: TABLE ATTACH; Schema: crier
+--
+
+ALTER TABLE ONLY crier.events ATTACH PARTITION crier.events_default DEFAULT;
+
+--
+-- Name: events_p1; Type: TABLE ATTACH; Schema: crier
+--
+
+ALTER TABLE ONLY crier.events ATTACH PARTITION crier.events_p1 FOR VALUES FROM ('1') TO ('1000001');
+
+--
 -- Name: catalog_settings catalog_settings_pkey; Type: CONSTRAINT; Schema: crier
 --
 
@@ -2545,6 +2893,20 @@ ALTER TABLE ONLY crier.deliveries
     ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id);
 
 --
+-- Name: deliveries_default deliveries_default_pkey; Type: CONSTRAINT; Schema: crier
+--
+
+ALTER TABLE ONLY crier.deliveries_default
+    ADD CONSTRAINT deliveries_default_pkey PRIMARY KEY (id);
+
+--
+-- Name: deliveries_p1 deliveries_p1_pkey; Type: CONSTRAINT; Schema: crier
+--
+
+ALTER TABLE ONLY crier.deliveries_p1
+    ADD CONSTRAINT deliveries_p1_pkey PRIMARY KEY (id);
+
+--
 -- Name: events events_byte_limits; Type: CHECK CONSTRAINT; Schema: crier
 --
 
@@ -2559,11 +2921,18 @@ ALTER TABLE ONLY crier.events
     ADD CONSTRAINT events_pkey PRIMARY KEY (id);
 
 --
--- Name: events events_uuid_unique; Type: CONSTRAINT; Schema: crier
+-- Name: events_default events_default_pkey; Type: CONSTRAINT; Schema: crier
 --
 
-ALTER TABLE ONLY crier.events
-    ADD CONSTRAINT events_uuid_unique UNIQUE (uuid);
+ALTER TABLE ONLY crier.events_default
+    ADD CONSTRAINT events_default_pkey PRIMARY KEY (id);
+
+--
+-- Name: events_p1 events_p1_pkey; Type: CONSTRAINT; Schema: crier
+--
+
+ALTER TABLE ONLY crier.events_p1
+    ADD CONSTRAINT events_p1_pkey PRIMARY KEY (id);
 
 --
 -- Name: idempotency_keys idempotency_keys_topic_key_pk; Type: CONSTRAINT; Schema: crier
@@ -2585,6 +2954,13 @@ ALTER TABLE ONLY crier.ordered_keys
 
 ALTER TABLE ONLY crier.parked_workers
     ADD CONSTRAINT parked_workers_subscription_worker_pk PRIMARY KEY (subscription, worker);
+
+--
+-- Name: partitioning partitioning_pkey; Type: CONSTRAINT; Schema: crier
+--
+
+ALTER TABLE ONLY crier.partitioning
+    ADD CONSTRAINT partitioning_pkey PRIMARY KEY (singleton);
 
 --
 -- Name: processed processed_subscription_event_id_pk; Type: CONSTRAINT; Schema: crier
@@ -2632,43 +3008,145 @@ ALTER TABLE ONLY crier.topic_routes
 -- Name: deliveries_dead_idx; Type: INDEX; Schema: crier
 --
 
-CREATE INDEX deliveries_dead_idx ON crier.deliveries USING btree (subscription, finished_at) WHERE (state = 'dead'::text);
+CREATE INDEX deliveries_dead_idx ON ONLY crier.deliveries USING btree (subscription, finished_at) WHERE (state = 'dead'::text);
+
+--
+-- Name: deliveries_default_dead_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX deliveries_default_dead_idx ON crier.deliveries_default USING btree (subscription, finished_at) WHERE (state = 'dead'::text);
 
 --
 -- Name: deliveries_event_idx; Type: INDEX; Schema: crier
 --
 
-CREATE INDEX deliveries_event_idx ON crier.deliveries USING btree (event_id);
+CREATE INDEX deliveries_event_idx ON ONLY crier.deliveries USING btree (event_id);
+
+--
+-- Name: deliveries_default_event_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX deliveries_default_event_idx ON crier.deliveries_default USING btree (event_id);
 
 --
 -- Name: deliveries_lease_idx; Type: INDEX; Schema: crier
 --
 
-CREATE INDEX deliveries_lease_idx ON crier.deliveries USING btree (locked_until) WHERE (locked_until IS NOT NULL);
+CREATE INDEX deliveries_lease_idx ON ONLY crier.deliveries USING btree (locked_until) WHERE (locked_until IS NOT NULL);
+
+--
+-- Name: deliveries_default_lease_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX deliveries_default_lease_idx ON crier.deliveries_default USING btree (locked_until) WHERE (locked_until IS NOT NULL);
 
 --
 -- Name: deliveries_pending_idx; Type: INDEX; Schema: crier
 --
 
-CREATE INDEX deliveries_pending_idx ON crier.deliveries USING btree (subscription, available_at, id) WHERE (state = 'pending'::text);
+CREATE INDEX deliveries_pending_idx ON ONLY crier.deliveries USING btree (subscription, available_at, id) WHERE (state = 'pending'::text);
+
+--
+-- Name: deliveries_default_pending_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX deliveries_default_pending_idx ON crier.deliveries_default USING btree (subscription, available_at, id) WHERE (state = 'pending'::text);
 
 --
 -- Name: deliveries_waiting_idx; Type: INDEX; Schema: crier
 --
 
-CREATE INDEX deliveries_waiting_idx ON crier.deliveries USING btree (subscription, ordering_key, id) WHERE (state = 'waiting'::text);
+CREATE INDEX deliveries_waiting_idx ON ONLY crier.deliveries USING btree (subscription, ordering_key, id) WHERE (state = 'waiting'::text);
+
+--
+-- Name: deliveries_default_waiting_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX deliveries_default_waiting_idx ON crier.deliveries_default USING btree (subscription, ordering_key, id) WHERE (state = 'waiting'::text);
+
+--
+-- Name: deliveries_p1_dead_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX deliveries_p1_dead_idx ON crier.deliveries_p1 USING btree (subscription, finished_at) WHERE (state = 'dead'::text);
+
+--
+-- Name: deliveries_p1_event_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX deliveries_p1_event_idx ON crier.deliveries_p1 USING btree (event_id);
+
+--
+-- Name: deliveries_p1_lease_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX deliveries_p1_lease_idx ON crier.deliveries_p1 USING btree (locked_until) WHERE (locked_until IS NOT NULL);
+
+--
+-- Name: deliveries_p1_pending_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX deliveries_p1_pending_idx ON crier.deliveries_p1 USING btree (subscription, available_at, id) WHERE (state = 'pending'::text);
+
+--
+-- Name: deliveries_p1_waiting_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX deliveries_p1_waiting_idx ON crier.deliveries_p1 USING btree (subscription, ordering_key, id) WHERE (state = 'waiting'::text);
 
 --
 -- Name: events_correlation_idx; Type: INDEX; Schema: crier
 --
 
-CREATE INDEX events_correlation_idx ON crier.events USING btree (((headers ->> 'correlationId'::text))) WHERE (headers ? 'correlationId'::text);
+CREATE INDEX events_correlation_idx ON ONLY crier.events USING btree (((headers ->> 'correlationId'::text))) WHERE (headers ? 'correlationId'::text);
 
 --
 -- Name: events_created_at_brin; Type: INDEX; Schema: crier
 --
 
-CREATE INDEX events_created_at_brin ON crier.events USING brin (created_at);
+CREATE INDEX events_created_at_brin ON ONLY crier.events USING brin (created_at);
+
+--
+-- Name: events_default_correlation_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX events_default_correlation_idx ON crier.events_default USING btree (((headers ->> 'correlationId'::text))) WHERE (headers ? 'correlationId'::text);
+
+--
+-- Name: events_default_created_at_brin; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX events_default_created_at_brin ON crier.events_default USING brin (created_at);
+
+--
+-- Name: events_uuid_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX events_uuid_idx ON ONLY crier.events USING btree (uuid);
+
+--
+-- Name: events_default_uuid_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX events_default_uuid_idx ON crier.events_default USING btree (uuid);
+
+--
+-- Name: events_p1_correlation_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX events_p1_correlation_idx ON crier.events_p1 USING btree (((headers ->> 'correlationId'::text))) WHERE (headers ? 'correlationId'::text);
+
+--
+-- Name: events_p1_created_at_brin; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX events_p1_created_at_brin ON crier.events_p1 USING brin (created_at);
+
+--
+-- Name: events_p1_uuid_idx; Type: INDEX; Schema: crier
+--
+
+CREATE INDEX events_p1_uuid_idx ON crier.events_p1 USING btree (uuid);
 
 --
 -- Name: idempotency_keys_created_idx; Type: INDEX; Schema: crier
@@ -2687,6 +3165,126 @@ CREATE INDEX processed_at_idx ON crier.processed USING btree (at);
 --
 
 CREATE INDEX subscriptions_topic_heads_idx ON crier.subscriptions USING gin (topic_heads);
+
+--
+-- Name: deliveries_default_dead_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.deliveries_dead_idx ATTACH PARTITION crier.deliveries_default_dead_idx;
+
+--
+-- Name: deliveries_default_event_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.deliveries_event_idx ATTACH PARTITION crier.deliveries_default_event_idx;
+
+--
+-- Name: deliveries_default_lease_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.deliveries_lease_idx ATTACH PARTITION crier.deliveries_default_lease_idx;
+
+--
+-- Name: deliveries_default_pending_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.deliveries_pending_idx ATTACH PARTITION crier.deliveries_default_pending_idx;
+
+--
+-- Name: deliveries_default_pkey; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.deliveries_pkey ATTACH PARTITION crier.deliveries_default_pkey;
+
+--
+-- Name: deliveries_default_waiting_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.deliveries_waiting_idx ATTACH PARTITION crier.deliveries_default_waiting_idx;
+
+--
+-- Name: deliveries_p1_dead_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.deliveries_dead_idx ATTACH PARTITION crier.deliveries_p1_dead_idx;
+
+--
+-- Name: deliveries_p1_event_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.deliveries_event_idx ATTACH PARTITION crier.deliveries_p1_event_idx;
+
+--
+-- Name: deliveries_p1_lease_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.deliveries_lease_idx ATTACH PARTITION crier.deliveries_p1_lease_idx;
+
+--
+-- Name: deliveries_p1_pending_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.deliveries_pending_idx ATTACH PARTITION crier.deliveries_p1_pending_idx;
+
+--
+-- Name: deliveries_p1_pkey; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.deliveries_pkey ATTACH PARTITION crier.deliveries_p1_pkey;
+
+--
+-- Name: deliveries_p1_waiting_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.deliveries_waiting_idx ATTACH PARTITION crier.deliveries_p1_waiting_idx;
+
+--
+-- Name: events_default_correlation_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.events_correlation_idx ATTACH PARTITION crier.events_default_correlation_idx;
+
+--
+-- Name: events_default_created_at_brin; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.events_created_at_brin ATTACH PARTITION crier.events_default_created_at_brin;
+
+--
+-- Name: events_default_pkey; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.events_pkey ATTACH PARTITION crier.events_default_pkey;
+
+--
+-- Name: events_default_uuid_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.events_uuid_idx ATTACH PARTITION crier.events_default_uuid_idx;
+
+--
+-- Name: events_p1_correlation_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.events_correlation_idx ATTACH PARTITION crier.events_p1_correlation_idx;
+
+--
+-- Name: events_p1_created_at_brin; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.events_created_at_brin ATTACH PARTITION crier.events_p1_created_at_brin;
+
+--
+-- Name: events_p1_pkey; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.events_pkey ATTACH PARTITION crier.events_p1_pkey;
+
+--
+-- Name: events_p1_uuid_idx; Type: INDEX ATTACH; Schema: crier
+--
+
+ALTER INDEX crier.events_uuid_idx ATTACH PARTITION crier.events_p1_uuid_idx;
 
 --
 -- Name: catalog _RETURN; Type: RULE; Schema: crier
@@ -2772,6 +3370,12 @@ CREATE TRIGGER subscriptions_topics_changed AFTER UPDATE OF topics ON crier.subs
 
 ALTER TABLE ONLY crier.catalog_versions
     ADD CONSTRAINT catalog_versions_topic_catalog_topics_topic_fk FOREIGN KEY (topic) REFERENCES crier.catalog_topics(topic) ON DELETE CASCADE;
+
+--
+-- Name: FUNCTION add_partition(p_parent regclass, p_suffix text, p_bounds text); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.add_partition(p_parent regclass, p_suffix text, p_bounds text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION assert_pattern(p_pattern text); Type: ACL; Schema: crier
@@ -2894,6 +3498,12 @@ REVOKE ALL ON FUNCTION crier.event_within_limits(p_topic text, p_key text, p_hea
 REVOKE ALL ON FUNCTION crier.extend_leases(p_worker text, p_ids bigint[], p_attempts integer[]) FROM PUBLIC;
 
 --
+-- Name: FUNCTION extend_partitions(); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.extend_partitions() FROM PUBLIC;
+
+--
 -- Name: FUNCTION fail(p_worker text, p_ids bigint[], p_attempts integer[], p_errors text[], p_stacks text[], p_give_up boolean[], p_delays_ms integer[]); Type: ACL; Schema: crier
 --
 
@@ -2972,6 +3582,12 @@ REVOKE ALL ON FUNCTION crier.mark_processed(p_subscription text, p_event_id bigi
 REVOKE ALL ON FUNCTION crier.next_due_in(p_subscription text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION next_id(p_parent regclass); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.next_id(p_parent regclass) FROM PUBLIC;
+
+--
 -- Name: FUNCTION ordered_head_deleted(); Type: ACL; Schema: crier
 --
 
@@ -2988,6 +3604,12 @@ REVOKE ALL ON FUNCTION crier.ordered_state_changed() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION crier.park(p_worker text, p_subscriptions text[]) FROM PUBLIC;
+
+--
+-- Name: FUNCTION partitions(p_parent regclass); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.partitions(p_parent regclass) FROM PUBLIC;
 
 --
 -- Name: FUNCTION pause_subscription(p_subscription text); Type: ACL; Schema: crier
@@ -3018,6 +3640,12 @@ REVOKE ALL ON FUNCTION crier.prune_events(p_before timestamp with time zone, p_a
 --
 
 REVOKE ALL ON FUNCTION crier.prune_idempotency_keys(p_older_than interval) FROM PUBLIC;
+
+--
+-- Name: FUNCTION prune_partitions(p_table text, p_before timestamp with time zone, p_dead boolean, p_after bigint, p_dry_run boolean); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.prune_partitions(p_table text, p_before timestamp with time zone, p_dead boolean, p_after bigint, p_dry_run boolean) FROM PUBLIC;
 
 --
 -- Name: FUNCTION prune_processed(p_older_than interval); Type: ACL; Schema: crier
@@ -3126,6 +3754,12 @@ REVOKE ALL ON FUNCTION crier.set_catalog_validation(p_topic text, p_validate boo
 --
 
 REVOKE ALL ON FUNCTION crier.set_reject_unknown_topics(p_reject boolean) FROM PUBLIC;
+
+--
+-- Name: FUNCTION set_rows_per_partition(p_rows bigint); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.set_rows_per_partition(p_rows bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION sync_catalog_check(); Type: ACL; Schema: crier

@@ -23,12 +23,18 @@ export const crier = pgSchema('crier');
 
 const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
-/** The append-only log: one row per published event, never updated. */
+/**
+ * The append-only log: one row per published event, never updated. Partitioned by ranges of id
+ * (migration 0005, db/sql/partitions.sql), which drizzle-kit cannot express: only the columns,
+ * constraints and indexes here are its business.
+ */
 export const events = crier.table(
   'events',
   {
     id: bigint('id', { mode: 'bigint' }).primaryKey().generatedAlwaysAsIdentity(),
-    uuid: uuid('uuid').notNull().unique().defaultRandom(),
+    // Not UNIQUE: a partitioned table's unique keys must hold its partition key (id). uuids are drawn
+    // at random by crier (v7 in TypeScript, v4 in SQL) and never supplied by callers.
+    uuid: uuid('uuid').notNull().defaultRandom(),
     topic: text('topic').notNull(),
     key: text('key'),
     payload: jsonb('payload').notNull(),
@@ -69,6 +75,8 @@ export const events = crier.table(
     // Time-bounded scans of the log (events list --since, replay, prune): tiny, and cheap to keep
     // because created_at grows with the table.
     index('events_created_at_brin').using('brin', t.createdAt),
+    // Lookups by uuid (events show, requeue, the bridge's dedupe).
+    index('events_uuid_idx').on(t.uuid),
   ],
 );
 
@@ -115,7 +123,7 @@ export const subscriptions = crier.table(
  * One row per event x matching subscription: the state of that subscription's work on that event.
  * States: pending -> running -> done | pending (retry) | dead. See docs/delivery-states.md.
  * Ordered subscriptions add 'waiting': behind the head of its key, not claimable until promoted
- * (docs/guarantees.md).
+ * (docs/guarantees.md). Partitioned by ranges of id, as crier.events is.
  */
 export const deliveries = crier.table(
   'deliveries',
@@ -327,4 +335,20 @@ export const registeredWorkers = crier.table(
     stoppedAt: timestamptz('stopped_at'),
   },
   (t) => [check('registered_workers_heartbeat_positive', sql`${t.heartbeatMs} > 0`)],
+);
+
+/**
+ * How crier.events and crier.deliveries are partitioned (db/sql/partitions.sql): ids per partition.
+ * A change applies to the partitions added after it. One row.
+ */
+export const partitioning = crier.table(
+  'partitioning',
+  {
+    singleton: boolean('singleton').primaryKey().default(true),
+    rowsPerPartition: bigint('rows_per_partition', { mode: 'number' }).notNull().default(1000000),
+  },
+  (t) => [
+    check('partitioning_singleton', sql`${t.singleton}`),
+    check('partitioning_rows_valid', sql`${t.rowsPerPartition} >= 1000`),
+  ],
 );

@@ -38,6 +38,7 @@ export interface MigrateResult {
 export const sqlFiles = {
   beforeTables: ['limits.sql', 'topics.sql', 'catalog/json_schema.sql'],
   afterTables: [
+    'partitions.sql',
     'routing.sql',
     'wake.sql',
     'ordering.sql',
@@ -104,10 +105,17 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
     await client.unsafe(
       `CREATE TABLE IF NOT EXISTS ${files} (file text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
-    const applied = await applySqlFiles(client, schema, files, sqlFiles.beforeTables);
+    const applied = await client.begin((tx) => applySqlFiles(tx, schema, files, sqlFiles.beforeTables));
 
-    const tables = await applyJournal(client, migrations, { schema: migrationsSchema, table });
-    applied.push(...(await applySqlFiles(client, schema, files, sqlFiles.afterTables)));
+    // A table migration may drop what depends on a table (0005 made crier.events and
+    // crier.deliveries anew): every file is then applied again, in the migrations' transaction, so
+    // that no session ever sees the new tables without their triggers.
+    let afterTables: string[] = [];
+    const tables = await applyJournal<postgres.TransactionSql>(client, migrations, { schema: migrationsSchema, table }, async (tx) => {
+      afterTables = await applySqlFiles(tx, schema, files, sqlFiles.afterTables, true);
+    });
+    if (tables.length === 0) afterTables = await client.begin((tx) => applySqlFiles(tx, schema, files, sqlFiles.afterTables));
+    applied.push(...afterTables);
 
     if (tables.length > 0 || applied.length > 0) {
       // Whatever was (re)defined, the roles' grants are derived again from the schema as it is.
@@ -121,35 +129,32 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   }
 }
 
-/** Applies, in order and in one transaction, the files whose content changed; returns their names. */
-async function applySqlFiles(client: postgres.Sql, schema: string, table: string, files: readonly string[]): Promise<string[]> {
-  const recorded = new Map((await client.unsafe(`SELECT file, sha256 FROM ${table}`)).map((r) => [r.file as string, r.sha256 as string]));
+/** Applies, in order, the files whose content changed (or all); returns their names. */
+async function applySqlFiles(tx: postgres.TransactionSql, schema: string, table: string, files: readonly string[], all = false): Promise<string[]> {
+  const recorded = new Map((await tx.unsafe(`SELECT file, sha256 FROM ${table}`)).map((r) => [r.file as string, r.sha256 as string]));
   const changed = files
     .map((file) => {
       const text = readFileSync(`${sqlFolder()}/${file}`, 'utf8');
       return { file, text, sha256: createHash('sha256').update(text).digest('hex') };
     })
-    .filter((f) => recorded.get(f.file) !== f.sha256);
-  if (changed.length === 0) return [];
-  await client.begin(async (tx) => {
-    for (const f of changed) {
-      try {
-        await tx.unsafe(inSchema(f.text, schema)).simple();
-      } catch (error) {
-        if (error instanceof Error) {
-          const message = `db/sql/${f.file}: ${error.message}`;
-          error.stack = error.stack?.replace(error.message, message);
-          error.message = message;
-        }
-        throw error;
+    .filter((f) => all || recorded.get(f.file) !== f.sha256);
+  for (const f of changed) {
+    try {
+      await tx.unsafe(inSchema(f.text, schema)).simple();
+    } catch (error) {
+      if (error instanceof Error) {
+        const message = `db/sql/${f.file}: ${error.message}`;
+        error.stack = error.stack?.replace(error.message, message);
+        error.message = message;
       }
-      await tx.unsafe(
-        `INSERT INTO ${table} (file, sha256) VALUES ($1, $2)
-         ON CONFLICT (file) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()`,
-        [f.file, f.sha256],
-      );
+      throw error;
     }
-  });
+    await tx.unsafe(
+      `INSERT INTO ${table} (file, sha256) VALUES ($1, $2)
+       ON CONFLICT (file) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()`,
+      [f.file, f.sha256],
+    );
+  }
   return changed.map((f) => f.file);
 }
 

@@ -37,15 +37,19 @@ export function readJournal(folder: string, rewrite: (statement: string) => stri
 }
 
 /** A postgres.js client with one connection: `begin` runs the callback in a transaction. */
-interface Client extends PostgresJsExecutor {
-  begin(callback: (tx: PostgresJsExecutor) => Promise<unknown>): PromiseLike<unknown>;
+interface Client<Tx extends PostgresJsExecutor> extends PostgresJsExecutor {
+  begin(callback: (tx: Tx) => Promise<unknown>): PromiseLike<unknown>;
 }
 
-/** Applies the migrations newer than the newest one recorded in `"schema"."table"`; returns their tags. */
-export async function applyJournal(
-  client: Client,
+/**
+ * Applies the migrations newer than the newest one recorded in `"schema"."table"`; returns their tags.
+ * `then`, when given, runs in the same transaction after them (only when some were pending).
+ */
+export async function applyJournal<Tx extends PostgresJsExecutor>(
+  client: Client<Tx>,
   migrations: readonly JournalMigration[],
   bookkeeping: { schema: string; table: string },
+  then?: (tx: Tx) => Promise<unknown>,
 ): Promise<string[]> {
   const table = `"${bookkeeping.schema}"."${bookkeeping.table}"`;
   await client.unsafe(`CREATE SCHEMA IF NOT EXISTS "${bookkeeping.schema}"`);
@@ -59,6 +63,7 @@ export async function applyJournal(
       for (const statement of migration.statements) await tx.unsafe(statement);
       await tx.unsafe(`INSERT INTO ${table} (hash, created_at) VALUES ($1, $2)`, [migration.hash, migration.when]);
     }
+    await then?.(tx);
   });
   return pending.map((m) => m.tag);
 }

@@ -308,9 +308,9 @@ describe('commands', () => {
     assert.ok(Date.parse(JSON.parse(plainMs.stdout).before) > Date.now() - 3_600_000, 'a second ago, not 1000 days or hours');
     const prune = await crierCli(['prune', '--older-than', '7d', '--dry-run', '--json']);
     assert.equal(prune.code, 0, prune.stderr);
-    assert.deepEqual(Object.keys(JSON.parse(prune.stdout)).sort(), ['batches', 'before', 'deliveries', 'dryRun', 'events']);
+    assert.deepEqual(Object.keys(JSON.parse(prune.stdout)).sort(), ['batches', 'before', 'deliveries', 'dryRun', 'events', 'partitions']);
     const pruned = await crierCli(['prune', '--older-than', '1ms', '--events']);
-    assert.match(pruned.stdout, /^deleted \d+ deliveries and \d+ events finished before .* \(\d+ batch(es)?\)\n$/);
+    assert.match(pruned.stdout, /^deleted \d+ deliveries and \d+ events finished before .* \(\d+ partitions? whole, \d+ transactions?\)\n$/);
   });
 
   test('subscriptions: list, pause, resume, remove refuses with pending unless --force', async () => {

@@ -35,8 +35,8 @@ async function plan(query: string): Promise<string> {
 
 test('crier.subscription_gauges reads the partial indexes, not the history', async () => {
   const text = await plan('SELECT * FROM crier.subscription_gauges');
-  assert.doesNotMatch(text, /Seq Scan on deliveries/, text);
-  for (const index of ['deliveries_pending_idx', 'deliveries_lease_idx', 'deliveries_dead_idx']) assert.match(text, new RegExp(index), text);
+  assert.doesNotMatch(text, /Seq Scan on deliveries(_p\d+)? /, text);
+  for (const index of ['pending_idx', 'lease_idx', 'dead_idx']) assert.match(text, new RegExp(`deliveries_p\\d+_${index}`), text);
   const [a] = await db.sql`SELECT backlog, running, stuck, dead FROM crier.subscription_gauges WHERE subscription = 'a'`;
   const [b] = await db.sql`SELECT
       count(*) FILTER (WHERE state = 'pending') AS backlog, count(*) FILTER (WHERE state = 'running') AS running,
@@ -48,6 +48,6 @@ test('crier.subscription_gauges reads the partial indexes, not the history', asy
 test('a published window reads the BRIN index of crier.events', async () => {
   const text = await plan(`SELECT topic, count(*) FROM crier.published_events
     WHERE published_at >= now() - interval '1 minute' AND published_at < now() - interval '10 seconds' GROUP BY topic`);
-  assert.match(text, /Bitmap Index Scan on events_created_at_brin/, text);
-  assert.doesNotMatch(text, /Seq Scan on events/, text);
+  assert.match(text, /Bitmap Index Scan on events_p\d+_created_at_brin/, text);
+  assert.doesNotMatch(text, /Seq Scan on events(_p\d+)? /, text);
 });

@@ -6,8 +6,9 @@ export const pruneCommand: Command = {
   path: ['prune'],
   summary: 'delete done deliveries (and, if asked, dead ones and unreferenced events) older than an age',
   details:
-    'Works in primary-key order, a batch per short transaction: it never holds long locks and workers never\n' +
-    'wait on it. Pending and running deliveries are never deleted.',
+    'First drops whole partitions in which every row may go (each DROP locks the table for milliseconds, and\n' +
+    'waits at most 1 s for it), then works in primary-key order, a batch per short transaction, through the rest:\n' +
+    'it never holds long locks. Pending and running deliveries are never deleted.',
   options: {
     'older-than': { type: 'string', value: 'DURATION', description: 'finished longer ago than this: 30m, 24h, 7d, or milliseconds (required)' },
     dead: { type: 'boolean', description: 'also delete dead deliveries that died that long ago' },
@@ -33,7 +34,7 @@ export const pruneCommand: Command = {
     if (values.events) what.push(plural(result.events, 'event'));
     out.write(
       `${result.dryRun ? 'would delete' : 'deleted'} ${what.join(' and ')} finished before ${time(result.before)} ` +
-        `(${plural(result.batches, 'batch', 'batches')})\n`,
+        `(${plural(result.partitions, 'partition')} whole, ${plural(result.batches, 'transaction')})\n`,
     );
   },
 };

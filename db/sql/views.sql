@@ -126,3 +126,20 @@ SELECT t.topic, t.latest_version, t.validate, t.description,
 FROM crier.catalog_topics t
 JOIN crier.catalog_versions v ON v.topic = t.topic
 GROUP BY t.topic;
+
+-- select * from crier.storage;  -- bytes on disk of the log and the deliveries, over their partitions
+-- (pg_total_relation_size of a partitioned table is 0: its rows live in the partitions,
+-- partitions.sql). table_bytes counts heap and TOAST; rows are the statistics' estimates.
+CREATE OR REPLACE VIEW crier.storage AS
+SELECT p.name AS table_name,
+       count(*)::integer AS partitions,
+       sum(pg_table_size(t.relid))::bigint AS table_bytes,
+       sum(pg_indexes_size(t.relid))::bigint AS index_bytes,
+       sum(s.n_live_tup)::bigint AS live_rows,
+       sum(s.n_dead_tup)::bigint AS dead_rows,
+       sum(s.autovacuum_count)::bigint AS autovacuums
+FROM unnest(ARRAY['events', 'deliveries']) AS p(name)
+CROSS JOIN LATERAL pg_partition_tree(('crier.' || p.name)::regclass) t
+LEFT JOIN pg_stat_user_tables s ON s.relid = t.relid
+WHERE t.isleaf
+GROUP BY p.name;

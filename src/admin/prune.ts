@@ -1,6 +1,8 @@
 // Prune: delete finished deliveries (and, if asked, events nothing refers to any more) older than a
-// given age, through crier.prune_deliveries / crier.prune_events: a walk in primary-key order, a
-// few thousand rows per short transaction, so no lock is held for long and workers never wait.
+// given age. First whole partitions whose every row may go (crier.prune_partitions: a DROP per
+// transaction, workers wait milliseconds), then the rest through crier.prune_deliveries /
+// crier.prune_events: a walk in primary-key order, a few thousand rows per short transaction, so
+// no lock is held for long and workers never wait.
 import { toMilliseconds, type Duration } from '../duration.ts';
 import { query, toNumber, type AdminDb } from './db.ts';
 
@@ -22,6 +24,8 @@ export interface PruneResult {
   before: Date;
   deliveries: number;
   events: number;
+  /** Partitions dropped whole (their rows are counted in deliveries and events). */
+  partitions: number;
   /** Transactions used. */
   batches: number;
 }
@@ -31,8 +35,27 @@ export async function prune(db: AdminDb, options: PruneOptions): Promise<PruneRe
   const batch = options.batchSize ?? 5000;
   const [cutoff] = await query(db, `SELECT now() - $1::float8 * interval '1 millisecond' AS before`, [ms]);
   const before = cutoff!.before as Date;
-  const result: PruneResult = { dryRun: options.dryRun ?? false, before, deliveries: 0, events: 0, batches: 0 };
+  const result: PruneResult = { dryRun: options.dryRun ?? false, before, deliveries: 0, events: 0, partitions: 0, batches: 0 };
 
+  // With dryRun the walks count every row, those of partitions that would go whole too.
+  const dropPartitions = async (table: 'deliveries' | 'events'): Promise<number> => {
+    let deleted = 0;
+    let after: string | null = null;
+    do {
+      const [row] = await query(
+        db,
+        'SELECT dropped, deleted, last_id::text FROM crier.prune_partitions($1, $2::timestamptz, $3::boolean, $4::bigint, $5::boolean)',
+        [table, before, table === 'deliveries' && (options.dead ?? false), after, result.dryRun],
+      );
+      result.partitions += toNumber(row!.dropped);
+      deleted += toNumber(row!.deleted);
+      result.batches++;
+      after = row!.last_id;
+    } while (after !== null);
+    return result.dryRun ? 0 : deleted;
+  };
+
+  result.deliveries += await dropPartitions('deliveries');
   let after: string | null = '0';
   while (after !== null) {
     const [row] = await query(
@@ -44,6 +67,7 @@ export async function prune(db: AdminDb, options: PruneOptions): Promise<PruneRe
     result.batches++;
     after = row!.last_id;
   }
+  if (options.events) result.events += await dropPartitions('events');
   after = options.events ? '0' : null;
   while (after !== null) {
     const [row] = await query(

@@ -176,7 +176,8 @@ BEGIN
 END $$;
 
 -- The worker's periodic round trip (every pollInterval, idle or busy; one per worker process, not
--- one per subscription): rescues expired leases (crier.rescue_expired, anyone's), and for the
+-- one per subscription): adds partitions ahead of the ids when due (crier.extend_partitions,
+-- partitions.sql), rescues expired leases (crier.rescue_expired, anyone's), and for the
 -- subscriptions it has parked (p_parked) says whether its parked row is still there (a producer
 -- that woke it deleted the row: if that NOTIFY was lost, the worker must park again) and when the
 -- subscription's next pending delivery falls due (<= 0: due now, so a wake-up was missed or a
@@ -191,6 +192,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_rescued integer := crier.rescue_expired();
 BEGIN
+  PERFORM crier.extend_partitions();
   UPDATE crier.parked_workers p SET since = now()
   WHERE p.worker = p_worker AND p.subscription = ANY (p_parked) AND p.since < now() - interval '1 minute';
   RETURN QUERY

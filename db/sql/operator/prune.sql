@@ -68,7 +68,82 @@ LANGUAGE sql AS $$
     p_before, false, p_after_id, p_batch, p_dry_run)
 $$;
 
--- For SQL users and cron jobs: both walks, committing after every batch (so run it with CALL
+-- Whole partitions first (partitions.sql): drops the partitions of p_table ('deliveries' or
+-- 'events') that take no new rows and in which every row may go, as the walks below would delete
+-- them row by row. A deliveries partition goes when all its deliveries are done (or dead, with
+-- p_dead) and finished before p_before; an events partition when all its events are older than
+-- p_before and no delivery refers to one (prune deliveries first). The scan for what never changes
+-- again takes no lock; what can still change (pending, waiting, running and dead deliveries, the
+-- deliveries of the events) is checked again through small indexes under the lock DROP takes on
+-- the whole table, which therefore blocks workers for milliseconds only. That lock waits at most a
+-- second (a long transaction on the table); the partition is then left to the walks, with a notice.
+-- Runs as its owner, who alone may drop a table; operators may call it. One partition per call,
+-- so that each DROP commits (and frees the table) on its own: it examines the partitions after the
+-- id p_after, stops after dropping one and returns its upper bound as last_id, or NULL when none
+-- is left; with p_dry_run it counts them all in one call (no lock).
+CREATE OR REPLACE FUNCTION crier.prune_partitions(
+  p_table text, p_before timestamptz, p_dead boolean DEFAULT false, p_after bigint DEFAULT NULL,
+  p_dry_run boolean DEFAULT false
+) RETURNS TABLE (dropped integer, deleted bigint, last_id bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '1s' AS $$
+DECLARE
+  v_parent regclass;
+  v_next bigint;
+  v_part record;
+  v_rows bigint;
+  v_keep boolean;
+BEGIN
+  IF p_table IS NULL OR p_table NOT IN ('deliveries', 'events') OR p_before IS NULL THEN
+    RAISE EXCEPTION 'CRIER_INVALID_OPTION: prune_partitions takes ''deliveries'' or ''events'' and a cutoff time, got %',
+      coalesce(quote_literal(p_table), 'NULL') USING ERRCODE = '22023';
+  END IF;
+  v_parent := ('crier.' || p_table)::regclass;
+  v_next := crier.next_id(v_parent);
+  dropped := 0;
+  deleted := 0;
+  FOR v_part IN SELECT p.* FROM crier.partitions(v_parent) p
+                WHERE p.upper <= v_next AND p.upper > coalesce(p_after, p.upper - 1) LOOP
+    IF p_table = 'deliveries' THEN
+      EXECUTE format('SELECT count(*), coalesce(bool_or(NOT ((t.state = ''done'' OR ($2 AND t.state = ''dead'')) AND t.finished_at < $1)), false) FROM %s t',
+                     v_part.partition) INTO v_rows, v_keep USING p_before, p_dead;
+      CONTINUE WHEN v_keep;
+    ELSE
+      EXECUTE format('SELECT count(*), coalesce(bool_or(t.created_at >= $1), false) FROM %s t', v_part.partition)
+        INTO v_rows, v_keep USING p_before;
+      EXIT WHEN v_keep; -- the later partitions hold later events
+    END IF;
+    BEGIN
+      IF NOT p_dry_run THEN
+        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_parent);
+      END IF;
+      IF p_table = 'deliveries' THEN
+        EXECUTE format('SELECT EXISTS (SELECT FROM %1$s t WHERE t.state = ''pending'') OR EXISTS (SELECT FROM %1$s t WHERE t.state = ''waiting'')
+                          OR EXISTS (SELECT FROM %1$s t WHERE t.locked_until IS NOT NULL)
+                          OR EXISTS (SELECT FROM %1$s t WHERE t.state = ''dead'' AND NOT ($2 AND t.finished_at < $1))', v_part.partition)
+          INTO v_keep USING p_before, p_dead;
+      ELSE
+        SELECT EXISTS (SELECT FROM crier.deliveries d
+                       WHERE d.event_id >= coalesce(v_part.lower, d.event_id) AND d.event_id < v_part.upper)
+          INTO v_keep;
+      END IF;
+      CONTINUE WHEN v_keep;
+      dropped := dropped + 1;
+      deleted := deleted + v_rows;
+      IF NOT p_dry_run THEN
+        EXECUTE format('DROP TABLE %s', v_part.partition);
+        last_id := v_part.upper;
+        RETURN NEXT;
+        RETURN;
+      END IF;
+    EXCEPTION WHEN lock_not_available THEN
+      RAISE NOTICE 'crier.prune_partitions: % is in use (its lock waited 1 s): partition % is left to the batched prune',
+        v_parent, v_part.partition;
+    END;
+  END LOOP;
+  RETURN NEXT;
+END $$;
+
+-- For SQL users and cron jobs: whole partitions, then both walks, committing after every batch (so run it with CALL
 -- outside an explicit transaction).  CALL crier.prune(interval '30 days');
 CREATE OR REPLACE PROCEDURE crier.prune(
   p_older_than interval,
@@ -81,15 +156,30 @@ CREATE OR REPLACE PROCEDURE crier.prune(
 LANGUAGE plpgsql AS $$
 DECLARE
   v_before timestamptz := now() - p_older_than;
-  v_after bigint := 0;
+  v_after bigint;
   v_deleted bigint;
 BEGIN
   deleted_deliveries := 0;
   deleted_events := 0;
+  v_after := NULL;
+  LOOP
+    SELECT p.deleted, p.last_id INTO v_deleted, v_after FROM crier.prune_partitions('deliveries', v_before, p_dead, v_after) p;
+    deleted_deliveries := deleted_deliveries + v_deleted;
+    COMMIT;
+    EXIT WHEN v_after IS NULL;
+  END LOOP;
+  v_after := 0;
   LOOP
     SELECT p.deleted, p.last_id INTO v_deleted, v_after
     FROM crier.prune_deliveries(v_before, p_dead, v_after, p_batch) p;
     deleted_deliveries := deleted_deliveries + v_deleted;
+    COMMIT;
+    EXIT WHEN v_after IS NULL;
+  END LOOP;
+  v_after := NULL;
+  WHILE p_events LOOP
+    SELECT p.deleted, p.last_id INTO v_deleted, v_after FROM crier.prune_partitions('events', v_before, false, v_after) p;
+    deleted_events := deleted_events + v_deleted;
     COMMIT;
     EXIT WHEN v_after IS NULL;
   END LOOP;
