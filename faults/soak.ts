@@ -79,11 +79,11 @@ SELECT
      WHERE f.at >= now() - $1 * interval '1 ms') AS latency,
   (SELECT count(*) FROM crier.deliveries WHERE state IN ('pending', 'running'))::int AS backlog,
   (SELECT coalesce(extract(epoch FROM now() - min(created_at)) * 1000, 0) FROM crier.deliveries WHERE state = 'pending')::float8 AS lag_ms,
-  pg_total_relation_size('crier.events') AS events_bytes,
-  pg_total_relation_size('crier.deliveries') AS deliveries_bytes,
-  pg_relation_size('crier.deliveries_pending_idx') AS pending_idx_bytes,
-  (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'crier.deliveries'::regclass)::int AS dead_tuples,
-  (SELECT autovacuum_count FROM pg_stat_user_tables WHERE relid = 'crier.deliveries'::regclass)::int AS autovacuums`;
+  (SELECT table_bytes + index_bytes FROM crier.storage WHERE table_name = 'events') AS events_bytes,
+  (SELECT table_bytes + index_bytes FROM crier.storage WHERE table_name = 'deliveries') AS deliveries_bytes,
+  (SELECT sum(pg_relation_size(i.relid)) FROM pg_partition_tree('crier.deliveries_pending_idx') i) AS pending_idx_bytes,
+  (SELECT dead_rows FROM crier.storage WHERE table_name = 'deliveries')::int AS dead_tuples,
+  (SELECT autovacuums FROM crier.storage WHERE table_name = 'deliveries')::int AS autovacuums`;
 
 interface Sample {
   at: number;

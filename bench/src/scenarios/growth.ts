@@ -1,13 +1,16 @@
 // growth (crier): does history cost the hot path anything? Runs on the embedded Postgres with default
 // settings (autovacuum on). In one fresh database:
 //   1. publish and drain B events into an empty database (publish-batch and drain rates);
-//   2. publish and drain H events (the history: 1 million at full scale), then table and index sizes;
+//   2. publish and drain H events (the history: 10 million at full scale), then table and index sizes
+//      (crier.storage: every partition) and bytes on disk per event and delivery;
 //   3. publish and drain B events again, with H done events in history: the same rates, at once (while
 //      autovacuum works through the dead row versions the history left) and again once autovacuum has
 //      caught up with crier's tables (waiting up to 10 minutes; the figures say how long it took);
 //   4. publish-single rate with 1, 100 and 1,000 subscriptions, all but one not matching the topic;
+//   5. crier prune of everything finished: how long it takes, and how many partitions it dropped whole;
 //   and whether the claim's plan reads the pending index, with fresh and with settled statistics.
 import postgres from 'postgres';
+import { createAdmin } from '../../../src/index.ts';
 import { now } from '../clock.ts';
 import { makePayload } from '../payload.ts';
 import { WorkerHandle } from '../worker-handle.ts';
@@ -46,15 +49,15 @@ async function publishAndDrain(context: ScenarioContext, count: number, from: nu
 
 /**
  * Waits until no autovacuum worker runs and crier.deliveries and crier.events have each been
- * vacuumed since their dead row versions piled up (n_dead_tup small); returns the seconds waited.
+ * vacuumed since their dead row versions piled up (dead rows small, over all their partitions);
+ * returns the seconds waited.
  */
 async function waitForAutovacuum(sql: postgres.Sql, timeoutMs: number): Promise<number> {
   const startedAt = now();
   for (;;) {
     const [row] = await sql`
       SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker')::int AS workers,
-             (SELECT coalesce(max(n_dead_tup::float8 / greatest(n_live_tup, 1)), 0) FROM pg_stat_user_tables
-              WHERE schemaname = 'crier' AND relname IN ('deliveries', 'events')) AS dead_share`;
+             (SELECT coalesce(max(dead_rows::float8 / greatest(live_rows, 1)), 0) FROM crier.storage) AS dead_share`;
     if ((row!.workers === 0 && row!.dead_share < 0.05) || now() - startedAt > timeoutMs) return (now() - startedAt) / 1000;
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
@@ -75,7 +78,7 @@ export const growth: Scenario = {
       await adapter.install(url, singleQueue, tuning);
       const usesPendingIndex = async () => {
         const [row] = await sql.unsafe(claimQuery);
-        return JSON.stringify(row!['QUERY PLAN']).includes('deliveries_pending_idx') ? 1 : 0;
+        return /deliveries_p\d+_pending_idx/.test(JSON.stringify(row!['QUERY PLAN'])) ? 1 : 0;
       };
       const batch = Math.min(scale.batch, 20_000);
       const planFresh = await usesPendingIndex();
@@ -84,12 +87,13 @@ export const growth: Scenario = {
 
       const history = await publishAndDrain(context, scale.history, batch);
       const [sizes] = await sql`
-        SELECT pg_total_relation_size('crier.events') AS events,
-               pg_total_relation_size('crier.deliveries') AS deliveries,
-               pg_relation_size('crier.deliveries_pending_idx') AS pending_idx,
-               pg_indexes_size('crier.deliveries') AS indexes,
-               (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'crier.deliveries'::regclass) AS dead,
-               (SELECT autovacuum_count + autoanalyze_count FROM pg_stat_user_tables WHERE relid = 'crier.deliveries'::regclass) AS autovacuums`;
+        SELECT e.table_bytes + e.index_bytes AS events, d.table_bytes + d.index_bytes AS deliveries,
+               e.table_bytes AS events_table, e.index_bytes AS events_indexes,
+               d.table_bytes AS deliveries_table, d.index_bytes AS deliveries_indexes,
+               (SELECT sum(pg_relation_size(i.relid)) FROM pg_partition_tree('crier.deliveries_pending_idx') i) AS pending_idx,
+               d.dead_rows AS dead, d.autovacuums, e.partitions + d.partitions AS partitions,
+               (SELECT count(*) FROM crier.events) AS event_rows, (SELECT count(*) FROM crier.deliveries) AS delivery_rows
+        FROM crier.storage e, crier.storage d WHERE e.table_name = 'events' AND d.table_name = 'deliveries'`;
       log(`history built (drain ${history.drained.toFixed(0)}/s); measuring with history`);
 
       const planHistory = await usesPendingIndex();
@@ -121,6 +125,12 @@ export const growth: Scenario = {
       } finally {
         await publisher.close();
       }
+      // Retention: everything finished, pruned as an operator would, whole partitions first.
+      const pruneStartedAt = now();
+      const pruned = await createAdmin({ connection: sql }).prune({ olderThan: 0, events: true });
+      const pruneSeconds = (now() - pruneStartedAt) / 1000;
+      log(`prune: ${pruned.deliveries} deliveries and ${pruned.events} events in ${pruneSeconds.toFixed(1)} s, ${pruned.partitions} partitions dropped whole`);
+
       const mib = (bytes: unknown) => Number(bytes) / 2 ** 20;
       return {
         metrics: {
@@ -138,14 +148,24 @@ export const growth: Scenario = {
           historyEvents: scale.history,
           eventsTableMiB: mib(sizes!.events),
           deliveriesTableMiB: mib(sizes!.deliveries),
+          eventsHeapMiB: mib(sizes!.events_table),
+          eventsIndexesMiB: mib(sizes!.events_indexes),
+          deliveriesHeapMiB: mib(sizes!.deliveries_table),
           pendingIndexMiB: mib(sizes!.pending_idx),
-          deliveriesIndexesMiB: mib(sizes!.indexes),
+          deliveriesIndexesMiB: mib(sizes!.deliveries_indexes),
+          // Every byte of both tables over the events in them (each with its one delivery).
+          bytesPerEventAndDelivery: (Number(sizes!.events) + Number(sizes!.deliveries)) / Number(sizes!.event_rows),
+          deliveryRows: Number(sizes!.delivery_rows),
+          partitions: Number(sizes!.partitions),
           deliveriesDeadTuples: Number(sizes!.dead),
           autovacuumRuns: Number(sizes!.autovacuums),
           publishSingle1Sub: subscriptionRates[1]!,
           publishSingle100Subs: subscriptionRates[100]!,
           publishSingle1000Subs: subscriptionRates[1000]!,
           publishCostOf1000Subs: 1 - subscriptionRates[1000]! / subscriptionRates[1]!,
+          pruneSeconds,
+          prunePartitionsDropped: pruned.partitions,
+          pruneRowsDeleted: pruned.deliveries + pruned.events,
           claimUsesPendingIndexFresh: planFresh,
           claimUsesPendingIndexHistory: planHistory,
         },

@@ -18,7 +18,7 @@ export interface Scale {
 }
 
 export const fullScale: Scale = {
-  single: 20_000, batch: 100_000, drain: 100_000, latency: 500, fanOut: 5_000, history: 1_000_000, manySubscriptions: 10_000, idleSeconds: 30,
+  single: 20_000, batch: 100_000, drain: 100_000, latency: 500, fanOut: 5_000, history: 10_000_000, manySubscriptions: 10_000, idleSeconds: 30,
 };
 export const quickScale: Scale = {
   single: 1_000, batch: 5_000, drain: 5_000, latency: 100, fanOut: 300, history: 20_000, manySubscriptions: 1_000, idleSeconds: 10,
