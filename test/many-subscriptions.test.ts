@@ -56,15 +56,20 @@ async function allParked(workerId: string): Promise<boolean> {
 }
 
 describe('many subscriptions, few connections', () => {
-  test('25 subscriptions: at most 3 connections, busy or idle; claims of several in one round trip; idle, about one commit a second at most', async () => {
+  test('25 subscriptions: at most 3 connections, busy or idle; claims and acks of several in one round trip; idle, about one commit a second at most', async () => {
     const appName = 'crier_many_default';
     const handled = new Map<string, number>();
     // The subscriptions each round trip of claims carried (one for crier.claim and claim_or_idle).
     const claimed: number[] = [];
+    // The acks each round trip carried (delivery ids), whatever its kind: a claim's, or a flush's.
+    const acked: string[][] = [];
+    const ids = (text: unknown) => (text === '{}' ? [] : String(text).slice(1, -1).split(','));
     const run = (Protocol.prototype as any).run;
     (Protocol.prototype as any).run = function (this: Protocol, name: string, params: unknown[], ...rest: unknown[]) {
       if (name === 'claimMany') claimed.push(String(params[1]).split(',').length);
       else if (name === 'claim' || name === 'claimOrIdle') claimed.push(1);
+      const acks = name === 'claimMany' ? params[5] : name === 'claim' || name === 'claimOrIdle' ? params[3] : name === 'complete' ? params[1] : '{}';
+      if (acks !== '{}') acked.push(ids(acks));
       return run.call(this, name, params, ...rest);
     };
     const worker = startWorker(appName, { handled });
@@ -80,12 +85,22 @@ describe('many subscriptions, few connections', () => {
       try {
         await db.sql.begin((tx) => crier.publishMany(tx, names.flatMap((name) => Array.from({ length: 20 }, (_, n) => ({ topic: `${name}.x`, payload: { n } })))));
         await eventually(() => handled.size === 20 * subscriptions, 60_000, `${20 * subscriptions} handled`);
+        await eventually(async () => (await db.sql`SELECT count(*)::int AS n FROM crier.deliveries WHERE state <> 'done'`)[0]!.n === 0, 60_000, 'every ack written');
       } finally {
         clearInterval(sample);
         (Protocol.prototype as any).run = run;
       }
       assert.ok(Math.max(...claimed) >= 10, `claims of several subscriptions went in one round trip (most in one: ${Math.max(...claimed)})`);
       assert.deepEqual([...new Set(handled.values())], [1], 'each handled once');
+      // Acks are the worker's, not a subscription's: those that are due together go in one
+      // statement, riding with whichever claim goes next. Were they sent per subscription, no round
+      // trip would carry the acks of more than one.
+      const subscriptionOf = new Map(
+        (await db.sql`SELECT id::text, subscription FROM crier.deliveries`).map((r) => [r.id as string, r.subscription as string]),
+      );
+      const ackTrips = acked.map((trip) => new Set(trip.map((id) => subscriptionOf.get(id))).size);
+      assert.equal(new Set(acked.flat()).size, 20 * subscriptions, 'every delivery acked');
+      assert.ok(Math.max(...ackTrips) >= 3, `acks of several subscriptions went in one round trip (most in one: ${Math.max(...ackTrips)}; ${acked.length} round trips carried acks)`);
       most = Math.max(most, await connections(appName));
       assert.ok(most <= 3, `a worker with 25 subscriptions held ${most} connections (at most 3 by default)`);
       assert.ok(most >= 2, `counted ${most} connections: LISTEN and the worker's own`);

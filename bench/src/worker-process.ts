@@ -51,8 +51,10 @@ process.on('message', async (message: StartMessage | { type: 'stop' }) => {
       clearInterval(sampler);
       clearInterval(progress);
       peakRss = Math.max(peakRss, process.memoryUsage.rss());
-      send({ type: 'stopped', handled, peakRssMiB: peakRss / 2 ** 20, starts });
-      process.disconnect();
+      // Disconnect only once the message is written: `starts` makes it hundreds of KB, more than
+      // the IPC socket takes at once, and a disconnect closes the channel with the rest unsent (the
+      // parent then never hears "stopped").
+      process.send!({ type: 'stopped', handled, peakRssMiB: peakRss / 2 ** 20, starts }, () => process.disconnect());
     }
   } catch (error) {
     send({ type: 'error', message: error instanceof Error ? error.stack ?? error.message : String(error) });
