@@ -626,6 +626,22 @@ EXCEPTION WHEN lock_not_available THEN
 END $_$;
 
 --
+-- Name: extend_partitions_at_commit(); Type: FUNCTION; Schema: crier
+--
+
+CREATE FUNCTION crier.extend_partitions_at_commit() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+  PERFORM crier.extend_partitions();
+  RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+  RAISE WARNING 'could not add partitions ahead of the ids of %: % (the next check tries again)', TG_TABLE_NAME, SQLERRM;
+  RETURN NULL;
+END $$;
+
+--
 -- Name: fail(text, bigint[], integer[], text[], text[], boolean[], integer[]); Type: FUNCTION; Schema: crier
 --
 
@@ -3327,6 +3343,12 @@ CREATE TRIGGER catalog_topics_lock BEFORE INSERT OR DELETE OR UPDATE ON crier.ca
 CREATE TRIGGER catalog_topics_sync AFTER INSERT OR DELETE OR UPDATE OF validate ON crier.catalog_topics FOR EACH STATEMENT EXECUTE FUNCTION crier.sync_catalog_check();
 
 --
+-- Name: deliveries deliveries_extend_partitions; Type: TRIGGER; Schema: crier
+--
+
+CREATE CONSTRAINT TRIGGER deliveries_extend_partitions AFTER INSERT ON crier.deliveries DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((new.id % (1000)::bigint) = 0)) EXECUTE FUNCTION crier.extend_partitions_at_commit();
+
+--
 -- Name: deliveries deliveries_ordered_delete; Type: TRIGGER; Schema: crier
 --
 
@@ -3345,6 +3367,12 @@ CREATE TRIGGER deliveries_ordered_state AFTER UPDATE OF state ON crier.deliverie
 CREATE TRIGGER events_catalog_check AFTER INSERT ON crier.events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION crier.check_catalog();
 
 ALTER TABLE crier.events DISABLE TRIGGER events_catalog_check;
+
+--
+-- Name: events events_extend_partitions; Type: TRIGGER; Schema: crier
+--
+
+CREATE CONSTRAINT TRIGGER events_extend_partitions AFTER INSERT ON crier.events DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((new.id % (1000)::bigint) = 0)) EXECUTE FUNCTION crier.extend_partitions_at_commit();
 
 --
 -- Name: events events_fan_out; Type: TRIGGER; Schema: crier
@@ -3502,6 +3530,12 @@ REVOKE ALL ON FUNCTION crier.extend_leases(p_worker text, p_ids bigint[], p_atte
 --
 
 REVOKE ALL ON FUNCTION crier.extend_partitions() FROM PUBLIC;
+
+--
+-- Name: FUNCTION extend_partitions_at_commit(); Type: ACL; Schema: crier
+--
+
+REVOKE ALL ON FUNCTION crier.extend_partitions_at_commit() FROM PUBLIC;
 
 --
 -- Name: FUNCTION fail(p_worker text, p_ids bigint[], p_attempts integer[], p_errors text[], p_stacks text[], p_give_up boolean[], p_delays_ms integer[]); Type: ACL; Schema: crier

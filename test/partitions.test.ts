@@ -74,7 +74,7 @@ test('a fresh schema: both tables partitioned by id, with a default partition an
   assert.deepEqual((await ranges(db, 'events')).map((r) => [r.lower, r.upper]), [[1, 1001]]);
 });
 
-test("workers' polls add ranges as the ids grow; prune drops whole partitions and walks the rest", async () => {
+test("ranges are added ahead as the ids grow; prune drops whole partitions and walks the rest", async () => {
   const db = await database('worker');
   const admin = createAdmin({ connection: db.sql });
   await db.sql`SELECT crier.set_rows_per_partition(1000)`;
@@ -105,7 +105,8 @@ test("workers' polls add ranges as the ids grow; prune drops whole partitions an
         crier.publishMany(tx, Array.from({ length: 500 }, (_, i) => ({ topic: 'p.x', payload: { n: batch * 500 + i } }))),
       );
       published = [...published, ...events.map((e) => e.id)];
-      // A poll (every 50 ms) keeps a whole range ahead of the ids: wait for it before the next batch.
+      // A whole range stays ahead of the ids: wait for it before the next batch. After the first
+      // batch (ids 1..500) no commit passed a 1,000th id, so only the worker's poll can add it.
       const next = Math.max(...published.map(Number)) + 1;
       await eventually(async () => (await ranges(db, 'events')).at(-1)!.upper - next >= 1000, 10_000, 'a range ahead of the events');
       await eventually(async () => (await ranges(db, 'deliveries')).at(-1)!.upper - next >= 1000, 10_000, 'a range ahead of the deliveries');
@@ -142,21 +143,29 @@ test("workers' polls add ranges as the ids grow; prune drops whole partitions an
   assert.equal(await count(db, 'SELECT count(*) AS n FROM crier.events'), 0);
 });
 
-test('ids past every range land in the default partition; later ranges start above them', async () => {
+test("producers' commits add ranges ahead; ids past every range land in the default partition", async () => {
   const db = await database('overflow');
   await db.sql`SELECT crier.set_rows_per_partition(1000)`;
   await db.sql`INSERT INTO crier.subscriptions (name, topics) VALUES ('o', '{o.#}')`;
-  // No worker polls: 2,500 events outrun the one range (ids 1..1000) without failing.
+  // No worker polls. Transactions of 500: each commit past a 1,000th id adds the range ahead.
+  for (let i = 0; i < 7; i++) {
+    await crier.publishMany(db.sql, Array.from({ length: 500 }, (_, n) => ({ topic: 'o.x', payload: { n } })));
+  }
+  assert.deepEqual((await ranges(db, 'events')).map((r) => r.rows), [1000, 1000, 1000, 500]);
+  assert.deepEqual((await ranges(db, 'deliveries')).map((r) => r.rows), [1000, 1000, 1000, 500]);
+  assert.equal(await inDefault(db, 'events'), 0, 'nothing fell to the default partition');
+
+  // One transaction of 2,500 outruns the 500 ids of room left without failing; its commit adds a
+  // range above what the default partition took.
   await db.sql`INSERT INTO crier.events (topic, payload) SELECT 'o.x', '{}' FROM generate_series(1, 2500)`;
-  assert.equal(await inDefault(db, 'events'), 1500);
-  assert.equal(await inDefault(db, 'deliveries'), 1500);
-  assert.equal(Number((await db.sql`SELECT crier.extend_partitions() AS n`)[0]!.n), 2, 'a range ahead of each table');
-  assert.deepEqual((await ranges(db, 'events')).map((r) => [r.lower, r.upper]), [[1, 1001], [2501, 3501]]);
+  assert.equal(await inDefault(db, 'events'), 2000);
+  assert.equal(await inDefault(db, 'deliveries'), 2000);
+  assert.deepEqual((await ranges(db, 'events')).map((r) => [r.lower, r.upper]).slice(-2), [[3001, 4001], [6001, 7001]]);
+  assert.equal(Number((await db.sql`SELECT crier.extend_partitions() AS n`)[0]!.n), 0, 'nothing left to add');
   await crier.publish(db.sql, 'o.x', { after: true });
-  assert.deepEqual((await ranges(db, 'events')).at(-1)!.rows, 1, 'the next event goes to the new range');
-  assert.equal(await inDefault(db, 'events'), 1500);
-  const claimed = await db.sql`SELECT delivery_id FROM crier.claim('o', 'w', 5000)`;
-  assert.equal(claimed.length, 2501, 'every delivery claimable, the default partition’s too');
+  assert.equal((await ranges(db, 'events')).at(-1)!.rows, 1, 'the next event goes to the new range');
+  const claimed = await db.sql`SELECT delivery_id FROM crier.claim('o', 'w', 10000)`;
+  assert.equal(claimed.length, 6001, 'every delivery claimable, the default partition’s too');
 });
 
 test('a database of migration 0004 with history upgrades in place: rows kept, ids go on, work goes on', async () => {

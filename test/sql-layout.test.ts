@@ -43,7 +43,7 @@ function sourceFiles(): string[] {
 }
 
 const routineOrView = /\bCREATE\s+(?:OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|VIEW)\s+"?crier"?\."?(\w+)/gi;
-const trigger = /\bCREATE\s+(?:OR\s+REPLACE\s+)?TRIGGER\s+"?(\w+)"?[^;]*?\bON\s+"?crier"?\./gi;
+const trigger = /\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?TRIGGER\s+"?(\w+)"?[^;]*?\bON\s+"?crier"?\./gi;
 
 /** Every definition of an object of schema crier in the tree: "KIND name" -> the files defining it. */
 function definitions(): Map<string, string[]> {
