@@ -111,7 +111,7 @@ describe('transactional handlers', () => {
         // Another attempt takes the delivery over (as after an expired lease and a rescue).
         await db.sql`UPDATE crier.deliveries SET worker = 'thief', attempts = attempts + 1 WHERE event_id = ${event.id}`;
         release();
-        await eventually(async () => worker['loops'][0]!.runner.inFlight.size === 0, 10_000, 'handler settled');
+        await eventually(async () => worker['loops'][0]!.runner.held === 0, 10_000, 'handler settled');
         assert.deepEqual(await effectRows(event.id), [], 'no effect committed without the lease');
         const [row] = await db.sql`SELECT state, worker FROM crier.deliveries WHERE event_id = ${event.id}`;
         assert.deepEqual({ ...row }, { state: 'running', worker: 'thief' }, 'the other attempt still owns it');

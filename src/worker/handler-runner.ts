@@ -81,13 +81,16 @@ export class InFlight {
   }
 }
 
+// Held deliveries are in two arrays (queued, running), never in a Map or Set: V8 keeps a rehashed
+// table's entries for its iterators, linked to the next table, so once a full GC had promoted the
+// collection's table, every delivery listed after it (its claimed row, payload and all) stayed
+// reachable through young GCs until the next full GC: promoted, and the young generation doubled
+// (docs/benchmarks.md, "Where crier loses time", item 6).
 export class HandlerRunner {
-  /** Every delivery this subscription holds a lease on: running, or claimed ahead and queued. */
-  readonly inFlight = new Map<string, InFlight>();
   /** Claimed ahead, waiting for a handler slot (only when batchSize > concurrency). */
   private readonly queue: InFlight[] = [];
   /** Handlers running, oldest first: the first one times out first. */
-  private readonly running = new Set<InFlight>();
+  private readonly running: InFlight[] = [];
   /** Synchronous handlers that returned, to settle in the next microtask. */
   private readonly returned: InFlight[] = [];
   private timeoutTimer: NodeJS.Timeout | undefined;
@@ -116,7 +119,17 @@ export class HandlerRunner {
 
   /** Deliveries held: running plus queued. */
   get held(): number {
-    return this.inFlight.size;
+    return this.queue.length + this.running.length;
+  }
+
+  /** Every delivery this subscription holds a lease on: running, or claimed ahead and queued. */
+  entries(): InFlight[] {
+    return [...this.running, ...this.queue];
+  }
+
+  /** Whether `entry` is still held (false once it settled, was dropped or handed back). */
+  holds(entry: InFlight): boolean {
+    return this.running.includes(entry) || this.queue.includes(entry);
   }
 
   /** Claimed ahead, waiting for a handler slot. */
@@ -127,9 +140,7 @@ export class HandlerRunner {
   /** Takes what a claim brought: queued, and started while slots are free. */
   accept(deliveries: readonly ClaimedDelivery[]): void {
     for (const delivery of deliveries) {
-      const entry = new InFlight(delivery);
-      this.inFlight.set(delivery.deliveryId, entry);
-      this.queue.push(entry);
+      this.queue.push(new InFlight(delivery));
     }
     this.pump();
   }
@@ -142,18 +153,14 @@ export class HandlerRunner {
   /** Takes out the deliveries claimed ahead and never started (the worker hands them back). */
   takeUnstarted(): ClaimedDelivery[] {
     const unstarted = this.queue.splice(0);
-    for (const entry of unstarted) this.inFlight.delete(entry.delivery.deliveryId);
     return unstarted.filter((entry) => !entry.lost).map((entry) => entry.delivery);
   }
 
   /** Starts queued deliveries while handler slots are free. */
   private pump(): void {
-    while (!this.stopping && this.running.size < this.settings.concurrency && this.queue.length > 0) {
+    while (!this.stopping && this.running.length < this.settings.concurrency && this.queue.length > 0) {
       const entry = this.queue.shift()!;
-      if (entry.lost) {
-        this.inFlight.delete(entry.delivery.deliveryId); // its lease was taken over while queued
-        continue;
-      }
+      if (entry.lost) continue; // its lease was taken over while queued
       this.execute(entry);
     }
   }
@@ -163,7 +170,7 @@ export class HandlerRunner {
     const event = toEvent(entry.delivery);
     entry.startedAt = Date.now();
     entry.deadline = entry.startedAt + timeoutMs;
-    this.running.add(entry);
+    this.running.push(entry);
     this.armTimeout();
 
     if (transactional) {
@@ -227,7 +234,7 @@ export class HandlerRunner {
    * handlers already reported slow are the oldest ones, so the first not reported is found at once.
    */
   private armTimeout(): void {
-    if (this.timeoutTimer !== undefined || this.running.size === 0) return;
+    if (this.timeoutTimer !== undefined || this.running.length === 0) return;
     let next = Infinity;
     for (const entry of this.running) {
       next = Math.min(next, entry.deadline);
@@ -246,7 +253,7 @@ export class HandlerRunner {
   private checkRunning(): void {
     const now = Date.now();
     const slowAfterMs = this.settings.timeoutMs * slowShareOfTimeout;
-    for (const entry of this.running) {
+    for (const entry of [...this.running]) { // a copy: settle() takes timed-out entries out
       if (entry.deadline <= now) {
         const error = new Error(`handler timed out after ${this.settings.timeoutMs}ms`);
         entry.abort(error);
@@ -268,9 +275,10 @@ export class HandlerRunner {
   private settle(entry: InFlight, error: unknown, outcome?: TransactionalOutcome): void {
     if (!entry.finish()) return; // timed out before it settled
     const { deliveryId, attempt } = entry.delivery;
-    this.inFlight.delete(deliveryId);
-    this.running.delete(entry);
-    if (this.running.size === 0 && this.timeoutTimer !== undefined) {
+    // Handlers mostly settle in the order they started: found near the front.
+    const at = this.running.indexOf(entry);
+    if (at !== -1) this.running.splice(at, 1);
+    if (this.running.length === 0 && this.timeoutTimer !== undefined) {
       clearTimeout(this.timeoutTimer);
       this.timeoutTimer = undefined;
     }

@@ -393,7 +393,7 @@ export class Worker {
   }
 
   private inFlight(): InFlight[] {
-    return this.loops.flatMap(({ runner }) => [...runner.inFlight.values()]);
+    return this.loops.flatMap(({ runner }) => runner.entries());
   }
 
   /**
@@ -428,7 +428,7 @@ export class Worker {
 
   /** The subscription whose runner holds `entry`; undefined once it settled. */
   private subscriptionOf(entry: InFlight): string | undefined {
-    return this.loops.find(({ runner }) => runner.inFlight.get(entry.delivery.deliveryId) === entry)?.runner.settings.name;
+    return this.loops.find(({ runner }) => runner.holds(entry))?.runner.settings.name;
   }
 
   /**

@@ -5,16 +5,18 @@
 // Prometheus worker metrics, on: both; see crier-telemetry.ts), history (the subscriptions' history:
 // full, the default, or failures: a delivery that succeeds at its first attempt is deleted at its ack
 // instead of kept as done; e.g. --tuning crier.history=failures).
-import { context } from '@opentelemetry/api';
 import postgres from 'postgres';
 import { createCrier, silentLogger, type Duration, type SubscriptionHistory } from '../../../src/index.ts';
 import type { Adapter, Layout, Tuning } from '../adapter.ts';
-import { observe, telemetry } from './crier-telemetry.ts';
 
 const plain = createCrier();
 const traced = (tuning: Tuning) => tuning.telemetry === 'on' || tuning.telemetry === 'tracing';
 const measured = (tuning: Tuning) => tuning.telemetry === 'on' || tuning.telemetry === 'metrics';
-const crierFor = (tuning: Tuning) => (traced(tuning) ? createCrier({ instrumentation: telemetry().instrumentation }) : plain);
+// The OpenTelemetry SDK and prom-client load only when asked: imported by every crier cell, they
+// added about 11 MiB to the worker's RSS that raw's process never pays (and crier's users neither).
+const telemetryModule = () => import('./crier-telemetry.ts');
+const crierFor = async (tuning: Tuning) =>
+  traced(tuning) ? createCrier({ instrumentation: (await telemetryModule()).telemetry().instrumentation }) : plain;
 
 function subscriptions(layout: Layout, tuning: Tuning, handle: (payload: any) => void) {
   return layout.queues.map((name, i) => ({
@@ -27,6 +29,13 @@ function subscriptions(layout: Layout, tuning: Tuning, handle: (payload: any) =>
       handle(event.payload);
     },
   }));
+}
+
+/** Runs a publish inside the application's request span (the SDK registered on first use). */
+async function tracedRequest(): Promise<<T>(fn: () => Promise<T>) => Promise<T>> {
+  const [{ context }, { telemetry }] = await Promise.all([import('@opentelemetry/api'), telemetryModule()]);
+  const { request } = telemetry();
+  return (fn) => context.with(request, fn);
 }
 
 export const adapter: Adapter = {
@@ -48,9 +57,9 @@ export const adapter: Adapter = {
 
   async publisher(url, layout, connections, tuning) {
     const sql = postgres(url, { max: connections, onnotice: () => {} });
-    const crier = crierFor(tuning);
+    const crier = await crierFor(tuning);
     // Traced: publish inside the application's request span, where crier adds its own.
-    const inRequest = traced(tuning) ? <T>(fn: () => Promise<T>) => context.with(telemetry().request, fn) : <T>(fn: () => Promise<T>) => fn();
+    const inRequest = traced(tuning) ? await tracedRequest() : <T>(fn: () => Promise<T>) => fn();
     const topicOf = (queue = 0) => layout.topics?.[queue] ?? layout.topic;
     return {
       one: async (payload, queue) => {
@@ -65,7 +74,7 @@ export const adapter: Adapter = {
   },
 
   async worker(url, layout, handle, tuning) {
-    const worker = crierFor(tuning).worker({
+    const worker = (await crierFor(tuning)).worker({
       connection: url,
       logger: silentLogger,
       handleSignals: false,
@@ -73,7 +82,7 @@ export const adapter: Adapter = {
       ...(tuning.maxConnections === undefined ? {} : { maxConnections: Number(tuning.maxConnections) }),
       subscriptions: subscriptions(layout, tuning, handle),
     });
-    if (measured(tuning)) observe(worker);
+    if (measured(tuning)) (await telemetryModule()).observe(worker);
     await worker.start();
     return { stop: () => worker.stop() };
   },

@@ -4,8 +4,10 @@
 // round trips per event, and for the slowest events the timeline from their commit to their handler:
 // a first claim that is slow (a fresh pool connection: plans and plpgsql functions are compiled once
 // per backend), or no NOTIFY at all (the publish inserted before the worker parked and committed
-// after its re-check: it waits for the next event's wake-up, or the poll).
+// after its re-check: it waits for the next event's wake-up, or the poll). Garbage collections
+// (PerformanceObserver 'gc') are in the timelines too, and counted against the slowest 1%.
 //   node --import tsx bench/src/probes/latency-timeline.ts [N] [slowest shown]
+import { PerformanceObserver } from 'node:perf_hooks';
 import postgres from 'postgres';
 import { createCrier, silentLogger } from '../../../src/index.ts';
 import { Protocol } from '../../../src/worker/protocol.ts';
@@ -31,6 +33,17 @@ ClaimScheduler.prototype.notified = function (this: ClaimScheduler) {
   log.push({ at: now(), what: 'NOTIFY' });
   return notified.call(this);
 };
+
+const gcKinds: Record<number, string> = { 1: 'young', 2: 'full', 4: 'incremental', 8: 'weak callbacks' };
+const gcs: { at: number; ms: number }[] = [];
+const gcObserver = new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const at = performance.timeOrigin + entry.startTime;
+    gcs.push({ at, ms: entry.duration });
+    log.push({ at, what: `GC ${gcKinds[(entry as unknown as { detail: { kind: number } }).detail.kind] ?? '?'} (${entry.duration.toFixed(2)} ms)` });
+  }
+});
+gcObserver.observe({ entryTypes: ['gc'] });
 
 const crier = createCrier();
 const url = await createDatabase(sharedServerUrl, 'probe_latency');
@@ -64,6 +77,7 @@ try {
   const calls = new Map<string, number>();
   for (const { what } of log) {
     const name = what.split(' ')[0]!;
+    if (name === 'GC') continue;
     calls.set(name, (calls.get(name) ?? 0) + 1);
   }
   console.log(`${count} events: p50 ${pct(50)} p95 ${pct(95)} p99 ${pct(99)} max ${delays.at(-1)!.ms.toFixed(2)} ms`);
@@ -77,11 +91,20 @@ try {
     if (pickedUp !== undefined && pickedUp > committed[i + 1]!) waitedForNext++;
   }
   console.log(`events that waited for the next event's wake-up: ${waitedForNext}`);
+  // GC pauses (the whole process stops) between an event's commit and its handler: their share of its delay.
+  const slowest = delays.slice(-Math.max(1, Math.ceil(count / 100)));
+  const paused = (from: number, to: number) => gcs.reduce((sum, gc) => sum + Math.max(0, Math.min(to, gc.at + gc.ms) - Math.max(from, gc.at)), 0);
+  const gcMs = slowest.map(({ i, ms }) => paused(committed[i]!, committed[i]! + ms));
+  console.log(
+    `slowest 1% (${slowest.length}): GC pauses inside their delays ${gcMs.map((ms) => ms.toFixed(2)).join(', ')} ms;` +
+      ` GCs ${gcs.length}, longest ${Math.max(0, ...gcs.map((g) => g.ms)).toFixed(2)} ms`,
+  );
   for (const { i, ms } of delays.slice(-shown).reverse()) {
     const from = committed[i]!;
     console.log(`event ${i}: ${ms.toFixed(2)} ms (statements by start time, ms from its commit)`);
     for (const { at, what } of log) if (at >= from - 3 && at <= from + ms) console.log(`  ${(at - from).toFixed(2).padStart(8)}  ${what}`);
   }
 } finally {
+  gcObserver.disconnect();
   await dropDatabase(url);
 }
