@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import postgres from 'postgres';
-import { createCrier, type Logger } from '../src/index.ts';
+import { type Logger } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 import { pgbouncerSkip as skip, startPgBouncer, type PgBouncer } from './support/pgbouncer.ts';
 
