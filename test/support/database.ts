@@ -89,13 +89,15 @@ export async function deliveryStates(sql: postgres.Sql, subscription?: string) {
 
 /**
  * deliveryStates of a subscription that `routed` events were fanned out to, the same under either
- * history choice: under 'failures' (support/history.ts) a delivery that succeeds at its first
- * attempt leaves no row, so done rows are not listed; `succeeded` counts them and the deliveries
- * gone (routed minus the rows left). Gone rows prove nothing by themselves: tests check them
+ * history choice: done rows are not listed, `succeeded` counts them and, only for a subscription
+ * on history 'failures' (support/history.ts), the deliveries gone (routed minus the rows left: a
+ * first-attempt success leaves no row). Gone rows prove nothing by themselves: tests check them
  * against the handlers' own records.
  */
 export async function deliveryOutcomes(sql: postgres.Sql, subscription: string, routed: number) {
   const { done = 0, ...others } = await deliveryStates(sql, subscription);
+  const [stored] = await sql<{ history: string }[]>`SELECT history FROM crier.subscriptions WHERE name = ${subscription}`;
   const rows = Object.values(others).reduce((sum, n) => sum + n, done);
-  return { ...others, succeeded: done + routed - rows } as Record<string, number> & { succeeded: number };
+  const gone = stored?.history === 'failures' ? routed - rows : 0;
+  return { ...others, succeeded: done + gone } as Record<string, number> & { succeeded: number };
 }
