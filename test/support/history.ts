@@ -5,7 +5,7 @@
 // the wrappers below cover what TypeScript declares (workers, crier/testing's drains, relays). A
 // subscription that asks for 'full' still gets 'full'. The library keeps its documented default
 // ('full'); this switch lives only in test/. Not covered: subscriptions declared by child processes
-// that do not use these wrappers (`crier relay`, the NestJS app) and by tenant schemas' SQL.
+// that do not use these wrappers (`crier relay`), by the NestJS module and by tenant schemas' SQL.
 import {
   createCrier as createLibraryCrier,
   createTypedCrier as createLibraryTypedCrier,
