@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { createAdmin, createCrier, CrierError, toTime, type Admin } from '../src/index.ts';
+import { createAdmin, CrierError, toTime, type Admin } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();

@@ -9,7 +9,7 @@ import amqp from 'amqplib';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { startJetStreamBridge, startRabbitMqBridge, type Bridge } from '../src/bridge/index.ts';
-import { createCrier } from '../src/index.ts';
+import { createCrier, withTestHistory } from './support/history.ts';
 import { rabbitmqTarget, startRelay } from '../src/relay/index.ts';
 import { natsMissing, natsServers, rabbitmqMissing, rabbitmqUrl } from './support/brokers.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
@@ -116,10 +116,10 @@ describe('relay and bridge on one RabbitMQ exchange', { skip: rabbitmqMissing },
       const bridge = await startRabbitMqBridge({
         connection: db.url, url: rabbitmqUrl, queue: exchange, bindings: [{ exchange, pattern: `loop${tag}.#` }], logger: false,
       });
-      const relay = await startRelay({
+      const relay = await startRelay(withTestHistory<Parameters<typeof startRelay>[0]>({
         connection: db.url, name: `loop-${tag}`, topics: [`loop${tag}.#`], target: rabbitmqTarget({ url: rabbitmqUrl, exchange }),
         handleSignals: false, logger: false, pollInterval: 200,
-      });
+      }));
       try {
         await createCrier().publish(db.sql, `loop${tag}.created`, { n: 1 });
         await eventually(() => bridge.stats.echoes === 1, 10_000, 'the relayed message seen by the bridge');

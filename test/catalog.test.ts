@@ -5,19 +5,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import {
-  createCrier,
-  createTypedCrier,
   CrierError,
   PayloadValidationError,
   PoisonMessageError,
   registerCatalog,
   type CatalogEvent,
 } from '../src/index.ts';
+import { createCrier, createTypedCrier, drain, publishAndDrain } from './support/history.ts';
 import { listCatalog, setCatalogValidation, showCatalogEntry } from '../src/catalog/registry.ts';
-import { drain, invoke, publishAndDrain } from '../src/testing.ts';
+import { invoke } from '../src/testing.ts';
 import { catalog, catalogBeforeV2 } from './fixtures/catalog.ts';
 import { assertFails, ensureBuilt, runCli } from './support/cli.ts';
-import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
+import { createTestDatabase, deliveryOutcomes, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createTypedCrier(catalog);
 let db: TestDatabase;
@@ -126,8 +125,8 @@ describe('validation on consume', () => {
       const [good] = await db.sql`
         SELECT crier.publish('payment.captured', '{"paymentId": "7d4ab8a0-3c1b-4e55-9a7e-2f5d2f0c9b10", "amountCents": 5}') AS id`;
       await eventually(async () => {
-        const states = await deliveryStates(db.sql, 'poison-billing');
-        return states.dead === 1 && states.done === 1;
+        const states = await deliveryOutcomes(db.sql, 'poison-billing', 2);
+        return states.dead === 1 && states.succeeded === 1;
       }, 15_000, 'the poison delivery dead and the good one done');
       const [dead] = await db.sql`
         SELECT state, attempts, last_error FROM crier.deliveries WHERE event_id = ${poison!.id} AND subscription = 'poison-billing'`;

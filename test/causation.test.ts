@@ -2,7 +2,8 @@
 // back with crier.event_chain / eventChain; and the consumer-side dedup record.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createCrier, eventChain, type CrierEvent } from '../src/index.ts';
+import { eventChain, type CrierEvent } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();

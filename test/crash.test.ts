@@ -2,8 +2,8 @@
 // stopped with signals. Nothing may be lost, and no delivery may be handled by two workers at once.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createCrier } from '../src/index.ts';
-import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
+import { createCrier } from './support/history.ts';
+import { createTestDatabase, deliveryOutcomes, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 import { handledTable, workerProcesses } from './support/processes.ts';
 
 const crier = createCrier();
@@ -32,7 +32,7 @@ test('two worker processes on one subscription handle all of N, none twice', asy
   await Promise.all([a.waitFor(/ready/), b.waitFor(/ready/)]);
   const n = 400;
   for (let i = 0; i < 4; i++) await publish('share.item', n / 4);
-  await eventually(async () => (await deliveryStates(db.sql, 'shared')).done === n, 30_000, `${n} deliveries done`);
+  await eventually(async () => (await deliveryOutcomes(db.sql, 'shared', n)).succeeded === n, 30_000, `${n} deliveries done`);
   const [counts] = await db.sql`
     SELECT count(*)::int AS handled, count(DISTINCT event_id)::int AS distinct_events,
            count(*) FILTER (WHERE worker = 'a')::int AS by_a, count(*) FILTER (WHERE worker = 'b')::int AS by_b
@@ -53,7 +53,10 @@ test('a worker whose slots are all busy keeps going when woken', async () => {
   await publish('busy.item', 6);
   await busy.waitFor(/handling/);
   for (let i = 0; i < 3; i++) await db.sql`SELECT pg_notify('crier', 'busy'), pg_notify('crier', '*')`;
-  await eventually(async () => (await deliveryStates(db.sql, 'busy')).done === 6, 20_000, 'all 6 deliveries done');
+  await eventually(async () => (await deliveryOutcomes(db.sql, 'busy', 6)).succeeded === 6, 20_000, 'all 6 deliveries done');
+  const [{ handled }] = (await db.sql`
+    SELECT count(DISTINCT event_id)::int AS handled FROM handled h JOIN crier.events e ON e.id = h.event_id WHERE e.topic = 'busy.item'`) as unknown as [{ handled: number }];
+  assert.equal(handled, 6, 'the handler recorded each');
   busy.process.kill('SIGTERM');
   await busy.exited;
 });
@@ -92,12 +95,15 @@ test('a worker survives pg_terminate_backend of all its connections and carries 
       WHERE datname = current_database() AND pid <> pg_backend_pid()`) as unknown as [{ killed: number }];
     assert.ok(killed >= 1, 'the worker had connections to kill');
     await publish('survive.tick', 5);
-    await eventually(async () => (await deliveryStates(db.sql, 'survivor')).done === 5 * round, 20_000, `round ${round} handled`).catch(
+    await eventually(async () => (await deliveryOutcomes(db.sql, 'survivor', 5 * round)).succeeded === 5 * round, 20_000, `round ${round} handled`).catch(
       async (error: Error) => {
         throw new Error(`${error.message}; states ${JSON.stringify(await deliveryStates(db.sql, 'survivor'))}; worker output:\n${survivor.output()}`);
       },
     );
   }
+  const [{ handled }] = (await db.sql`
+    SELECT count(DISTINCT event_id)::int AS handled FROM handled h JOIN crier.events e ON e.id = h.event_id WHERE e.topic = 'survive.tick'`) as unknown as [{ handled: number }];
+  assert.equal(handled, 15, 'the handler recorded each');
   await survivor.waitFor(/LISTEN connection restored/);
   survivor.process.kill('SIGTERM');
   const exit = await survivor.exited;

@@ -12,7 +12,8 @@ import { CamelCasePlugin, Kysely, PostgresDialect, type Generated } from 'kysely
 import knexFactory from 'knex';
 import { DataSource } from 'typeorm';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { createCrier, type Executor } from '../src/index.ts';
+import { type Executor } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { kyselyExecutor } from '../src/integrations/kysely.ts';
 import { knexExecutor } from '../src/integrations/knex.ts';
 import { prismaExecutor } from '../src/integrations/prisma.ts';

@@ -3,7 +3,8 @@
 // makes it re-arm that timer, it does not make it spin.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createCrier, CrierError } from '../src/index.ts';
+import { CrierError } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { Protocol } from '../src/worker/protocol.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
 

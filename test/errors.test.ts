@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import postgres from 'postgres';
-import { createCrier, CrierError, migrate } from '../src/index.ts';
+import { CrierError, migrate } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { createTestDatabase, databaseUrl, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();

@@ -2,7 +2,8 @@
 // handler that listens from the start and one that looks only afterwards.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createCrier, type CrierEvent } from '../src/index.ts';
+import { type CrierEvent } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();

@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
   createAdmin,
-  createCrier,
   UnrecoverableError,
   type CrierEvent,
   type SubscriptionDefinition,
   type SubscriptionHistory,
 } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { runCli } from './support/cli.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 
@@ -287,7 +287,8 @@ describe("history 'failures'", () => {
 
   test('switched from full to failures and back while a worker runs: each ack follows the stored choice', async () => {
     const handled: string[] = [];
-    const worker = await startWorker({ name: 'switch', topics: ['switch.#'], handler: (event) => void handled.push(event.id) });
+    // Starts from 'full' whatever the run's default (npm test -- --history).
+    const worker = await startWorker({ name: 'switch', topics: ['switch.#'], history: 'full', handler: (event) => void handled.push(event.id) });
     const publishAndDrain = async (count: number) => {
       const target = handled.length + count;
       await db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: count }, (_, n) => ({ topic: 'switch.x', payload: { n } }))));
@@ -323,7 +324,7 @@ describe("history 'failures'", () => {
       connection: db.url,
       handleSignals: false,
       logger: { info: () => {}, warn: (fields: unknown, message?: string) => void warnings.push(`${message ?? ''} ${JSON.stringify(fields)}`), error: () => {} },
-      subscriptions: [{ name: 'adopted', topics: ['adopted.#'], handler: () => {} }],
+      subscriptions: [{ name: 'adopted', topics: ['adopted.#'], history: 'full', handler: () => {} }], // differs from the stored choice
     });
     await worker.start();
     await worker.stop();

@@ -4,7 +4,8 @@
 // handling the stored ones keeps running.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createCrier, CrierError, type CrierEvent, type Duration } from '../src/index.ts';
+import { CrierError, type CrierEvent, type Duration } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();

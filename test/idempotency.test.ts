@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { drizzle } from 'drizzle-orm/postgres-js';
-import { createCrier, CrierError, type Executor } from '../src/index.ts';
+import { CrierError, type Executor } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();

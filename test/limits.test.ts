@@ -4,7 +4,8 @@
 // the indexes of ordered subscriptions. Messages never echo a huge value.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createCrier, CrierError } from '../src/index.ts';
+import { CrierError } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { MAX_HEADER_ID_BYTES, MAX_IDEMPOTENCY_KEY_BYTES, MAX_KEY_BYTES, MAX_TOPIC_BYTES } from '../src/limits.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
-import { createCrier } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { createConsoleLogger } from '../src/logger.ts';
 import { runCli } from './support/cli.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';

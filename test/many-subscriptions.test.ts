@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import postgres from 'postgres';
-import { createCrier, type Worker } from '../src/index.ts';
+import { type Worker } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { Protocol } from '../src/worker/protocol.ts';
-import { createTestDatabase, eventually, serverUrl, type TestDatabase } from './support/database.ts';
+import { createTestDatabase, deliveryOutcomes, eventually, serverUrl, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
 const subscriptions = 25;
@@ -220,7 +221,7 @@ describe('many subscriptions, few connections', () => {
       await eventually(() => stuck === 3, 30_000, 'three transactional handlers holding their transactions');
       const [{ seen }] = await db.sql`SELECT last_seen_at AS seen FROM crier.registered_workers WHERE id = ${worker.id}` as unknown as [{ seen: Date }];
       await db.sql.begin((tx) => crier.publishMany(tx, Array.from({ length: 20 }, (_, n) => ({ topic: 'many_plain.x', payload: { n } }))));
-      await eventually(async () => plain.length === 20 && ((await db.sql`SELECT count(*)::int AS n FROM crier.deliveries WHERE subscription = 'many_plain' AND state = 'done'`)[0]!.n === 20), 30_000, 'the other subscription handled and acked meanwhile');
+      await eventually(async () => plain.length === 20 && (await deliveryOutcomes(db.sql, 'many_plain', 20)).succeeded === 20, 30_000, 'the other subscription handled and acked meanwhile');
       await eventually(async () => (await db.sql`SELECT last_seen_at > ${seen} AS beat FROM crier.registered_workers WHERE id = ${worker.id}`)[0]!.beat, 30_000, 'a heartbeat meanwhile');
       assert.equal(stuck, 3);
     } finally {

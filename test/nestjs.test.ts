@@ -19,7 +19,7 @@ import { NestFactory } from '@nestjs/core';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { CrierError, type CrierEvent, type HandlerContext } from '../src/index.ts';
-import { publishAndDrain } from '../src/testing.ts';
+import { publishAndDrain } from './support/history.ts';
 import { CrierHandler, CrierModule, CrierPublisher, CrierWorkers, type CrierModuleOptions } from '../src/integrations/nestjs/index.ts';
 import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 

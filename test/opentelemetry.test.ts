@@ -7,7 +7,8 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { z } from 'zod';
-import { createCrier, createTypedCrier, CrierError, defineCatalog, type CrierEvent, type Instrumentation, type SubscriptionDefinition } from '../src/index.ts';
+import { CrierError, defineCatalog, type CrierEvent, type Instrumentation, type SubscriptionDefinition } from '../src/index.ts';
+import { createCrier, createTypedCrier } from './support/history.ts';
 import { combineInstrumentation } from '../src/instrumentation.ts';
 import { openTelemetry } from '../src/integrations/opentelemetry.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';

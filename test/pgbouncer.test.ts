@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import postgres from 'postgres';
-import { createCrier, type Logger } from '../src/index.ts';
-import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
+import { type Logger } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
+import { createTestDatabase, deliveryOutcomes, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 import { pgbouncerSkip as skip, startPgBouncer, type PgBouncer } from './support/pgbouncer.ts';
 
 const crier = createCrier();
@@ -117,7 +118,7 @@ describe('workers behind PgBouncer (transaction mode)', () => {
       const published = await pooled.begin((tx) =>
         crier.publishMany(tx, Array.from({ length: 15 }, (_, n) => ({ topic: 'polled.job', payload: { n } }))),
       );
-      await eventually(async () => (await deliveryStates(db.sql, 'polled')).done === 15 && (await deliveryStates(db.sql, 'polled-tx')).done === 15, 20_000, 'all deliveries done by polling');
+      await eventually(async () => (await deliveryOutcomes(db.sql, 'polled', 15)).succeeded === 15 && (await deliveryOutcomes(db.sql, 'polled-tx', 15)).succeeded === 15, 20_000, 'all deliveries done by polling');
       for (const event of published) assert.equal(handled.get(event.id), 2, `event ${event.id} handled once per subscription`);
       const warning = logger.warnings.filter((w) => deafWarning.test(w));
       assert.equal(warning.length, 1, `warned once: ${logger.warnings.join('\n')}`);

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
-import { createCrier, CrierError, isValidPattern, isValidTopic, topicMatches } from '../src/index.ts';
+import { CrierError, isValidPattern, isValidTopic, topicMatches } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { MAX_KEY_BYTES, MAX_TOPIC_BYTES } from '../src/limits.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import postgres from 'postgres';
-import { createCrier, CrierError } from '../src/index.ts';
+import { CrierError } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { fromDatabaseError } from '../src/errors.ts';
 import { Protocol } from '../src/worker/protocol.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';

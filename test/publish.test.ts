@@ -6,7 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { sql as drizzleSql } from 'drizzle-orm';
 import postgres from 'postgres';
-import { createCrier, CrierError, type CrierErrorCode, type CrierEvent } from '../src/index.ts';
+import { CrierError, type CrierErrorCode, type CrierEvent } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { fromDatabaseError } from '../src/errors.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
 

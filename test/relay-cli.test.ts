@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import amqp from 'amqplib';
-import { createCrier } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { rabbitmqMissing, rabbitmqUrl } from './support/brokers.ts';
 import { assertFails, cli, ensureBuilt, runCli } from './support/cli.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';

@@ -9,10 +9,10 @@ import { after, before, describe, test } from 'node:test';
 import amqp from 'amqplib';
 import { jetstreamManager, jetstream, AckPolicy, type JetStreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
-import { createCrier } from '../src/index.ts';
+import { createCrier, withTestHistory } from './support/history.ts';
 import { jetstreamTarget, rabbitmqTarget, startRelay, type Relay, type RelayTarget } from '../src/relay/index.ts';
 import { natsMissing, natsServers, rabbitmqMissing, rabbitmqUrl } from './support/brokers.ts';
-import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
+import { createTestDatabase, deliveryOutcomes, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
 let db: TestDatabase;
@@ -26,7 +26,7 @@ after(async () => {
 });
 
 async function relay(options: Parameters<typeof startRelay>[0]): Promise<Relay> {
-  const started = await startRelay({ pollInterval: 200, handleSignals: false, logger: false, ...options });
+  const started = await startRelay(withTestHistory({ pollInterval: 200, handleSignals: false, logger: false, ...options }));
   relays.push(started);
   return started;
 }
@@ -135,7 +135,7 @@ describe('relay to JetStream', { skip: natsMissing }, () => {
     });
     const events = Array.from({ length: 60 }, (_, i) => ({ topic: 'stock.moved', key: `k${i % 4}`, payload: { n: i } }));
     await crier.publishMany(db.sql, events);
-    await eventually(async () => (await deliveryStates(db.sql, 'ordered-to-nats')).done === 60, 20_000, '60 deliveries done');
+    await eventually(async () => (await deliveryOutcomes(db.sql, 'ordered-to-nats', 60)).succeeded === 60, 20_000, '60 deliveries done');
     assert.ok(failedOnce.size >= 10, `failures were injected (${failedOnce.size})`);
     // Confirms of different keys are awaited together; never two of one key.
     assert.ok(maxInFlight > 1 && maxInFlight <= 4, `publishes in flight at once: ${maxInFlight} (expected 2..4 for 4 keys)`);

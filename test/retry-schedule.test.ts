@@ -4,8 +4,8 @@
 // same now() crier.fail counted from), so the figures are exact whatever the machine's load.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createCrier, CrierError, RetryLater, type Duration } from '../src/index.ts';
-import { drain } from '../src/testing.ts';
+import { CrierError, RetryLater, type Duration } from '../src/index.ts';
+import { createCrier, drain } from './support/history.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();

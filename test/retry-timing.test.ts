@@ -6,7 +6,7 @@
 // slow machine.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createCrier } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { Protocol } from '../src/worker/protocol.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
 

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import postgres from 'postgres';
-import { createCrier, migrate, type CrierEvent } from '../src/index.ts';
+import { migrate, type CrierEvent } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
@@ -46,7 +47,9 @@ before(async () => {
   for (const kind of kinds) {
     await db.sql.unsafe(`CREATE ROLE "${login(kind)}" LOGIN PASSWORD '${password}' IN ROLE "${prefix}_${kind}"`);
   }
-  await db.sql`INSERT INTO crier.subscriptions (name, topics) VALUES ('mine', '{order.#}'), ('theirs', '{order.#}')`;
+  // History 'full' whatever the run's default (npm test -- --history): the roles' tests read and
+  // prune the done rows a worker leaves (a 'failures' worker deleting its rows has its own test).
+  await db.sql`INSERT INTO crier.subscriptions (name, topics, history) VALUES ('mine', '{order.#}', 'full'), ('theirs', '{order.#}', 'full')`;
   await db.sql.unsafe(`INSERT INTO crier.subscription_grants (role, subscription) VALUES ('${prefix}_worker', 'mine')`);
 });
 

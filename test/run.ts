@@ -2,17 +2,26 @@
 // server DATABASE_URL names, else on the local one (127.0.0.1:5432), else, where no server answers
 // (a fresh machine with only Node), on one embedded Postgres started for the whole run and stopped
 // at the end, as the demo does. Each test file still creates and drops its own database on it.
+// `npm test -- --history failures [files]` runs every subscription that chooses no history with
+// history 'failures' (test/support/history.ts; issue 19: the suite passes with both choices).
 import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { run } from 'node:test';
 import { spec, tap } from 'node:test/reporters';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../examples/support/embedded-postgres.ts';
 import { serverUrl } from './support/database.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const args = process.argv.slice(2);
+const { values, positionals: args } = parseArgs({ options: { history: { type: 'string', default: 'full' } }, allowPositionals: true });
+if (values.history !== 'full' && values.history !== 'failures') {
+  process.stderr.write(`--history takes full or failures, not ${values.history}\n`);
+  process.exit(2);
+}
+process.env.CRIER_TEST_HISTORY = values.history; // the test files (child processes) inherit it
+process.stderr.write(`# subscriptions that choose no history: history ${values.history}\n`);
 const files = args.length > 0
   ? args.map((file) => resolve(file))
   : readdirSync(here).filter((name) => name.endsWith('.test.ts')).sort().map((name) => join(here, name));

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { check, handledTable } from '../faults/checker.ts';
 import { forgetPrunedHandlings, pruneLikeAnOperator } from '../faults/retention.ts';
-import { createCrier } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { Protocol } from '../src/worker/protocol.ts';
 import { declareSubscriptions } from '../src/subscriptions.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import postgres from 'postgres';
-import { createCrier, type Worker } from '../src/index.ts';
+import { type Worker } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { toLogger } from '../src/logger.ts';
 import { ReplaceableClient } from '../src/worker/client.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';

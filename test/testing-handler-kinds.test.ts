@@ -3,8 +3,8 @@
 // events and dedup record commit with the ack, or roll back together when the handler throws.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createCrier, subscription } from '../src/index.ts';
-import { drain, publishAndDrain } from '../src/testing.ts';
+import { subscription } from '../src/index.ts';
+import { createCrier, drain, publishAndDrain } from './support/history.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();

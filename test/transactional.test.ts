@@ -6,9 +6,10 @@ import { after, before, describe, test } from 'node:test';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { integer, pgTable, text } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
-import { createCrier, CrierError, type SubscriptionDefinition } from '../src/index.ts';
+import { CrierError, type SubscriptionDefinition } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { drizzleTransaction } from '../src/integrations/drizzle.ts';
-import { createTestDatabase, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
+import { createTestDatabase, deliveryOutcomes, deliveryStates, eventually, type TestDatabase } from './support/database.ts';
 import { spawnTs, type Child } from './support/processes.ts';
 
 const crier = createCrier();
@@ -80,7 +81,7 @@ describe('transactional handlers', () => {
     }).start();
     try {
       const event = await crier.publish(db.sql, 'txd.order', {});
-      await eventually(async () => (await deliveryStates(db.sql, 'tx-drizzle')).done === 1, 10_000, 'done');
+      await eventually(async () => (await deliveryOutcomes(db.sql, 'tx-drizzle', 1)).succeeded === 1, 10_000, 'done');
       assert.deepEqual(await effectRows(event.id), [1]);
     } finally {
       await worker.stop();

@@ -1,7 +1,7 @@
 // Event uuids drawn by publishing are time-ordered (version 7); SQL producers keep the random default.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createCrier } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { uuidV7 } from '../src/uuid-v7.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 

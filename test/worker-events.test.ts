@@ -3,8 +3,9 @@
 // and never breaks the worker. Real Postgres, a real worker.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createCrier, CrierError, type AttemptEvent, type WorkerEvents } from '../src/index.ts';
-import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
+import { CrierError, type AttemptEvent, type WorkerEvents } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
+import { createTestDatabase, deliveryOutcomes, eventually, type TestDatabase } from './support/database.ts';
 
 const crier = createCrier();
 let db: TestDatabase;
@@ -98,7 +99,7 @@ test('a listener that throws (or rejects) is logged once and breaks nothing', as
   try {
     for (let i = 0; i < 3; i++) await crier.publish(db.sql, 'evt.x', { i });
     await eventually(() => handled === 3, 15_000, 'all three handled, the later listener included');
-    await eventually(async () => (await db.sql`SELECT count(*)::int AS n FROM crier.deliveries WHERE subscription = 'ev-throwing' AND state = 'done'`)[0]!.n === 3, 10_000, 'acked');
+    await eventually(async () => (await deliveryOutcomes(db.sql, 'ev-throwing', 3)).succeeded === 3, 10_000, 'acked');
     await eventually(() => errors.length === 2, 5000, 'both listener failures logged');
     assert.equal(errors.filter((m) => m.includes('(plain listener bug)')).length, 1, `once per listener: ${errors.join('\n')}`);
     assert.equal(errors.filter((m) => m.includes('rejected listener bug')).length, 1);

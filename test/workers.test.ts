@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
 import { after, before, test } from 'node:test';
-import { createCrier } from '../src/index.ts';
+import { createCrier } from './support/history.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
 import { runCli } from './support/cli.ts';
 import { handledTable, workerProcesses } from './support/processes.ts';

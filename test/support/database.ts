@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { migrate } from '../../src/migrate.ts';
+import { testHistory } from './history.ts';
 
 export const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -32,6 +33,7 @@ export async function createTestDatabase(label: string, options: { migrate?: boo
   const url = databaseUrl(name);
   if (options.migrate ?? true) await migrate({ connection: url });
   const sql = postgres(url, { max: 5, onnotice: () => {} });
+  if ((options.migrate ?? true) && testHistory !== 'full') await setDefaultHistory(sql);
   return {
     name,
     url,
@@ -46,6 +48,17 @@ export async function createTestDatabase(label: string, options: { migrate?: boo
       }
     },
   };
+}
+
+/**
+ * Under `npm test -- --history failures` (support/history.ts): a subscription created in this
+ * database without a history (SQL insert, crier.create_subscription, the CLI, the admin API) gets
+ * the run's. Only this test database's column default changes; the schema and its migrations do not.
+ * A schema other than crier (a tenant's) is set by the test that migrates it.
+ */
+export async function setDefaultHistory(sql: postgres.Sql, schema = 'crier'): Promise<void> {
+  if (testHistory === 'full') return;
+  await sql.unsafe(`ALTER TABLE "${schema}".subscriptions ALTER COLUMN history SET DEFAULT '${testHistory}'`);
 }
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
@@ -72,4 +85,19 @@ export async function deliveryStates(sql: postgres.Sql, subscription?: string) {
     WHERE ${subscription === undefined ? sql`true` : sql`subscription = ${subscription}`}
     GROUP BY state`;
   return Object.fromEntries(rows.map((r) => [r.state, r.n])) as Record<string, number>;
+}
+
+/**
+ * deliveryStates of a subscription that `routed` events were fanned out to, the same under either
+ * history choice: done rows are not listed, `succeeded` counts them and, only for a subscription
+ * on history 'failures' (support/history.ts), the deliveries gone (routed minus the rows left: a
+ * first-attempt success leaves no row). Gone rows prove nothing by themselves: tests check them
+ * against the handlers' own records.
+ */
+export async function deliveryOutcomes(sql: postgres.Sql, subscription: string, routed: number) {
+  const { done = 0, ...others } = await deliveryStates(sql, subscription);
+  const [stored] = await sql<{ history: string }[]>`SELECT history FROM crier.subscriptions WHERE name = ${subscription}`;
+  const rows = Object.values(others).reduce((sum, n) => sum + n, done);
+  const gone = stored?.history === 'failures' ? routed - rows : 0;
+  return { ...others, succeeded: done + gone } as Record<string, number> & { succeeded: number };
 }
