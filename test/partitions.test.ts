@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import postgres from 'postgres';
-import { createAdmin, createCrier, migrate, UnrecoverableError, type CrierEvent } from '../src/index.ts';
+import { createAdmin, migrate, UnrecoverableError, type CrierEvent } from '../src/index.ts';
 import { migrationsFolder, sqlFiles, sqlFolder } from '../src/migrate.ts';
 import { applyJournal, readJournal } from '../src/migration-journal.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/database.ts';
+import { createCrier } from './support/history.ts';
 
 const crier = createCrier();
 const databases: TestDatabase[] = [];
@@ -89,6 +90,7 @@ test("ranges are added ahead as the ids grow; prune drops whole partitions and w
         {
           name: 'p',
           topics: ['p.#'],
+          history: 'full', // about done rows and their partitions: the same under `npm test -- --history failures`
           maxAttempts: 1,
           handler: async (event: CrierEvent<{ n: number }>) => {
             handled.add(event.id);
