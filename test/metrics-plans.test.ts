@@ -28,6 +28,16 @@ after(async () => {
   await db.drop();
 });
 
+/** The partitions of a table that hold rows (the planner reads an empty one by a scan of nothing). */
+async function populatedPartitions(table: 'deliveries' | 'events'): Promise<string[]> {
+  const rows = await db.sql.unsafe(
+    `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = 'crier.${table}'::regclass AND c.relpages > 0`,
+  );
+  assert.ok(rows.length > 0, `rows in crier.${table}`);
+  return rows.map((r) => r.relname as string);
+}
+
 async function plan(query: string): Promise<string> {
   const rows = await db.sql.unsafe(`EXPLAIN ${query}`);
   return rows.map((r) => r['QUERY PLAN'] as string).join('\n');
@@ -35,7 +45,7 @@ async function plan(query: string): Promise<string> {
 
 test('crier.subscription_gauges reads the partial indexes, not the history', async () => {
   const text = await plan('SELECT * FROM crier.subscription_gauges');
-  assert.doesNotMatch(text, /Seq Scan on deliveries(_p\d+)? /, text);
+  for (const name of await populatedPartitions('deliveries')) assert.doesNotMatch(text, new RegExp(`Seq Scan on ${name} `), text);
   for (const index of ['pending_idx', 'lease_idx', 'dead_idx']) assert.match(text, new RegExp(`deliveries_p\\d+_${index}`), text);
   const [a] = await db.sql`SELECT backlog, running, stuck, dead FROM crier.subscription_gauges WHERE subscription = 'a'`;
   const [b] = await db.sql`SELECT
@@ -49,5 +59,5 @@ test('a published window reads the BRIN index of crier.events', async () => {
   const text = await plan(`SELECT topic, count(*) FROM crier.published_events
     WHERE published_at >= now() - interval '1 minute' AND published_at < now() - interval '10 seconds' GROUP BY topic`);
   assert.match(text, /Bitmap Index Scan on events_p\d+_created_at_brin/, text);
-  assert.doesNotMatch(text, /Seq Scan on events(_p\d+)? /, text);
+  for (const name of await populatedPartitions('events')) assert.doesNotMatch(text, new RegExp(`Seq Scan on ${name} `), text);
 });
