@@ -179,6 +179,11 @@ test('operator: pauses, requeues, prunes; cannot publish or grant', async () => 
   await refused(sql`SELECT * FROM crier.publish_idempotent('[{"topic": "order.x", "payload": {}}]')`, 'publish through the definer function');
   await refused(sql`INSERT INTO crier.subscription_grants (role, subscription) VALUES (current_user::text::regrole, 'theirs')`, 'grant');
   await refused(sql`SELECT crier.create_roles('x')`, 'create roles');
+  // Partitions: the operator retires them and sizes them, but runs no DDL of its choosing.
+  await refused(sql`SELECT crier.add_partition('crier.events', 'x', 'FOR VALUES FROM (0) TO (1)')`, 'add a partition of its choosing');
+  await assert.rejects(sql`SELECT * FROM crier.prune_partitions('subscriptions', now())`, /CRIER_INVALID_OPTION: prune_partitions takes 'deliveries' or 'events'/);
+  const [partitions] = await sql`SELECT dropped FROM crier.prune_partitions('deliveries', now() - interval '1 day', p_dry_run => true)`;
+  assert.equal(partitions!.dropped, 0);
 });
 
 test('worker: cannot mark, read or check another subscription\'s processed events', async () => {

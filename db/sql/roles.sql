@@ -71,8 +71,10 @@ DECLARE
     'topic_pattern_regex', 'topic_matches', 'mark_processed', 'is_processed', 'lock_ordered_keys',
     'claim_or_idle', 'limit_bytes', 'topic_pattern_head', 'topic_pattern_heads', 'register_worker', 'worker_stopped',
     'worker_poll', 'claim_many', 'extend_partitions'];
+  -- add_partition runs DDL as the owner on the table it is given: only extend_partitions (which
+  -- any role may trigger) calls it.
   v_admin_functions text[] := ARRAY['create_roles', 'grant_roles', 'drop_roles', 'role_prefixes',
-                                     'refresh_grants', 'column_list'];
+                                     'refresh_grants', 'column_list', 'add_partition'];
   -- Runs as its owner and inserts events: an operator, who may not publish, does not get it.
   v_publishing_functions text[] := ARRAY['publish_idempotent'];
   -- A row belongs to the worker when one of its roles was granted the row's subscription.
