@@ -2127,7 +2127,6 @@ CREATE FUNCTION crier.set_rows_per_partition(p_rows bigint) RETURNS integer
     AS $$
 DECLARE
   v_parent regclass;
-  v_next bigint;
   v_part record;
 BEGIN
   IF p_rows IS NULL OR p_rows < 1000 THEN
@@ -2135,14 +2134,18 @@ BEGIN
       USING ERRCODE = '22023';
   END IF;
   UPDATE crier.partitioning SET rows_per_partition = p_rows;
-  FOREACH v_parent IN ARRAY ARRAY['crier.events'::regclass, 'crier.deliveries'::regclass] LOOP
-    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_parent);
-    v_next := crier.next_id(v_parent);
-    FOR v_part IN SELECT p.* FROM crier.partitions(v_parent) p WHERE p.lower >= v_next LOOP
-      EXECUTE format('DROP TABLE %s', v_part.partition);
+  BEGIN
+    LOCK TABLE crier.deliveries, crier.events IN ACCESS EXCLUSIVE MODE;
+    FOREACH v_parent IN ARRAY ARRAY['crier.events'::regclass, 'crier.deliveries'::regclass] LOOP
+      FOR v_part IN SELECT p.* FROM crier.partitions(v_parent) p WHERE p.lower >= crier.next_id(v_parent) LOOP
+        EXECUTE format('DROP TABLE %s', v_part.partition);
+      END LOOP;
     END LOOP;
-  END LOOP;
-  RETURN crier.extend_partitions();
+    RETURN crier.extend_partitions();
+  EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+    RAISE NOTICE 'rows per partition set to %; the ranges already made ahead keep their size (the tables are busy: %)', p_rows, SQLERRM;
+    RETURN 0;
+  END;
 END $$;
 
 --

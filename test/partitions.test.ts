@@ -71,6 +71,22 @@ test('a fresh schema: both tables partitioned by id, with a default partition an
   ]);
 
   await assert.rejects(db.sql`SELECT crier.set_rows_per_partition(999)`, /CRIER_INVALID_OPTION: rows per partition must be at least 1000, got 999/);
+  // While a transaction reads the log, the setting is kept and the ranges ahead stay (after 5 s).
+  const notices: string[] = [];
+  const busy = postgres(db.url, { max: 2, onnotice: (n) => notices.push(String(n.message)) });
+  try {
+    await busy.begin(async (tx) => {
+      await tx`SELECT count(*) FROM crier.events`;
+      const [row] = await busy`SELECT crier.set_rows_per_partition(2000) AS n`;
+      assert.equal(Number(row!.n), 0);
+    });
+  } finally {
+    await busy.end();
+  }
+  assert.match(notices.join('\n'), /rows per partition set to 2000; the ranges already made ahead keep their size \(the tables are busy/);
+  assert.deepEqual((await ranges(db, 'events')).map((r) => [r.lower, r.upper]), [[1, 1_000_001]]);
+  assert.equal(Number((await db.sql`SELECT rows_per_partition AS n FROM crier.partitioning`)[0]!.n), 2000);
+
   assert.equal(Number((await db.sql`SELECT crier.set_rows_per_partition(1000) AS n`)[0]!.n), 2, 'the empty ranges ahead are made again');
   assert.deepEqual((await ranges(db, 'events')).map((r) => [r.lower, r.upper]), [[1, 1001]]);
 });

@@ -98,14 +98,15 @@ EXCEPTION WHEN lock_not_available THEN
 END $$;
 
 -- Sets the ids per partition (crier.partitioning) for the partitions to come, and replaces the ones
--- already made ahead of the ids, still empty, with partitions of the new size. Their DROP locks the
--- tables for milliseconds (waiting at most 5 s for it). Returns the partitions added.
+-- already made ahead of the ids, still empty, with partitions of the new size; returns how many it
+-- added. The replacement locks both tables (deliveries first, as claims do) for milliseconds. Where
+-- the tables are busy (the lock not had within 5 s, or a deadlock with a claim or a publish), the
+-- setting is kept, the ranges ahead keep their size, and a notice says so.
 --   select crier.set_rows_per_partition(10000000);
 CREATE OR REPLACE FUNCTION crier.set_rows_per_partition(p_rows bigint) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s' AS $$
 DECLARE
   v_parent regclass;
-  v_next bigint;
   v_part record;
 BEGIN
   IF p_rows IS NULL OR p_rows < 1000 THEN
@@ -113,14 +114,18 @@ BEGIN
       USING ERRCODE = '22023';
   END IF;
   UPDATE crier.partitioning SET rows_per_partition = p_rows;
-  FOREACH v_parent IN ARRAY ARRAY['crier.events'::regclass, 'crier.deliveries'::regclass] LOOP
-    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_parent);
-    v_next := crier.next_id(v_parent);
-    FOR v_part IN SELECT p.* FROM crier.partitions(v_parent) p WHERE p.lower >= v_next LOOP
-      EXECUTE format('DROP TABLE %s', v_part.partition);
+  BEGIN
+    LOCK TABLE crier.deliveries, crier.events IN ACCESS EXCLUSIVE MODE;
+    FOREACH v_parent IN ARRAY ARRAY['crier.events'::regclass, 'crier.deliveries'::regclass] LOOP
+      FOR v_part IN SELECT p.* FROM crier.partitions(v_parent) p WHERE p.lower >= crier.next_id(v_parent) LOOP
+        EXECUTE format('DROP TABLE %s', v_part.partition);
+      END LOOP;
     END LOOP;
-  END LOOP;
-  RETURN crier.extend_partitions();
+    RETURN crier.extend_partitions();
+  EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+    RAISE NOTICE 'rows per partition set to %; the ranges already made ahead keep their size (the tables are busy: %)', p_rows, SQLERRM;
+    RETURN 0;
+  END;
 END $$;
 
 -- At the commit of a transaction that inserted the 1,000th id, the 2,000th, ...: one check in a
