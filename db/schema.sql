@@ -1502,6 +1502,7 @@ DECLARE
   v_part record;
   v_rows bigint;
   v_keep boolean;
+  v_changing text;
 BEGIN
   IF p_table IS NULL OR p_table NOT IN ('deliveries', 'events') OR p_before IS NULL THEN
     RAISE EXCEPTION 'CRIER_INVALID_OPTION: prune_partitions takes ''deliveries'' or ''events'' and a cutoff time, got %',
@@ -1511,8 +1512,18 @@ BEGIN
   v_next := crier.next_id(v_parent);
   dropped := 0;
   deleted := 0;
+  -- What can still change, through small indexes only: pending, waiting, running (leased) and kept
+  -- dead deliveries of a partition, or any delivery of an events partition's events.
+  v_changing := CASE p_table
+    WHEN 'deliveries' THEN 'SELECT EXISTS (SELECT FROM %1$s t WHERE t.state = ''pending'') OR EXISTS (SELECT FROM %1$s t WHERE t.state = ''waiting'')
+                            OR EXISTS (SELECT FROM %1$s t WHERE t.locked_until IS NOT NULL)
+                            OR EXISTS (SELECT FROM %1$s t WHERE t.state = ''dead'' AND NOT ($2 AND t.finished_at < $1))'
+    ELSE 'SELECT EXISTS (SELECT FROM crier.deliveries d WHERE d.event_id >= coalesce($3, d.event_id) AND d.event_id < $4)' END;
   FOR v_part IN SELECT p.* FROM crier.partitions(v_parent) p
                 WHERE p.upper <= v_next AND p.upper > coalesce(p_after, p.upper - 1) LOOP
+    -- First the index probes, so that a partition kept by a dead letter costs no scan at each prune.
+    EXECUTE format(v_changing, v_part.partition) INTO v_keep USING p_before, p_dead, v_part.lower, v_part.upper;
+    CONTINUE WHEN v_keep;
     IF p_table = 'deliveries' THEN
       EXECUTE format('SELECT count(*), coalesce(bool_or(NOT ((t.state = ''done'' OR ($2 AND t.state = ''dead'')) AND t.finished_at < $1)), false) FROM %s t',
                      v_part.partition) INTO v_rows, v_keep USING p_before, p_dead;
@@ -1522,30 +1533,24 @@ BEGIN
         INTO v_rows, v_keep USING p_before;
       EXIT WHEN v_keep; -- the later partitions hold later events
     END IF;
+    dropped := dropped + 1;
+    deleted := deleted + v_rows;
+    CONTINUE WHEN p_dry_run;
     BEGIN
-      IF NOT p_dry_run THEN
-        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_parent);
-      END IF;
-      IF p_table = 'deliveries' THEN
-        EXECUTE format('SELECT EXISTS (SELECT FROM %1$s t WHERE t.state = ''pending'') OR EXISTS (SELECT FROM %1$s t WHERE t.state = ''waiting'')
-                          OR EXISTS (SELECT FROM %1$s t WHERE t.locked_until IS NOT NULL)
-                          OR EXISTS (SELECT FROM %1$s t WHERE t.state = ''dead'' AND NOT ($2 AND t.finished_at < $1))', v_part.partition)
-          INTO v_keep USING p_before, p_dead;
+      EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_parent);
+      EXECUTE format(v_changing, v_part.partition) INTO v_keep USING p_before, p_dead, v_part.lower, v_part.upper;
+      IF v_keep THEN -- changed since the probes: left to the walk, and the lock freed with this call
+        dropped := dropped - 1;
+        deleted := deleted - v_rows;
       ELSE
-        SELECT EXISTS (SELECT FROM crier.deliveries d
-                       WHERE d.event_id >= coalesce(v_part.lower, d.event_id) AND d.event_id < v_part.upper)
-          INTO v_keep;
-      END IF;
-      CONTINUE WHEN v_keep;
-      dropped := dropped + 1;
-      deleted := deleted + v_rows;
-      IF NOT p_dry_run THEN
         EXECUTE format('DROP TABLE %s', v_part.partition);
-        last_id := v_part.upper;
-        RETURN NEXT;
-        RETURN;
       END IF;
+      last_id := v_part.upper;
+      RETURN NEXT;
+      RETURN;
     EXCEPTION WHEN lock_not_available THEN
+      dropped := dropped - 1;
+      deleted := deleted - v_rows;
       RAISE NOTICE 'crier.prune_partitions: % is in use (its lock waited 1 s): partition % is left to the batched prune',
         v_parent, v_part.partition;
     END;
